@@ -1,0 +1,48 @@
+# audiomatrix: `make setup && make matrix` runs the pipeline on the CI selection;
+# `make test` runs the fast tests; `make ci` is what .ci/run runs.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+MATRIX ?= matrix.yaml
+SELECT ?= ci
+# Use the machine's Python; never download one.
+export UV_PYTHON_DOWNLOADS := never
+# uv from PATH, else the one `make setup` installs with pip.
+UV := $(if $(shell command -v uv),uv,python3 -m uv)
+
+.PHONY: setup test test-lock lint ci matrix lock cells doctor bench clean
+
+setup: ## uv if missing, .venv, the project and its dev tools
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@test -x $(BIN)/python || $(UV) venv --quiet $(VENV)
+	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev]'
+
+test: ## the fast tests (seconds)
+	$(BIN)/pytest -q
+
+test-lock: ## the marked tests: real uv resolution against the package index
+	$(BIN)/pytest -q -m lock
+
+lint:
+	$(BIN)/ruff check src tests benchmarks noxfile.py
+	$(BIN)/ruff format --check src tests benchmarks noxfile.py
+
+ci: lint test test-lock ## everything CI checks
+
+matrix: ## the pipeline for a selection: make matrix SELECT='torch=2.9.1' MATRIX=matrix.yaml
+	$(BIN)/audiomatrix matrix --matrix $(MATRIX) $(foreach s,$(SELECT),--select '$(s)')
+
+lock:
+	$(BIN)/audiomatrix lock --matrix $(MATRIX) $(foreach s,$(SELECT),--select '$(s)')
+
+cells:
+	$(BIN)/audiomatrix cells --matrix $(MATRIX)
+
+doctor:
+	$(BIN)/audiomatrix doctor --matrix $(MATRIX)
+
+bench:
+	$(BIN)/python benchmarks/expand.py
+
+clean:
+	rm -rf $(VENV) .nox .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from audiomatrix.cli import app
+
+app(prog_name="audiomatrix")

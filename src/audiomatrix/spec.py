@@ -1,0 +1,719 @@
+"""matrix.yaml -> validated matrix -> expanded cells.
+
+The first stage of the pipeline. It reads only matrix.yaml and answers three questions
+without touching the network: which cells exist (GitHub Actions' include/exclude
+semantics), what each one means (the attributes of its axis values), and whether it can
+be built at all (the facts, each citing its source). Every mistake in the file comes back
+as one `matrix.yaml:LINE:COL: message` line, so the YAML loader keeps each node's position.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import itertools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+AXES: tuple[str, ...] = ("os", "python", "torch", "accelerator", "stack")
+"""The axes of a cell, in the order they appear in its id."""
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+"""Axis value names: lowercase so that ids are the same folder on case-insensitive disks,
+and only characters a Docker tag allows."""
+
+Name = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN)]
+PythonVersion = Annotated[str, StringConstraints(strict=True, pattern=r"^3\.\d+$")]
+TorchVersion = Annotated[str, StringConstraints(strict=True, pattern=r"^\d+\.\d+\.\d+$")]
+Family = Literal["linux", "macos", "windows"]
+
+
+class MatrixError(Exception):
+    """A mistake in matrix.yaml, with where it is."""
+
+    def __init__(self, file: str, line: int, col: int, message: str):
+        super().__init__(f"{file}:{line}:{col}: {message}")
+        self.file, self.line, self.col, self.message = file, line, col, message
+
+
+class SelectError(Exception):
+    """A --select term that names no axis or matches no cell."""
+
+
+# --------------------------------------------------------------------------- schema
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Fact(_Strict):
+    """A constraint on the other axes that a value needs, with why and where it is written."""
+
+    python: str | None = None
+    torch: str | None = None
+    os_family: list[Family] | None = None
+    accelerator: list[Name] | None = None
+    stack: list[Name] | None = None
+    reason: str
+    source: Annotated[str, StringConstraints(strict=True, pattern=r"^https://\S+$")]
+
+    @model_validator(mode="after")
+    def _constrains_something(self) -> Fact:
+        if all(
+            getattr(self, a) is None
+            for a in ("python", "torch", "os_family", "accelerator", "stack")
+        ):
+            raise ValueError(
+                "a fact needs at least one of python, torch, os_family, accelerator, stack"
+            )
+        return self
+
+
+class OsValue(_Strict):
+    """An operating system: Linux values run as images from `base`, the others natively."""
+
+    family: Family
+    platform: str = Field(description="uv's --python-platform target for locks")
+    runner: str = Field(description="CI runner label")
+    base: str | None = None
+    requires: list[Fact] = []
+
+    @property
+    def native(self) -> bool:
+        return self.family != "linux"
+
+    @model_validator(mode="after")
+    def _linux_has_base(self) -> OsValue:
+        if self.family == "linux" and not self.base:
+            raise ValueError("a linux os needs `base`, the image its cells build on")
+        if self.family != "linux" and self.base:
+            raise ValueError(f"a {self.family} os runs natively and takes no `base`")
+        return self
+
+
+class TorchValue(_Strict):
+    torchaudio: TorchVersion
+    torchcodec: str | None = None
+    requires: list[Fact] = []
+
+
+class AcceleratorValue(_Strict):
+    """A torch build: its wheel variant, its PyTorch index, the GPUs it must run on."""
+
+    device: Literal["cpu", "cuda", "mps"]
+    variant: Name
+    index: Annotated[str, StringConstraints(strict=True, pattern=r"^https://\S+$")]
+    gpu_arch: list[Annotated[str, StringConstraints(strict=True, pattern=r"^sm_\d+$")]] = []
+    pypi: dict[Family, str] = Field(
+        default={}, description="torch versions for which the default index serves this build"
+    )
+    requires: list[Fact] = []
+
+
+class StackValue(_Strict):
+    """The audio stack on top of torch: the TTS and Demucs packages and the I/O backends."""
+
+    packages: list[str]
+    torchcodec: bool
+    ffmpeg: bool
+    requires: list[Fact] = []
+
+
+Scalar = str | int | float | bool
+
+
+class Product(_Strict):
+    """The `matrix:` block: axes to multiply, then exclude and include as in GitHub Actions."""
+
+    os: list[Name] | None = None
+    python: list[PythonVersion] | None = None
+    torch: list[TorchVersion] | None = None
+    accelerator: list[Name] | None = None
+    stack: list[Name] | None = None
+    exclude: list[dict[str, Scalar]] = []
+    include: list[dict[str, Scalar]] = []
+
+
+class MatrixFile(_Strict):
+    version: Literal[1]
+    exclude_newer: date | None = None
+    smoke_requirements: list[str]
+    os: dict[Name, OsValue]
+    python: list[PythonVersion]
+    torch: dict[TorchVersion, TorchValue]
+    accelerator: dict[Name, AcceleratorValue]
+    stack: dict[Name, StackValue]
+    matrix: Product
+    selections: dict[Name, list[str]] = {}
+
+
+# --------------------------------------------------------------------------- expansion
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One expanded combination and where it came from (None: the product; i: include[i])."""
+
+    values: dict[str, Any]
+    include: int | None = None
+
+
+def _matches(values: Mapping[str, Any], pattern: Mapping[str, Any]) -> bool:
+    return all(k in values and values[k] == v for k, v in pattern.items())
+
+
+def expand(
+    axes: Mapping[str, Sequence[Any]],
+    include: Sequence[Mapping[str, Any]] = (),
+    exclude: Sequence[Mapping[str, Any]] = (),
+) -> list[Combination]:
+    """GitHub Actions' matrix expansion, exactly.
+
+    The product of the axes (first axis slowest); then every exclude removes the
+    combinations it partially matches; then each include extends every original
+    combination whose original values it does not contradict (overwriting only values
+    earlier includes added) and, when it extends none, becomes a combination of its own.
+    """
+    originals = set(axes)
+    product = [dict(zip(axes, vals, strict=True)) for vals in itertools.product(*axes.values())]
+    kept = [c for c in product if axes and not any(_matches(c, e) for e in exclude)]
+    added: list[Combination] = []
+    for i, entry in enumerate(include):
+        matched = [c for c in kept if all(c[k] == v for k, v in entry.items() if k in originals)]
+        for combo in matched:
+            combo.update({k: v for k, v in entry.items() if k not in originals})
+        if not matched:
+            added.append(Combination(dict(entry), i))
+    return [Combination(c) for c in kept] + added
+
+
+# --------------------------------------------------------------------------- cells
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the matrix with the attributes of its values resolved."""
+
+    os: str
+    python: str
+    torch: str
+    accelerator: str
+    stack: str
+    os_value: OsValue = field(repr=False, compare=False)
+    torch_value: TorchValue = field(repr=False, compare=False)
+    accelerator_value: AcceleratorValue = field(repr=False, compare=False)
+    stack_value: StackValue = field(repr=False, compare=False)
+    unbuildable: str | None = None
+
+    @property
+    def id(self) -> str:
+        return cell_id(self.os, self.python, self.torch, self.accelerator, self.stack)
+
+    @property
+    def buildable(self) -> bool:
+        return self.unbuildable is None
+
+    @property
+    def torchcodec(self) -> str | None:
+        """The TorchCodec this cell installs: the stack wants it and the torch pairs one."""
+        return self.torch_value.torchcodec if self.stack_value.torchcodec else None
+
+    def axis(self, name: str) -> str:
+        return str(getattr(self, name))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved cell as data: what `cells --json` prints and cell.json records."""
+        return {
+            "id": self.id,
+            **{axis: self.axis(axis) for axis in AXES},
+            "family": self.os_value.family,
+            "platform": self.os_value.platform,
+            "base": self.os_value.base,
+            "runner": self.os_value.runner,
+            "torchaudio": self.torch_value.torchaudio,
+            "torchcodec": self.torchcodec,
+            "ffmpeg": self.stack_value.ffmpeg and not self.os_value.native,
+            "device": self.accelerator_value.device,
+            "variant": self.accelerator_value.variant,
+            "gpu_arch": list(self.accelerator_value.gpu_arch),
+            "packages": list(self.stack_value.packages),
+            "buildable": self.buildable,
+            "reason": self.unbuildable,
+        }
+
+
+def cell_id(os: str, python: str, torch: str, accelerator: str, stack: str) -> str:
+    """`bookworm-py3.11-torch2.9.1-cu128-maintained`: readable, a valid folder and Docker tag."""
+    return f"{os}-py{python}-torch{torch}-{accelerator}-{stack}"
+
+
+def _fact_violation(fact: Fact, cell: Mapping[str, str], family: str) -> str | None:
+    """The first constraint of `fact` the cell breaks, as `axis needs constraint`."""
+    for axis in ("python", "torch"):
+        spec = getattr(fact, axis)
+        if spec is not None and Version(cell[axis]) not in SpecifierSet(spec):
+            return f"{axis} {spec}"
+    if fact.os_family is not None and family not in fact.os_family:
+        return f"os family {' or '.join(fact.os_family)}"
+    for axis in ("accelerator", "stack"):
+        names = getattr(fact, axis)
+        if names is not None and cell[axis] not in names:
+            return f"{axis} {' or '.join(names)}"
+    return None
+
+
+def unbuildable_reason(
+    values: Mapping[str, str],
+    os_value: OsValue,
+    torch_value: TorchValue,
+    accelerator_value: AcceleratorValue,
+    stack_value: StackValue,
+) -> str | None:
+    """Why no such build exists, from the first fact a value needs and the cell breaks."""
+    owners = (
+        (f"os {values['os']}", os_value),
+        (f"torch {values['torch']}", torch_value),
+        (f"accelerator {values['accelerator']}", accelerator_value),
+        (f"stack {values['stack']}", stack_value),
+    )
+    for owner, value in owners:
+        for fact in value.requires:
+            broken = _fact_violation(fact, values, os_value.family)
+            if broken:
+                return f"{owner} needs {broken}: {fact.reason} ({fact.source})"
+    return None
+
+
+# --------------------------------------------------------------------------- YAML with positions
+
+
+@dataclass
+class Positions:
+    """Where each key and value of the document starts (1-based line, column)."""
+
+    keys: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
+    values: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
+
+    def of(self, path: tuple[Any, ...], *, key: bool = False) -> tuple[int, int]:
+        """The position of `path`, or of its nearest ancestor that has one."""
+        table = (self.keys, self.values) if key else (self.values, self.keys)
+        for end in range(len(path), -1, -1):
+            for positions in table:
+                if path[:end] in positions:
+                    return positions[path[:end]]
+        return (1, 1)
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _construct(node: yaml.Node, path: tuple[Any, ...], pos: Positions, file: str) -> Any:
+    pos.values[path] = _mark(node)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise MatrixError(file, *_mark(key_node), "a key must be a plain value")
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise MatrixError(file, *_mark(key_node), "merge keys (<<) are not supported")
+            key = yaml.SafeLoader("").construct_object(key_node)
+            if key in out:
+                raise MatrixError(file, *_mark(key_node), f"duplicate key '{key}'")
+            pos.keys[(*path, key)] = _mark(key_node)
+            out[key] = _construct(value_node, (*path, key), pos, file)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, (*path, i), pos, file) for i, item in enumerate(node.value)]
+    return yaml.SafeLoader("").construct_object(node)
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> MatrixError:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = f"invalid YAML: {exc.problem}"
+    if "'\\t'" in str(exc.problem):
+        message += "; indent with spaces, YAML does not allow tabs"
+    elif "expected <block end>" in str(exc.problem):
+        message += "; check the indentation"
+    elif "mapping values are not allowed" in str(exc.problem):
+        message += "; check the indentation, or quote a value that contains ': '"
+    start = exc.context_mark
+    if exc.context and start and (start.line, start.column) != (line - 1, col - 1):
+        # Where the unclosed bracket or the mapping with the bad indentation begins.
+        message += f" ({exc.context} started at line {start.line + 1}, column {start.column + 1})"
+    return MatrixError(file, line, col, message)
+
+
+def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
+    """Parse YAML into plain data plus the position of every node."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is None:
+            raise MatrixError(file, 1, 1, "the file is empty")
+        pos = Positions()
+        return _construct(root, (), pos, file), pos
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(exc, file) from None
+    except yaml.reader.ReaderError as exc:  # a control character: no mark, an offset
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - text.rfind("\n", 0, exc.position)
+        message = f"invalid YAML: unacceptable character #x{exc.character:04x}: {exc.reason}"
+        raise MatrixError(file, line, col, message) from None
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _fields_at(model: Any, loc: Sequence[Any]) -> list[str]:
+    """The keys the schema allows at `loc`, for a did-you-mean on an unknown key."""
+    annotation = model
+    for part in loc:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = annotation.model_fields[part].annotation
+            continue
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        origin = get_origin(annotation)
+        if origin in (list, dict):
+            annotation = args[-1]
+        elif args:  # Optional[X] / X | None
+            annotation = args[0]
+            args2 = get_args(annotation)
+            annotation = args2[-1] if get_origin(annotation) in (list, dict) else annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _type_hint(value: Any) -> str:
+    if isinstance(value, float):
+        return f"; write versions in quotes (YAML reads {value!r} as a number)"
+    return ""
+
+
+_PATTERNS = {
+    NAME_PATTERN: "a lowercase name (a-z, 0-9, '.', '_', '-')",
+    r"^3\.\d+$": "a Python version like '3.11'",
+    r"^\d+\.\d+\.\d+$": "a version like '2.9.1'",
+    r"^https://\S+$": "an https:// URL",
+    r"^sm_\d+$": "a GPU architecture like 'sm_120'",
+}
+
+
+def _describe(err: Any) -> str:
+    """pydantic's message in words a matrix author knows: no regex, no class names."""
+    if err["type"] == "string_pattern_mismatch" and err["ctx"]["pattern"] in _PATTERNS:
+        return f"input should be {_PATTERNS[err['ctx']['pattern']]}"
+    if err["type"] in ("model_type", "dict_type"):
+        return "input should be a mapping of keys"
+    return f"{err['msg'][0].lower()}{err['msg'][1:]}"
+
+
+def _pydantic_error(exc: ValidationError, pos: Positions, file: str) -> MatrixError:
+    errors = exc.errors(include_url=False)
+    # A misspelt key is also a missing one: report the unknown key, it has the did-you-mean.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(p for p in err["loc"] if p != "[key]")
+    kind = err["type"]
+    where = ".".join(str(p) for p in loc)
+    if kind == "extra_forbidden":
+        allowed = _fields_at(MatrixFile, loc[:-1])
+        msg = f"unknown key '{loc[-1]}'{_did_you_mean(loc[-1], allowed)}"
+        return MatrixError(file, *pos.of(loc, key=True), msg)
+    if kind == "missing":
+        return MatrixError(file, *pos.of(loc[:-1], key=True), f"missing key '{loc[-1]}'")
+    if err["loc"] and err["loc"][-1] == "[key]":
+        key = err["input"]  # pydantic's loc has the key as a string; YAML may have read a number
+        parent = ".".join(str(p) for p in loc[:-1])
+        return MatrixError(
+            file,
+            *pos.of((*loc[:-1], key), key=True),
+            f"{parent}: key {key!r} is not valid: {_describe(err)}{_type_hint(key)}",
+        )
+    if kind == "value_error":
+        return MatrixError(file, *pos.of(loc, key=True), f"{where}: {err['ctx']['error']}")
+    value = err.get("input")
+    msg = f"{where}: {_describe(err)}, got {value!r}{_type_hint(value)}"
+    return MatrixError(file, *pos.of(loc), msg)
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A validated matrix.yaml and its expanded cells."""
+
+    file: MatrixFile
+    cells: tuple[Cell, ...]
+    path: str
+
+    def select(self, terms: Sequence[str]) -> list[Cell]:
+        return select(self.cells, terms, self.file.selections)
+
+    @property
+    def exclude_newer(self) -> str | None:
+        """The resolution cut-off as RFC 3339, so that a relock picks the same versions."""
+        day = self.file.exclude_newer
+        return None if day is None else f"{day.isoformat()}T00:00:00Z"
+
+
+class _Checker:
+    """The semantic checks pydantic cannot express, each failing at a position."""
+
+    def __init__(self, doc: MatrixFile, pos: Positions, file: str):
+        self.doc, self.pos, self.file = doc, pos, file
+        self.defined: dict[str, Sequence[str]] = {
+            "os": list(doc.os),
+            "python": doc.python,
+            "torch": list(doc.torch),
+            "accelerator": list(doc.accelerator),
+            "stack": list(doc.stack),
+        }
+
+    def fail(self, path: tuple[Any, ...], message: str, *, key: bool = False) -> MatrixError:
+        return MatrixError(self.file, *self.pos.of(path, key=key), message)
+
+    def run(self) -> None:
+        for axis, values in self.defined.items():
+            if not values:
+                raise self.fail((axis,), f"{axis} defines no values", key=True)
+        self._check_duplicates(("python",), self.doc.python)
+        self._check_pairs()
+        self._check_specifiers()
+        self._check_requirements()
+        product = self.doc.matrix
+        for axis in AXES:
+            values = getattr(product, axis)
+            if values is None:
+                continue
+            if not values:
+                raise self.fail(("matrix", axis), f"matrix.{axis} is empty", key=True)
+            self._check_duplicates(("matrix", axis), values)
+            for i, value in enumerate(values):
+                self._check_value(("matrix", axis, i), axis, value)
+        for block in ("exclude", "include"):
+            for i, entry in enumerate(getattr(product, block)):
+                if not entry:
+                    raise self.fail(("matrix", block, i), f"matrix.{block}[{i}] is empty")
+                for axis, value in entry.items():
+                    path = ("matrix", block, i, axis)
+                    if axis not in AXES:
+                        raise self.fail(
+                            path,
+                            f"unknown axis '{axis}' in {block}{_did_you_mean(axis, AXES)}",
+                            key=True,
+                        )
+                    self._check_value(path, axis, value)
+
+    def _check_duplicates(self, path: tuple[Any, ...], values: Sequence[str]) -> None:
+        seen: set[str] = set()
+        for i, value in enumerate(values):
+            if value in seen:
+                raise self.fail((*path, i), f"duplicate value '{value}' in {'.'.join(path)}")
+            seen.add(value)
+
+    def _check_value(self, path: tuple[Any, ...], axis: str, value: Any) -> None:
+        if not isinstance(value, str):
+            raise self.fail(
+                path, f"{axis} value must be a string, got {value!r}{_type_hint(value)}"
+            )
+        if value not in self.defined[axis]:
+            hint = _did_you_mean(value, self.defined[axis])
+            raise self.fail(path, f"unknown {axis} '{value}'{hint}")
+
+    def _check_pairs(self) -> None:
+        for version, value in self.doc.torch.items():
+            if Version(value.torchaudio).release[:2] != Version(version).release[:2]:
+                raise self.fail(
+                    ("torch", version, "torchaudio"),
+                    f"torchaudio {value.torchaudio} does not pair with torch {version}: "
+                    "a torchaudio release ships with the torch of the same major.minor",
+                )
+            if value.torchcodec is not None:
+                try:
+                    Version(value.torchcodec)
+                except InvalidVersion:
+                    raise self.fail(
+                        ("torch", version, "torchcodec"),
+                        f"torchcodec '{value.torchcodec}' is not a version",
+                    ) from None
+
+    def _facts(self) -> Iterable[tuple[tuple[Any, ...], Fact]]:
+        for axis in ("os", "torch", "accelerator", "stack"):
+            for name, value in getattr(self.doc, axis).items():
+                for i, fact in enumerate(value.requires):
+                    yield (axis, name, "requires", i), fact
+
+    def _check_specifiers(self) -> None:
+        specs = [
+            ((*path, axis), getattr(fact, axis))
+            for path, fact in self._facts()
+            for axis in ("python", "torch")
+        ]
+        specs += [
+            (("accelerator", name, "pypi", family), spec)
+            for name, value in self.doc.accelerator.items()
+            for family, spec in value.pypi.items()
+        ]
+        for path, spec in specs:
+            if spec is None:
+                continue
+            try:
+                SpecifierSet(spec)
+            except InvalidSpecifier:
+                raise self.fail(
+                    path, f"'{spec}' is not a version specifier (e.g. '>=2.7')"
+                ) from None
+        for path, fact in self._facts():
+            for axis in ("accelerator", "stack"):
+                for i, name in enumerate(getattr(fact, axis) or ()):
+                    self._check_value((*path, axis, i), axis, name)
+
+    def _check_requirements(self) -> None:
+        lists = [(("smoke_requirements",), self.doc.smoke_requirements)]
+        lists += [(("stack", n, "packages"), v.packages) for n, v in self.doc.stack.items()]
+        for path, requirements in lists:
+            for i, text in enumerate(requirements):
+                try:
+                    Requirement(text)
+                except InvalidRequirement as exc:
+                    reason = str(exc).splitlines()[0]  # one line; packaging adds a caret
+                    message = f"'{text}' is not a requirement: {reason}"
+                    raise self.fail((*path, i), message) from None
+
+    def cells(self) -> tuple[Cell, ...]:
+        product = self.doc.matrix
+        axes = {a: getattr(product, a) for a in AXES if getattr(product, a) is not None}
+        combos = expand(axes, product.include, product.exclude)
+        cells: dict[str, Cell] = {}
+        for combo in combos:
+            where = ("matrix",) if combo.include is None else ("matrix", "include", combo.include)
+            missing = [a for a in AXES if a not in combo.values]
+            if missing:
+                raise self.fail(
+                    where,
+                    f"a cell lacks {', '.join(missing)}: every cell needs {', '.join(AXES)}",
+                    key=combo.include is None,
+                )
+            values = {a: str(combo.values[a]) for a in AXES}
+            cell = self._cell(values)
+            if cell.id in cells:
+                raise self.fail(where, f"duplicate cell id '{cell.id}'")
+            cells[cell.id] = cell
+        if not cells:
+            raise self.fail(("matrix",), "the matrix expands to no cell", key=True)
+        return tuple(cells.values())
+
+    def _cell(self, values: Mapping[str, str]) -> Cell:
+        doc = self.doc
+        chosen = (
+            doc.os[values["os"]],
+            doc.torch[values["torch"]],
+            doc.accelerator[values["accelerator"]],
+            doc.stack[values["stack"]],
+        )
+        return Cell(
+            **values,
+            os_value=chosen[0],
+            torch_value=chosen[1],
+            accelerator_value=chosen[2],
+            stack_value=chosen[3],
+            unbuildable=unbuildable_reason(values, *chosen),
+        )
+
+    def check_selections(self, cells: Sequence[Cell]) -> None:
+        for name, terms in self.doc.selections.items():
+            for i, term in enumerate(terms):
+                try:
+                    select(cells, [term], {})
+                except SelectError as exc:
+                    message = f"selections.{name}: {str(exc).removeprefix('--select ')}"
+                    raise self.fail(("selections", name, i), message) from None
+
+
+def parse(text: str, file: str = "matrix.yaml") -> Matrix:
+    """Validate matrix.yaml's text and expand it; raise MatrixError at the first mistake."""
+    data, pos = load_yaml(text, file)
+    if not isinstance(data, dict):
+        raise MatrixError(file, 1, 1, "the top level must be a mapping of keys")
+    try:
+        doc = MatrixFile.model_validate(data)
+    except ValidationError as exc:
+        raise _pydantic_error(exc, pos, file) from None
+    checker = _Checker(doc, pos, file)
+    checker.run()
+    cells = checker.cells()
+    checker.check_selections(cells)
+    return Matrix(file=doc, cells=cells, path=file)
+
+
+def load(path: Path) -> Matrix:
+    """Read and parse a matrix file; a missing file is a MatrixError too."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MatrixError(str(path), 1, 1, f"cannot read: {exc.strerror}") from None
+    return parse(text, str(path))
+
+
+# --------------------------------------------------------------------------- selection
+
+_ID_GROUP = "id"
+
+
+def _term_matcher(term: str, selections: Mapping[str, Sequence[str]]) -> tuple[str, Any]:
+    """A term's group (an axis, or `id`) and a predicate over cells."""
+    if term in selections:
+        named = [_term_matcher(t, {}) for t in selections[term]]
+        return _ID_GROUP, lambda cell: _matches_all(cell, named)
+    if "=" in term:
+        axis, _, pattern = term.partition("=")
+        axis = axis.strip()
+        if axis not in AXES:
+            raise SelectError(
+                f"--select '{term}': unknown axis '{axis}'{_did_you_mean(axis, AXES)}"
+            )
+        return axis, lambda cell: fnmatch.fnmatchcase(cell.axis(axis), pattern.strip())
+    if not re.fullmatch(r"[A-Za-z0-9._*?\[\]!-]+", term):
+        raise SelectError(f"--select '{term}': not a cell id glob, an axis=value or a selection")
+    return _ID_GROUP, lambda cell: fnmatch.fnmatchcase(cell.id, term)
+
+
+def _matches_all(cell: Cell, matchers: Sequence[tuple[str, Any]]) -> bool:
+    groups: dict[str, list[Any]] = {}
+    for group, predicate in matchers:
+        groups.setdefault(group, []).append(predicate)
+    return all(any(p(cell) for p in predicates) for predicates in groups.values())
+
+
+def select(
+    cells: Sequence[Cell], terms: Sequence[str], selections: Mapping[str, Sequence[str]]
+) -> list[Cell]:
+    """Cells that every group of terms admits: terms on the same axis (or cell ids and named
+    selections) are alternatives, different axes must all hold. No term: every cell."""
+    matchers = [_term_matcher(t, selections) for t in terms]
+    for term, matcher in zip(terms, matchers, strict=True):
+        if not any(matcher[1](c) for c in cells):
+            raise SelectError(f"--select '{term}' matches no cell")
+    return [c for c in cells if _matches_all(c, matchers)]

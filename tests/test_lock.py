@@ -1,0 +1,170 @@
+"""The lock stage's pure parts and its incremental skip (no network, no uv run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from audiomatrix import lock
+from audiomatrix.files import sha256_file
+from audiomatrix.spec import load
+
+SMALL = Path(__file__).parent / "matrices" / "small.yaml"
+
+# uv 0.13.9's answers, captured from real runs (stderr, not a terminal).
+UV_NO_SOLUTION = """\
+error: No solution found when resolving dependencies
+  cause: Because there is no version of demucs==999 and you require demucs==999, \
+we can conclude that your requirements are unsatisfiable.
+"""
+UV_NO_INDEX = """\
+error: Request failed after 3 retries in 7.9s
+  cause: Failed to fetch: https://download.pytorch.org/whl/cu128/torch/
+  cause: error sending request for url (https://download.pytorch.org/whl/cu128/torch/)
+  cause: client error (Connect)
+  cause: dns error
+  cause: error resolving DNS
+  cause: failed to lookup address information: Name or service not known
+"""
+
+
+@pytest.fixture(scope="module")
+def small():
+    return load(SMALL)
+
+
+def _cell(matrix, cell_id):
+    (cell,) = matrix.select([cell_id])
+    return cell
+
+
+def test_requirements_pin_torch_and_its_pairs(small):
+    cell = _cell(small, "bookworm-py3.11-torch2.9.1-cu128-bare")
+    assert lock.requirements_for(cell, ["soundfile"]) == (
+        "torch==2.9.1",
+        "torchaudio==2.9.1",
+        "torchcodec==0.8.1",
+        "soundfile",
+    )
+    old = _cell(small, "bookworm-py3.11-torch2.5.1-cu124-bare")
+    assert "torchcodec" not in " ".join(lock.requirements_for(old, []))
+
+
+def test_default_index_only_where_it_serves_that_build(small):
+    assert lock.index_for(_cell(small, "bookworm-py3.11-torch2.5.1-cu124-bare")) is None
+    assert lock.index_for(_cell(small, "bookworm-py3.11-torch2.9.1-cu128-bare")) is None
+    # torch 2.5.1's default wheels are CUDA 12.4, so a cu128 build needs the PyTorch index.
+    assert (
+        lock.index_for(_cell(small, "bookworm-py3.11-torch2.5.1-cu128-bare"))
+        == "https://download.pytorch.org/whl/cu128"
+    )
+
+
+def test_uv_arguments_target_the_cell_not_this_machine(small):
+    plan = lock.plan_for(_cell(small, "bookworm-py3.11-torch2.5.1-cu128-bare"), small)
+    args = lock.uv_compile_args(plan, "out.txt")
+    assert args[:3] == ["pip", "compile", "requirements.in"]
+    for flag, value in [
+        ("--python-version", "3.11"),
+        ("--python-platform", "x86_64-manylinux_2_36"),
+        ("--exclude-newer", "2026-11-20T00:00:00Z"),
+        ("--extra-index-url", "https://download.pytorch.org/whl/cu128"),
+        ("--output-file", "out.txt"),
+    ]:
+        assert args[args.index(flag) + 1] == value
+    assert "--no-config" in args and "--generate-hashes" in args
+    assert "--emit-index-url" not in args
+
+
+def test_machine_index_settings_never_reach_uv():
+    env = {
+        "PATH": "/bin",
+        "SSL_CERT_FILE": "ca.pem",
+        "UV_INDEX_URL": "http://mirror.invalid/simple",
+        "UV_EXTRA_INDEX_URL": "x",
+        "UV_FIND_LINKS": "/wheels",
+        "PIP_INDEX_URL": "y",
+        "PIP_FIND_LINKS": "/wheels",
+        "UV_CACHE_DIR": "/cache",
+    }
+    assert lock.clean_environment(env) == {
+        "PATH": "/bin",
+        "SSL_CERT_FILE": "ca.pem",
+        "UV_CACHE_DIR": "/cache",
+    }
+
+
+def test_uv_failure_becomes_one_line():
+    line = lock.one_line(UV_NO_SOLUTION)
+    assert "\n" not in line
+    assert line == (
+        "Because there is no version of demucs==999 and you require demucs==999, "
+        "we can conclude that your requirements are unsatisfiable."
+    )
+    assert len(lock.one_line("x " * 1000, limit=50)) == 50
+    network = lock.one_line(UV_NO_INDEX)
+    assert network.startswith("Request failed after 3 retries in 7.9s Failed to fetch: https://")
+    assert network.endswith("failed to lookup address information: Name or service not known")
+
+
+def test_input_hash_changes_with_every_input(small):
+    cell = _cell(small, "bookworm-py3.11-torch2.9.1-cu128-bare")
+    plan = lock.plan_for(cell, small)
+    other_reqs = lock.LockPlan(cell, (*plan.requirements, "numpy"), plan.index, None)
+    other_date = lock.LockPlan(cell, plan.requirements, plan.index, "2020-01-01T00:00:00Z")
+    other_index = lock.LockPlan(cell, plan.requirements, "https://example.invalid", None)
+    hashes = {p.input_sha256 for p in (plan, other_reqs, other_date, other_index)}
+    assert len(hashes) == 4
+
+
+def _fake_lock(plan: lock.LockPlan, folder: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / lock.LOCK_FILE).write_text("soundfile==0.13.1 \\\n    --hash=sha256:00\n")
+    record = {
+        "status": "locked",
+        "input_sha256": plan.input_sha256,
+        "lock_sha256": sha256_file(folder / lock.LOCK_FILE),
+        "cell": plan.cell.to_dict(),
+    }
+    (folder / lock.CELL_FILE).write_text(json.dumps(record))
+
+
+def test_unchanged_cell_is_not_relocked(small, tmp_path):
+    plan = lock.plan_for(_cell(small, "bookworm-py3.11-torch2.9.1-cu128-bare"), small)
+    folder = tmp_path / plan.cell.id
+    _fake_lock(plan, folder)
+    # uv does not exist here: reaching it would be an error result, not `unchanged`.
+    result = lock.lock_cell(plan, folder, uv=str(tmp_path / "no-uv"))
+    assert result.status is lock.Status.UNCHANGED
+
+
+def test_edited_lock_or_changed_inputs_relock(small, tmp_path):
+    plan = lock.plan_for(_cell(small, "bookworm-py3.11-torch2.9.1-cu128-bare"), small)
+    folder = tmp_path / plan.cell.id
+    _fake_lock(plan, folder)
+    assert lock.is_current(plan, folder)
+    changed = lock.LockPlan(plan.cell, (*plan.requirements, "numpy"), None, None)
+    assert not lock.is_current(changed, folder)
+    (folder / lock.LOCK_FILE).write_text("soundfile==0.12.0\n")
+    assert not lock.is_current(plan, folder)
+
+
+def test_not_buildable_cell_writes_nothing(small, tmp_path):
+    cell = _cell(small, "bookworm-py3.11-torch2.9.1-cu124-bare")
+    result = lock.lock_cell(lock.plan_for(cell, small), tmp_path / cell.id, uv="unused")
+    assert result.status is lock.Status.NOT_BUILDABLE
+    assert "CUDA 12.4 builds end at torch 2.6" in result.detail
+    assert not (tmp_path / cell.id).exists()
+
+
+def test_unreachable_index_is_reported_and_recorded(small, tmp_path):
+    cell = _cell(small, "bookworm-py3.11-torch2.9.1-unreachable-bare")
+    folder = tmp_path / cell.id
+    result = lock.lock_cell(lock.plan_for(cell, small), folder, uv="unused")
+    assert result.status is lock.Status.INDEX_UNREACHABLE
+    assert result.detail.startswith("https://127.0.0.1:9/whl/cu999 does not answer")
+    record = json.loads((folder / lock.CELL_FILE).read_text())
+    assert record["status"] == "index unreachable" and record["lock"] is None
+    assert not (folder / lock.LOCK_FILE).exists()

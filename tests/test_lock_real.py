@@ -1,0 +1,77 @@
+"""Real uv resolution against the package index (marked `lock`; CI runs it)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from audiomatrix.cli import app
+
+pytestmark = pytest.mark.lock
+
+SMALL = Path(__file__).parent / "matrices" / "small.yaml"
+CELL = "bookworm-py3.11-torch2.9.1-cu128-bare"
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    shutil.copy(SMALL, tmp_path / "matrix.yaml")
+    return tmp_path
+
+
+def _lock(workdir: Path, *select: str):
+    args = ["lock", "--matrix", str(workdir / "matrix.yaml")]
+    for term in select:
+        args += ["--select", term]
+    return CliRunner().invoke(app, args)
+
+
+def test_real_lock_of_a_cell_is_pinned_hashed_and_portable(workdir, monkeypatch):
+    # This machine's own index settings must not reach the lock: point them at nothing.
+    monkeypatch.setenv("UV_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("UV_FIND_LINKS", str(workdir / "no-such-wheels"))
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    result = _lock(workdir, CELL)
+    assert result.exit_code == 0, result.output
+    folder = workdir / "environments" / CELL
+    text = (folder / "requirements.txt").read_text()
+    pins = dict(re.findall(r"^([a-z0-9._-]+)==(\S+) \\$", text, re.MULTILINE))
+    assert pins["torch"] == "2.9.1" and pins["torchaudio"] == "2.9.1"
+    assert pins["torchcodec"] == "0.8.1"
+    # torch 2.9.1 from the default index is the CUDA 12.8 build the cell asks for.
+    assert pins["nvidia-cuda-runtime-cu12"].startswith("12.8.")
+    assert text.count("--hash=sha256:") >= len(pins)
+    assert not re.search(r"https?://|file:|--index-url|--find-links|/tmp/|/root/", text)
+    record = json.loads((folder / "cell.json").read_text())
+    assert record["status"] == "locked"
+    assert record["cell"]["id"] == CELL and record["inputs"]["index"] is None
+
+    again = _lock(workdir, CELL)
+    assert again.exit_code == 0
+    assert "1 unchanged" in again.output
+    assert (folder / "requirements.txt").read_text() == text
+
+
+def test_bad_cells_do_not_stop_the_good_one(workdir):
+    result = _lock(
+        workdir,
+        "bookworm-py3.11-torch2.9.1-cu128-*",
+        "bookworm-py3.11-torch2.9.1-unreachable-bare",
+    )
+    assert result.exit_code == 0, result.output
+    envs = workdir / "environments"
+    impossible = json.loads(
+        (envs / "bookworm-py3.11-torch2.9.1-cu128-impossible/cell.json").read_text()
+    )
+    assert impossible["status"] == "unresolvable"
+    assert "soundfile==0.0.1" in impossible["reason"] and "\n" not in impossible["reason"]
+    unreachable = json.loads(
+        (envs / "bookworm-py3.11-torch2.9.1-unreachable-bare/cell.json").read_text()
+    )
+    assert unreachable["status"] == "index unreachable"
+    assert (envs / CELL / "requirements.txt").is_file()

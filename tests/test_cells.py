@@ -165,8 +165,8 @@ def test_python_312_with_legacy_stack_is_never_buildable(cells: dict[str, Cell])
 
 
 def test_torchcodec_when_stack_wants_it_and_torch_pairs_one(cells: dict[str, Cell]) -> None:
-    assert cells["bookworm-py3.11-torch2.9.1-cu128-maintained"].torchcodec == "0.8.1"
-    assert cells["bookworm-py3.11-torch2.9.1-cu128-maintained-noffmpeg"].torchcodec == "0.8.1"
+    assert cells["bookworm-py3.11-torch2.9.1-cu128-maintained"].torchcodec == "0.9.1"
+    assert cells["bookworm-py3.11-torch2.9.1-cu128-maintained-noffmpeg"].torchcodec == "0.9.1"
     assert cells["bookworm-py3.12-torch2.10.0-cu130-maintained"].torchcodec == "0.10.0"
 
 

@@ -19,6 +19,8 @@ from rich.table import Table
 
 from audiomatrix import doctor as doctor_stage
 from audiomatrix import lock as lock_stage
+from audiomatrix import smoke as smoke_stage
+from audiomatrix import tox as tox_stage
 from audiomatrix.spec import Cell, Matrix, MatrixError, SelectError, load
 
 app = typer.Typer(
@@ -165,6 +167,69 @@ def run_matrix(
     results = _run_lock(loaded, chosen)
     if any(r.failed for r in results):
         raise typer.Exit(1)
+
+
+def _status_line(result) -> str:
+    parts = []
+    for mode, checks in result.modes.items():
+        shown = [f"{c.check}={c.status}" + (f"[{c.signature}]" if c.signature else "") for c in checks]
+        parts.append(f"{mode}: {' '.join(shown)}")
+    return "; ".join(parts)
+
+
+@app.command()
+def smoke(
+    ctx: typer.Context,
+    cell_ids: Annotated[list[str] | None, typer.Argument(help="Cell ids (or use --select).")] = None,
+    matrix: MatrixOption = None,
+    select: SelectOption = None,
+    native: Annotated[
+        bool, typer.Option("--native", help="Run in a venv made from the lock, not an image.")
+    ] = False,
+    mode: Annotated[list[str] | None, typer.Option(help="raw and/or compat [default: both].")] = None,
+    check: Annotated[list[str] | None, typer.Option(help="Only these checks.")] = None,
+    python: Annotated[
+        str | None, typer.Option(help="Interpreter for native venvs [default: the cell's X.Y].")
+    ] = None,
+) -> None:
+    """Run the smoke suite for each cell and write results/<cell>/<run>.json."""
+    if not native:
+        raise _fail("smoke: only --native runs exist so far (images come with the image stage)")
+    loaded, chosen = _selected(ctx, matrix, [*(select or ()), *(cell_ids or ())])
+    root = Path(loaded.path).parent
+    failed = 0
+    for cell in chosen:
+        if not cell.buildable:
+            continue
+        try:
+            lock_record = smoke_stage.read_lock(_environments(loaded), cell.id)
+            with err.status(f"[bold]{cell.id}[/]: preparing the venv and running the suite"):
+                result = smoke_stage.smoke_native(
+                    lock_record,
+                    root / "tests" / "smoke",
+                    root / "results",
+                    root / ".cache" / "venvs",
+                    python=python,
+                    modes=mode or smoke_stage.MODES,
+                    checks=check or (),
+                    echo=lambda line, cid=cell.id: err.print(f"{cid}: {line}", markup=False),
+                )
+        except smoke_stage.SmokeError as exc:
+            failed += 1
+            err.print(str(exc), markup=False)
+            continue
+        out.print(f"[bold]{cell.id}[/] {_status_line(result)}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def tox(ctx: typer.Context, matrix: MatrixOption = None) -> None:
+    """Write tox.ini with one env per locked cell: `tox -e <cell>` runs the suite natively."""
+    loaded, _ = _selected(ctx, matrix, None)
+    root = Path(loaded.path).parent
+    path = tox_stage.write(root, _environments(loaded))
+    out.print(f"wrote {path}")
 
 
 @app.command()

@@ -1,0 +1,103 @@
+"""A tiny, randomly initialised HTDemucs, saved as a Demucs model package.
+
+The package is the dict that `demucs.states.serialize_model` builds (klass, args, kwargs, state,
+training_args), written by `demucs.states.save_with_checksum` (torch.save to a buffer, file name
+suffixed with the first 8 hex digits of its sha256), the way Demucs exports its released `.th`
+files. `serialize_model` itself is not called because it needs OmegaConf, which Demucs only
+installs with its training extra; its dict is reproduced field by field instead.
+
+The kwargs carry `segment` as a `fractions.Fraction`, as the released HTDemucs packages do, so the
+pickle references exactly the globals a real one does: `demucs.htdemucs.HTDemucs` and
+`fractions.Fraction`, besides torch's own tensor-rebuild globals.
+
+Imported inside the test bodies, never at collection time: importing it needs torch and demucs.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+SOURCES = ["drums", "bass", "other", "vocals"]
+SAMPLERATE = 44100
+AUDIO_CHANNELS = 2
+SEGMENT = Fraction(1, 1)  # seconds; the released htdemucs uses Fraction(39, 5)
+
+# Small enough to run a second of stereo in well under a second on 2 cores, deep enough that
+# both branches (spectrogram and waveform) and the cross transformer take part.
+TINY_KWARGS = dict(
+    sources=SOURCES,
+    audio_channels=AUDIO_CHANNELS,
+    samplerate=SAMPLERATE,
+    segment=SEGMENT,
+    channels=8,
+    depth=2,
+    nfft=512,
+    t_layers=1,
+    t_heads=2,
+    dconv_depth=1,
+    dconv_comp=4,
+)
+
+# The globals (module, name) that the package's pickle references, besides torch's own
+# (torch._utils._rebuild_tensor_v2 and the storage types), which weights_only always allows.
+PICKLE_GLOBALS = [("demucs.htdemucs", "HTDemucs"), ("fractions", "Fraction")]
+
+
+def build_model(seed: int = 0):
+    """A seeded, randomly initialised HTDemucs with TINY_KWARGS."""
+    import torch
+    from demucs.htdemucs import HTDemucs
+
+    torch.manual_seed(seed)
+    model = HTDemucs(**TINY_KWARGS)
+    model.eval()
+    return model
+
+
+def package(model) -> dict:
+    """What demucs.states.serialize_model(model, training_args, quantizer=None, half=True)
+    returns, with training_args already turned into plain containers (as it does)."""
+    from demucs.states import get_state
+
+    args, kwargs = model._init_args_kwargs  # recorded by demucs.states.capture_init
+    return {
+        "klass": model.__class__,
+        "args": args,
+        "kwargs": kwargs,
+        "state": get_state(model, None, half=True),
+        "training_args": {"model": "htdemucs", "seed": 0, "dset": {"sources": list(SOURCES)}},
+    }
+
+
+def save_package(model, directory: Path) -> Path:
+    """Write the model package into `directory` with demucs' save_with_checksum; its path."""
+    from demucs.states import save_with_checksum
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_with_checksum(package(model), directory / "tiny_htdemucs.th")
+    written = sorted(directory.glob("tiny_htdemucs-*.th"))
+    assert len(written) == 1, f"save_with_checksum wrote {written}"
+    return written[0]
+
+
+def pickle_globals(path: Path) -> list[tuple[str, str]]:
+    """The (module, name) globals the pickle inside a torch.save zip file references."""
+    import pickletools
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        name = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
+        data = archive.read(name)
+    found: list[tuple[str, str]] = []
+    strings: list[str] = []
+    for opcode, arg, _pos in pickletools.genops(data):
+        if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+            strings.append(arg)
+        elif opcode.name == "GLOBAL":
+            module, _, qualname = arg.partition(" ")
+            found.append((module, qualname))
+        elif opcode.name == "STACK_GLOBAL":
+            found.append((strings[-2], strings[-1]))
+    return sorted(set(found))

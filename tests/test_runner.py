@@ -1,0 +1,109 @@
+"""The smoke runner for real, on a small suite of its own: a pass, a skip, a failure, a
+corrupt write, a hang and a segfault, each in its own process; then the host's collection of
+what it wrote into a RunResult with signatures and kept logs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from audiomatrix import smoke
+
+SUITE = Path(__file__).parent / "smoke"
+
+CHECKS = '''
+import os, signal, time
+import pytest
+from smokelib import CorruptOutput, compat_enabled
+
+def test_fine():
+    assert 1 + 1 == 2
+
+def test_no_gpu():
+    pytest.skip("no GPU")
+
+def test_codec():
+    raise ImportError("TorchCodec is required for save_with_torchcodec. Please install torchcodec.")
+
+def test_write():
+    raise CorruptOutput("wav: samples differ by up to 0.5 (tolerance 3.05e-05)")
+
+@pytest.mark.timeout(3)
+def test_stuck():
+    time.sleep(600)
+
+def test_segfault():
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+def test_mode():
+    assert not compat_enabled()
+'''
+
+
+@pytest.fixture(scope="module")
+def runner_output(tmp_path_factory):
+    suite = tmp_path_factory.mktemp("suite")
+    for name in ("run.py", "conftest.py", "smokelib.py"):
+        shutil.copy(SUITE / name, suite / name)
+    # conftest enables audiomatrix.compat in the compat run, which needs torch: use raw here.
+    (suite / "test_cases.py").write_text(CHECKS)
+    out = tmp_path_factory.mktemp("out")
+    proc = subprocess.run(
+        [sys.executable, str(suite / "run.py"), "--out", str(out), "--mode", "raw", "--timeout", "30"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+def _by_check(out: Path) -> dict[str, dict]:
+    return {c["check"]: c for c in json.loads((out / "raw.json").read_text())["checks"]}
+
+
+def test_each_outcome_gets_its_status(runner_output) -> None:
+    checks = _by_check(runner_output)
+    assert {name: c["status"] for name, c in checks.items()} == {
+        "fine": "pass",
+        "no_gpu": "skip",
+        "codec": "fail",
+        "write": "corrupt",
+        "stuck": "hang",
+        "segfault": "crash",
+        "mode": "pass",
+    }
+    assert checks["no_gpu"]["first_error"] == "no GPU"
+    assert checks["codec"]["first_error"].startswith("ImportError: TorchCodec is required")
+    assert checks["write"]["first_error"].startswith("smokelib.CorruptOutput: wav: samples differ")
+    assert checks["segfault"]["first_error"] == "killed by signal 11 SIGSEGV"
+    assert checks["stuck"]["duration_s"] < 30
+
+
+def test_logs_and_environment_are_written(runner_output) -> None:
+    checks = _by_check(runner_output)
+    log = (runner_output / checks["segfault"]["log"]).read_text()
+    assert "Fatal Python error: Segmentation fault" in log
+    environment = json.loads((runner_output / "environment.json").read_text())
+    assert environment["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert environment["host"]["machine"]
+
+
+def test_collect_classifies_and_keeps_logs(runner_output, tmp_path) -> None:
+    cell = smoke.CellLock("cell-a", tmp_path, {"lock_sha256": "a" * 64, "cell": {}, "inputs": {}})
+    started = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    result = smoke.collect(cell, runner_output, tmp_path / "results", {"kind": "native"}, started)
+    raw = {c.check: c for c in result.modes["raw"]}
+    assert raw["codec"].signature == "torchcodec-missing"
+    assert raw["write"].signature == "unclassified"
+    assert raw["fine"].signature is None and raw["no_gpu"].signature is None
+    saved = tmp_path / "results" / "cell-a"
+    assert (saved / "20261125T120000Z.json").is_file()
+    assert "Segmentation fault" in (saved / raw["segfault"].log).read_text()
+    assert raw["segfault"].log == "logs/20261125T120000Z/raw/segfault.log"

@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # uv from PATH, else the one `make setup` installs with pip.
 UV := $(if $(shell command -v uv),uv,python3 -m uv)
 
-.PHONY: setup test test-lock lint ci matrix lock cells doctor bench clean
+.PHONY: setup test test-lock test-smoke lint ci matrix lock cells doctor bench clean
 
 setup: ## uv if missing, .venv, the project and its dev tools
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -23,11 +23,14 @@ test: ## the fast tests (seconds)
 test-lock: ## the marked tests: real uv resolution against the package index
 	$(BIN)/pytest -q -m lock
 
+test-smoke: ## the marked tests: the smoke suite natively in the CI cells (GB of wheels)
+	$(BIN)/pytest -q -m smoke
+
 lint:
 	$(BIN)/ruff check src tests benchmarks noxfile.py
 	$(BIN)/ruff format --check src tests benchmarks noxfile.py
 
-ci: lint test test-lock ## everything CI checks
+ci: lint test test-lock test-smoke ## everything CI checks
 
 matrix: ## the pipeline for a selection: make matrix SELECT='torch=2.9.1' MATRIX=matrix.yaml
 	$(BIN)/audiomatrix matrix --matrix $(MATRIX) $(foreach s,$(SELECT),--select '$(s)')
@@ -43,6 +46,7 @@ doctor:
 
 bench:
 	$(BIN)/python benchmarks/expand.py
+	$(BIN)/python benchmarks/smoke.py
 
 clean:
 	rm -rf $(VENV) .nox .pytest_cache .ruff_cache

@@ -36,6 +36,7 @@ XTTS_GLOBALS = (
     "TTS.config.shared_configs.BaseDatasetConfig",
 )
 DEMUCS_GLOBALS = (
+    "fractions.Fraction",  # HTDemucs packages store `segment` as a Fraction
     "demucs.htdemucs.HTDemucs",
     "demucs.hdemucs.HDemucs",
     "demucs.demucs.Demucs",
@@ -82,13 +83,15 @@ def _integer_dtype(path: str | Path) -> str:
 
 
 def _subtype(tensor: torch.Tensor, encoding: str | None, bits: int | None) -> str:
-    if encoding or bits:
-        default_encoding = "PCM_F" if tensor.is_floating_point() else "PCM_S"
-        key = (encoding or default_encoding, bits or (32 if tensor.is_floating_point() else 16))
-        if key not in _SUBTYPES:
-            raise ValueError(f"unsupported encoding/bits_per_sample for WAV: {key}")
-        return _SUBTYPES[key]
-    return _TENSOR_SUBTYPES.get(tensor.dtype, "FLOAT")
+    """The WAV subtype torchaudio.save would have written for these arguments."""
+    if not (encoding or bits):
+        return _TENSOR_SUBTYPES.get(tensor.dtype, "FLOAT")
+    if encoding is None:
+        encoding = "PCM_F" if tensor.is_floating_point() and bits in (32, 64) else "PCM_S"
+    key = (encoding, bits or (32 if encoding == "PCM_F" else 16))
+    if key not in _SUBTYPES:
+        raise ValueError(f"unsupported encoding/bits_per_sample for WAV: {key}")
+    return _SUBTYPES[key]
 
 
 def save(
@@ -105,15 +108,20 @@ def save(
     sf.write(str(path), frames_first.numpy(), sample_rate, subtype=subtype, format=format)
 
 
+# soundfile subtype -> torchaudio's (encoding, bits_per_sample)
+_ENCODINGS = {value: key for key, value in _SUBTYPES.items()}
+
+
 def info(path: str | Path, **_ignored: Any) -> AudioMetaData:
+    """torchaudio.info's contract (removed in torchaudio 2.9) through soundfile."""
     meta = sf.info(str(path))
-    bits = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32, "DOUBLE": 64, "PCM_U8": 8}
+    encoding, bits = _ENCODINGS.get(meta.subtype, (meta.subtype, 0))
     return AudioMetaData(
         sample_rate=meta.samplerate,
         num_frames=meta.frames,
         num_channels=meta.channels,
-        bits_per_sample=bits.get(meta.subtype, 0),
-        encoding=meta.subtype,
+        bits_per_sample=bits,
+        encoding=encoding,
     )
 
 
@@ -128,28 +136,53 @@ def torchcodec_problem() -> str | None:
     return None
 
 
-def torchaudio_needs_soundfile() -> bool:
-    """torchaudio 2.9+ does its I/O through TorchCodec only; older ones have backends."""
+def _major_minor(version: str) -> tuple[int, int]:
+    major, minor = (int(p) for p in version.split("+")[0].split(".")[:2])
+    return major, minor
+
+
+def _torch_version() -> tuple[int, int]:
+    return _major_minor(torch.__version__)
+
+
+def _torchaudio_version() -> tuple[int, int]:
     import torchaudio
 
-    major, minor = (int(p) for p in torchaudio.__version__.split(".")[:2])
-    return (major, minor) >= (2, 9) and torchcodec_problem() is not None
+    return _major_minor(torchaudio.__version__)
+
+
+def torchaudio_remedies() -> dict[str, Any]:
+    """Which torchaudio functions to route through soundfile here.
+
+    From 2.9, torchaudio does I/O only through TorchCodec: `save` casts int16 samples to
+    float without scaling (every sample clips) and ignores encoding/bits_per_sample, so it
+    is always replaced; `load` only when TorchCodec cannot load; `info` was removed.
+    """
+    import torchaudio
+
+    if _torchaudio_version() < (2, 9):
+        return {}
+    remedies: dict[str, Any] = {"save": save}
+    if torchcodec_problem() is not None:
+        remedies["load"] = load
+    if not hasattr(torchaudio, "info"):
+        remedies["info"] = info
+    return remedies
 
 
 @contextlib.contextmanager
 def soundfile_audio_io(*, force: bool = False) -> Iterator[bool]:
-    """Route torchaudio.load/save/info through soundfile inside the block, when torchaudio
-    cannot do it itself (or always with force=True); yields whether it patched."""
+    """Route torchaudio's audio I/O through soundfile inside the block where torchaudio
+    gets it wrong (or all of load/save/info with force=True); yields whether it patched."""
     import torchaudio
 
-    if not (force or torchaudio_needs_soundfile()):
-        yield False
-        return
+    remedies = {"load": load, "save": save, "info": info} if force else torchaudio_remedies()
     missing = object()
-    saved = {name: getattr(torchaudio, name, missing) for name in ("load", "save", "info")}
-    torchaudio.load, torchaudio.save, torchaudio.info = load, save, info
+    saved = {name: getattr(torchaudio, name, missing) for name in remedies}
+    for name, replacement in remedies.items():
+        setattr(torchaudio, name, replacement)
     try:
-        yield True
+        yield bool(remedies)
     finally:
         for name, original in saved.items():
             if original is missing:
@@ -158,13 +191,21 @@ def soundfile_audio_io(*, force: bool = False) -> Iterator[bool]:
                 setattr(torchaudio, name, original)
 
 
-def checkpoint_globals(names: tuple[str, ...] = XTTS_GLOBALS + DEMUCS_GLOBALS) -> list[type]:
+def _allowance(cls: type, dotted: str) -> Any:
+    """The class as torch's allow-list should name it: under the name the pickle uses, which
+    is the old module path when a library has moved the class (coqui-tts 0.28 did)."""
+    if f"{cls.__module__}.{cls.__qualname__}" == dotted or _torch_version() < (2, 6):
+        return cls
+    return (cls, dotted)
+
+
+def checkpoint_globals(names: Sequence[str] = XTTS_GLOBALS + DEMUCS_GLOBALS) -> list[Any]:
     """The named classes that are importable here (a stack without Demucs skips those)."""
     found = []
     for dotted in names:
         module, _, attr = dotted.rpartition(".")
         try:
-            found.append(getattr(importlib.import_module(module), attr))
+            found.append(_allowance(getattr(importlib.import_module(module), attr), dotted))
         except (ImportError, AttributeError):
             continue
     return found
@@ -204,8 +245,10 @@ class _AllowOnImport(importlib.abc.MetaPathFinder):
             self.wanted.setdefault(module, []).append(attr)
 
     def allow(self, module: Any) -> None:
-        attrs = self.wanted.get(module.__name__, [])
-        torch.serialization.add_safe_globals([getattr(module, a) for a in attrs if hasattr(module, a)])
+        attrs = [a for a in self.wanted.get(module.__name__, []) if hasattr(module, a)]
+        torch.serialization.add_safe_globals(
+            [_allowance(getattr(module, a), f"{module.__name__}.{a}") for a in attrs]
+        )
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
         if name not in self.wanted:

@@ -202,6 +202,17 @@ def compat_path() -> str:
     return str(Path(__file__).resolve().parent.parent)
 
 
+def suite_environment() -> dict[str, str]:
+    """The suite's environment: compat importable, every hub offline, no index settings."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))},
+        "PYTHONPATH": compat_path(),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "COQUI_TOS_AGREED": "1",
+    }
+
+
 def smoke_native(
     cell: CellLock,
     suite: Path,
@@ -215,13 +226,7 @@ def smoke_native(
 ) -> results.RunResult:
     """Run the suite in a venv made from the cell's lock and write its result."""
     interpreter = ensure_venv(cell, venvs / cell.cell, python)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))},
-        "PYTHONPATH": compat_path(),
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "COQUI_TOS_AGREED": "1",
-    }
+    env = suite_environment()
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix=f"smoke-{cell.cell}-") as tmp:
         out = Path(tmp)

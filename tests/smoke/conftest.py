@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from smokelib import CorruptOutput, compat_enabled  # noqa: E402
 
 _outcomes: list[dict] = []
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,11 +52,11 @@ def _outcome(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport
     elif report.failed:
         excinfo = call.excinfo
         corrupt = excinfo is not None and excinfo.errisinstance(CorruptOutput)
-        exconly = excinfo.exconly() if excinfo else str(report.longrepr)
+        exconly = _ANSI.sub("", excinfo.exconly() if excinfo else str(report.longrepr))
         record.update(
             status="corrupt" if corrupt else "fail",
             first_error=exconly.strip().splitlines()[0][:500],
-            error_text=str(report.longrepr)[-20000:],
+            error_text=_ANSI.sub("", str(report.longrepr))[-20000:],
         )
     return record
 

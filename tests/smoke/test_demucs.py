@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from smokelib import CorruptOutput, assert_same_samples, tone
 
 # save_audio's 16-bit writers scale by 32767 (demucs 4.1.0, truncating) or 32768 (torchaudio's
@@ -28,12 +27,11 @@ def _rescaled(wav: np.ndarray) -> np.ndarray:
 @pytest.mark.timeout(120)
 def test_demucs(tmp_path):
     import soundfile as sf
+    import tiny_demucs
     import torch
     from demucs.apply import apply_model
     from demucs.audio import save_audio
     from demucs.states import load_model
-
-    import tiny_demucs
 
     torch.manual_seed(0)
     path = tiny_demucs.save_package(tiny_demucs.build_model(), tmp_path / "models")
@@ -45,15 +43,16 @@ def test_demucs(tmp_path):
     wav = torch.from_numpy(tone(1.0, rate, channels=2))
     ref = wav.mean(0)
     wav = (wav - ref.mean()) / ref.std()
-    sources = apply_model(model, wav[None], device="cpu", shifts=1, split=True, overlap=0.25,
-                          progress=False)[0]
+    sources = apply_model(
+        model, wav[None], device="cpu", shifts=1, split=True, overlap=0.25, progress=False
+    )[0]
     sources = sources * ref.std() + ref.mean()
     expected_shape = (len(tiny_demucs.SOURCES), 2, wav.shape[-1])
     assert tuple(sources.shape) == expected_shape, f"apply_model gave {tuple(sources.shape)}"
     assert torch.isfinite(sources).all(), "apply_model gave non-finite samples"
     assert float(sources.abs().max()) > 1e-3, "apply_model gave (near) silence"
 
-    for name, source in zip(model.sources, sources):
+    for name, source in zip(model.sources, sources, strict=True):
         promised = _rescaled(source.numpy().astype(np.float64)).T  # [frames, channels]
         for label, kwargs, subtype, atol in (
             ("int16", {"bits_per_sample": 16}, "PCM_16", INT16_ATOL),

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from smokelib import CorruptOutput, tone
 
 RATE = 44100
@@ -38,8 +37,9 @@ def test_diffrhythm_write(tmp_path):
     from einops import rearrange
 
     frames = 11 * DOWNSAMPLING  # per batch item; 2 x 11 x 2048 samples is about 1 s in all
-    decoded = np.stack([0.8 * tone(frames / RATE, RATE, channels=2, freq=110.0 * (b + 1))
-                        for b in range(BATCH)])  # [b, d, n], peak below 1: normalising matters
+    decoded = np.stack(
+        [0.8 * tone(frames / RATE, RATE, channels=2, freq=110.0 * (b + 1)) for b in range(BATCH)]
+    )  # [b, d, n], peak below 1: normalising matters
     path = tmp_path / "output.wav"
 
     with torch.inference_mode():

@@ -1,0 +1,188 @@
+"""The image stage against a real Docker Engine: real builds, real containers, no mocks.
+
+Most tests use a small cell (soundfile, numpy, pytest, no torch) locked for real with uv, so
+they take seconds once the base image exists; one test builds a real torch cell.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from audiomatrix import image, lock, smoke
+from audiomatrix.files import sha256_file
+
+pytestmark = pytest.mark.image
+REPO = Path(__file__).resolve().parents[1]
+CI_CELL = "bookworm-py3.11-torch2.9.1-cu128-maintained"
+
+
+def _small_cell(root: Path, cell: str, python: str = "3.11") -> smoke.CellLock:
+    folder = root / cell
+    folder.mkdir(parents=True)
+    (folder / "requirements.in").write_text("soundfile\nnumpy\npytest\npytest-timeout\n")
+    subprocess.run(
+        [lock.uv_binary(), "pip", "compile", "requirements.in", "-o", "requirements.txt",
+         "--generate-hashes", "--no-config", "--quiet", "--python-version", python,
+         "--python-platform", "x86_64-manylinux_2_36"],
+        cwd=folder, check=True, env=lock.clean_environment(__import__("os").environ),
+    )  # fmt: skip
+    record = {
+        "schema": 1,
+        "status": "locked",
+        "lock": "requirements.txt",
+        "lock_sha256": sha256_file(folder / "requirements.txt"),
+        "inputs": {"index": None},
+        "cell": {"id": cell, "python": python, "platform": "x86_64-manylinux_2_36",
+                 "base": "debian:bookworm-slim", "ffmpeg": False, "device": "cpu"},
+    }  # fmt: skip
+    (folder / "cell.json").write_text(json.dumps(record))
+    return smoke.read_lock(root, cell)
+
+
+@pytest.fixture(scope="session")
+def engine() -> str:
+    return image.ensure_engine()
+
+
+@pytest.fixture(scope="session")
+def envs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("environments")
+
+
+@pytest.fixture(scope="session")
+def small(engine: str, envs: Path) -> tuple[smoke.CellLock, image.BuildResult]:
+    cell = _small_cell(envs, f"test-small-{uuid.uuid4().hex[:6]}")
+    return cell, image.build(cell, echo=lambda _: None)
+
+
+def test_builds_with_labels_and_a_non_root_user(small) -> None:
+    cell, built = small
+    assert built.status == "built", built.detail
+    attrs = image.client().images.get(built.tag).attrs
+    labels = attrs["Config"]["Labels"]
+    assert labels["org.audiomatrix.cell"] == cell.cell
+    assert labels["org.audiomatrix.lock-sha256"] == cell.lock_sha256
+    assert labels["org.opencontainers.image.created"]
+    assert "org.opencontainers.image.revision" in labels
+    assert attrs["Config"]["User"] not in ("", "root", "0", "0:0")
+
+
+def test_content_tag_skips_a_rebuild(small) -> None:
+    cell, built = small
+    again = image.build(cell, echo=lambda _: None)
+    assert (again.status, again.tag) == ("unchanged", built.tag)
+    assert again.seconds < 2
+
+
+def test_smoke_container_has_no_network_and_is_not_root(small, tmp_path: Path) -> None:
+    _, built = small
+    probe = (
+        "import os, socket; print(os.getuid(), [n for _, n in socket.if_nameindex()]);"
+        "open('/out/ok', 'w').write('x');"
+        "\ntry: open('/opt/x', 'w')\nexcept OSError: print('read-only')"
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    logs = image.client().containers.run(
+        built.tag, ["python", "-c", probe], remove=True, **image.container_options(out)
+    )
+    uid, rest = logs.decode().split(" ", 1)
+    assert uid != "0"
+    assert "['lo']" in rest and "read-only" in rest
+    assert (out / "ok").exists()
+
+
+def test_smoke_in_image_writes_a_result(small, tmp_path: Path) -> None:
+    cell, built = small
+    result = image.smoke_in_image(
+        built.tag, cell, tmp_path, modes=["raw"], checks=["torch_load"], echo=lambda _: None
+    )
+    assert result.where.kind == "image" and result.where.image_digest
+    # No torch in the small cell: the check runs and fails, it does not vanish.
+    assert result.modes["raw"][0].status in ("fail", "crash")
+    assert list((tmp_path / cell.cell).glob("*.json"))
+
+
+def test_a_container_that_dies_gives_crash_results(small, tmp_path: Path) -> None:
+    cell, built = small
+    result = image.smoke_in_image(
+        built.tag, cell, tmp_path, modes=["raw"], mem_limit="6m", echo=lambda _: None
+    )
+    checks = result.modes["raw"]
+    assert checks and all(c.status == "crash" and c.first_error for c in checks)
+
+
+def test_no_ca_bundle_in_any_layer(engine: str, envs: Path, tmp_path: Path) -> None:
+    marker = f"audiomatrix-test-ca-{uuid.uuid4().hex}"
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(f"# {marker}\n")
+    cell = _small_cell(envs, f"test-ca-{uuid.uuid4().hex[:6]}")
+    built = image.build(cell, ca_bundle=bundle, echo=lambda _: None)
+    assert built.status == "built", built.detail
+    saved = io.BytesIO(b"".join(image.client().images.get(built.tag).save(named=False)))
+    with tarfile.open(fileobj=saved) as outer:
+        layers = [m for m in outer.getmembers() if m.name.endswith("layer.tar")]
+        assert layers
+        for member in layers:
+            data = outer.extractfile(member).read()  # type: ignore[union-attr]
+            assert marker.encode() not in data
+            with tarfile.open(fileobj=io.BytesIO(data)) as layer:
+                assert not [n for n in layer.getnames() if "ca-bundle" in n]
+
+
+def test_a_broken_cell_does_not_stop_the_next(small, envs: Path) -> None:
+    cell, _ = small
+    broken = _small_cell(envs, f"test-broken-{uuid.uuid4().hex[:6]}")
+    text = broken.requirements.read_text()
+    broken.requirements.write_text(text.replace("--hash=sha256:", "--hash=sha256:0", 1))
+    results = [image.build(c, echo=lambda _: None) for c in (broken, cell)]
+    assert results[0].status == "failed" and "\n" not in results[0].detail
+    assert results[1].ok
+
+
+def test_python_not_in_base_is_a_status(engine: str, envs: Path) -> None:
+    cell = _small_cell(envs, f"test-py310-{uuid.uuid4().hex[:6]}", python="3.10")
+    result = image.build(cell, echo=lambda _: None)
+    assert result.status == "python unavailable in base"
+    assert "3.10" in result.detail
+
+
+def test_split_matches_the_dockerfile(small, tmp_path: Path) -> None:
+    """The torch part is the same text for two locks that differ elsewhere."""
+    a = (REPO / "environments" / CI_CELL / "requirements.txt").read_text()
+    other = REPO / "environments" / "bookworm-py3.11-torch2.9.1-cpu-maintained/requirements.txt"
+    torch, rest = image.split_lock(a)
+    assert "torch==" in torch and "torch==" not in rest and "# via" not in torch
+    if other.exists():
+        assert image.split_lock(other.read_text())[0] != ""
+
+
+@pytest.mark.skipif(
+    not (REPO / "environments" / CI_CELL / "cell.json").exists(), reason="no CI cell lock"
+)
+def test_a_real_torch_cell(engine: str, tmp_path: Path) -> None:
+    cell = smoke.read_lock(REPO / "environments", CI_CELL)
+    built = image.build(cell, echo=lambda _: None)
+    assert built.ok, built.detail
+    result = image.smoke_in_image(
+        built.tag, cell, tmp_path, modes=["raw"], checks=["torch_load"], echo=lambda _: None
+    )
+    assert result.versions["torch"] == cell.record["cell"]["torch"]
+    assert result.modes["raw"][0].status == "pass"
+
+
+def test_wheelhouse_names_one_file_per_pin(small) -> None:
+    cell, _ = small
+    pins = image.parse_lock(cell.requirements.read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        names = image.fill_wheelhouse(cell, Path(tmp), echo=lambda _: None)
+    assert len(names) >= len(pins)

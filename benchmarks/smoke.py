@@ -43,8 +43,10 @@ def main() -> None:
     for check in sorted(checks, key=lambda c: -c["duration_s"]):
         print(f"  {check['check']:18} {check['status']:8} {check['duration_s']:6.1f} s")
     print(f"  wall, 1 job : {serial_wall:6.1f} s")
-    print(f"  wall, 2 jobs: {parallel_wall:6.1f} s  ({parallel_wall / serial_wall:.2f}x of 1 job; "
-          f"target < 45 s)")
+    print(
+        f"  wall, 2 jobs: {parallel_wall:6.1f} s  ({parallel_wall / serial_wall:.2f}x of 1 job; "
+        f"target < 45 s)"
+    )
 
 
 if __name__ == "__main__":

@@ -240,8 +240,8 @@ def test_select_named_selection_and_an_axis(matrix: spec.Matrix) -> None:
     # A named selection and an id glob are alternatives.
     got = ids(matrix.select(["ci", "macos-py3.11-*"]))
     assert got == [
-        "bookworm-py3.11-torch2.5.1-cu124-legacy",
         "bookworm-py3.11-torch2.9.1-cu128-maintained",
+        "bookworm-py3.11-torch2.5.1-cu124-legacy-pinned",
         "macos-py3.11-torch2.5.1-mps-legacy",
         "macos-py3.11-torch2.9.1-mps-maintained",
     ]
@@ -294,7 +294,7 @@ def test_shipped_ci_selection_is_two_buildable_linux_cells(matrix: spec.Matrix) 
     assert len(ci) == 2
     assert all(c.buildable and c.os_value.family == "linux" for c in ci)
     # The old pinned stack and the current one.
-    assert {(c.torch, c.stack) for c in ci} == {("2.5.1", "legacy"), ("2.9.1", "maintained")}
+    assert {(c.torch, c.stack) for c in ci} == {("2.5.1", "legacy-pinned"), ("2.9.1", "maintained")}
 
 
 def test_shipped_old_pinned_stack(cells: dict[str, Cell]) -> None:

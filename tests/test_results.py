@@ -26,7 +26,10 @@ def _result(run: str = "20261125T160000Z", status: str = "pass") -> results.RunR
 
 def test_round_trip_and_lookup(tmp_path) -> None:
     written = results.write(tmp_path, _result())
-    assert written == tmp_path / "bookworm-py3.11-torch2.9.1-cu128-maintained" / "20261125T160000Z.json"
+    assert (
+        written
+        == tmp_path / "bookworm-py3.11-torch2.9.1-cu128-maintained" / "20261125T160000Z.json"
+    )
     back = results.read(written)
     assert back == _result()
     assert back.status("raw", "xtts").status == "pass"

@@ -17,7 +17,7 @@ from audiomatrix import smoke
 
 SUITE = Path(__file__).parent / "smoke"
 
-CHECKS = '''
+CHECKS = """
 import os, signal, time
 import pytest
 from smokelib import CorruptOutput, compat_enabled
@@ -43,7 +43,7 @@ def test_segfault():
 
 def test_mode():
     assert not compat_enabled()
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,16 @@ def runner_output(tmp_path_factory):
     (suite / "test_cases.py").write_text(CHECKS)
     out = tmp_path_factory.mktemp("out")
     proc = subprocess.run(
-        [sys.executable, str(suite / "run.py"), "--out", str(out), "--mode", "raw", "--timeout", "30"],
+        [
+            sys.executable,
+            str(suite / "run.py"),
+            "--out",
+            str(out),
+            "--mode",
+            "raw",
+            "--timeout",
+            "30",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

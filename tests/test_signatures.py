@@ -27,7 +27,9 @@ def test_every_signature_is_well_formed() -> None:
     for signature in catalog:
         assert signature.sources and all(u.startswith("https://") for u in signature.sources)
         assert signature.remedy.strip() and signature.title.strip()
-        assert "weights_only=False" not in signature.remedy.replace("never set weights_only=False", "")
+        assert "weights_only=False" not in signature.remedy.replace(
+            "never set weights_only=False", ""
+        )
 
 
 def test_unknown_failure_is_unclassified() -> None:

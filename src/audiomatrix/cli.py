@@ -172,7 +172,9 @@ def run_matrix(
 def _status_line(result) -> str:
     parts = []
     for mode, checks in result.modes.items():
-        shown = [f"{c.check}={c.status}" + (f"[{c.signature}]" if c.signature else "") for c in checks]
+        shown = [
+            f"{c.check}={c.status}" + (f"[{c.signature}]" if c.signature else "") for c in checks
+        ]
         parts.append(f"{mode}: {' '.join(shown)}")
     return "; ".join(parts)
 
@@ -180,13 +182,17 @@ def _status_line(result) -> str:
 @app.command()
 def smoke(
     ctx: typer.Context,
-    cell_ids: Annotated[list[str] | None, typer.Argument(help="Cell ids (or use --select).")] = None,
+    cell_ids: Annotated[
+        list[str] | None, typer.Argument(help="Cell ids (or use --select).")
+    ] = None,
     matrix: MatrixOption = None,
     select: SelectOption = None,
     native: Annotated[
         bool, typer.Option("--native", help="Run in a venv made from the lock, not an image.")
     ] = False,
-    mode: Annotated[list[str] | None, typer.Option(help="raw and/or compat [default: both].")] = None,
+    mode: Annotated[
+        list[str] | None, typer.Option(help="raw and/or compat [default: both].")
+    ] = None,
     check: Annotated[list[str] | None, typer.Option(help="Only these checks.")] = None,
     python: Annotated[
         str | None, typer.Option(help="Interpreter for native venvs [default: the cell's X.Y].")

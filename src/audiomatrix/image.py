@@ -213,17 +213,28 @@ def image_python(image: Any) -> str | None:
 def ensure_base(base: str, echo: Echo = print) -> str:
     """The tag of a local base image for `base` (e.g. debian:bookworm-slim): an existing
     bootstrap, else a pull, else a debootstrap build. Raises BaseUnavailable with why."""
+    if base in _BASE_FAILURES:
+        raise BaseUnavailable(_BASE_FAILURES[base])
     api = client()
     spec = base_spec(base)
-    if _image(api, spec.tag):
-        return spec.tag
+    for ref in (spec.tag, base):
+        if _image(api, ref):
+            return ref
     try:
         api.images.pull(base)
-        # A pulled slim image has no python3: record what the Dockerfile's apt step would add.
         return base
     except docker.errors.APIError as exc:
-        echo(f"{base}: pull failed ({_first_line(exc)}); bootstrapping from packages")
-    return bootstrap_base(spec, echo)
+        pulled = f"pull failed: {_first_line(exc)}"
+    echo(f"{base}: {pulled}; bootstrapping from packages")
+    try:
+        return bootstrap_base(spec, echo)
+    except BaseUnavailable as exc:
+        _BASE_FAILURES[base] = f"{base}: {pulled}; {exc}"
+        raise BaseUnavailable(_BASE_FAILURES[base]) from None
+
+
+_BASE_FAILURES: dict[str, str] = {}
+"""Bases that failed in this process, so N cells on one base try once."""
 
 
 def _first_line(exc: BaseException) -> str:

@@ -61,7 +61,9 @@ def read_lock(environments: Path, cell: str) -> CellLock:
     try:
         record = json.loads((folder / lock.CELL_FILE).read_text())
     except (OSError, ValueError):
-        raise SmokeError(f"{cell}: no {folder / lock.CELL_FILE}: run `audiomatrix lock` first") from None
+        raise SmokeError(
+            f"{cell}: no {folder / lock.CELL_FILE}: run `audiomatrix lock` first"
+        ) from None
     if record.get("status") != lock.Status.LOCKED or not (folder / lock.LOCK_FILE).is_file():
         reason = record.get("reason") or "no lock file"
         raise SmokeError(f"{cell}: not locked ({record.get('status')}: {reason})")
@@ -127,7 +129,11 @@ def collect(
     """Read the runner's files from `out`, keep the logs, write the result atomically."""
     run = results.run_id(started)
     environment = json.loads((out / "environment.json").read_text())
-    modes = {m: json.loads((out / f"{m}.json").read_text()) for m in MODES if (out / f"{m}.json").exists()}
+    modes = {
+        m: json.loads((out / f"{m}.json").read_text())
+        for m in MODES
+        if (out / f"{m}.json").exists()
+    }
     if not modes:
         raise SmokeError(f"{cell.cell}: the smoke runner wrote no results (see its output above)")
     log_root = results_root / cell.cell / "logs" / run
@@ -169,7 +175,9 @@ def ensure_venv(cell: CellLock, venv: Path, python: str | None) -> Path:
     for step in steps:
         proc = subprocess.run(step, capture_output=True, text=True, env=uv_environment())
         if proc.returncode != 0:
-            raise SmokeError(f"{cell.cell}: {' '.join(step[1:3])} failed: {lock.one_line(proc.stderr)}")
+            raise SmokeError(
+                f"{cell.cell}: {' '.join(step[1:3])} failed: {lock.one_line(proc.stderr)}"
+            )
     marker.write_text(cell.lock_sha256)
     return interpreter
 

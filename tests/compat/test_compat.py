@@ -47,7 +47,9 @@ def test_int16_tensor_is_stored_exactly(tmp_path) -> None:
 
 
 def test_info_and_partial_load(tmp_path) -> None:
-    compat.save(tmp_path / "p.wav", _signal(frames=1000), 8000, encoding="PCM_S", bits_per_sample=16)
+    compat.save(
+        tmp_path / "p.wav", _signal(frames=1000), 8000, encoding="PCM_S", bits_per_sample=16
+    )
     meta = compat.info(tmp_path / "p.wav")
     fields = (meta.sample_rate, meta.num_frames, meta.num_channels, meta.bits_per_sample)
     assert fields == (8000, 1000, 2, 16) and meta.encoding == "PCM_S"

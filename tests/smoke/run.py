@@ -179,13 +179,18 @@ def _read_outcome(report: Path, check: str) -> dict | None:
     return next((o for o in outcomes if o["check"] == check), None)
 
 
-def run_mode(mode: str, checks: list[tuple[str, str]], out: Path, timeout: float, jobs: int) -> dict:
+def run_mode(
+    mode: str, checks: list[tuple[str, str]], out: Path, timeout: float, jobs: int
+) -> dict:
     started = time.time()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(lambda c: run_check(c[0], c[1], mode, out, timeout), checks))
     for result in results:
-        print(f"{mode:6} {result['check']:18} {result['status']:8} {result['duration_s']:7.1f}s "
-              f"{result.get('first_error') or ''}"[:200], flush=True)
+        print(
+            f"{mode:6} {result['check']:18} {result['status']:8} {result['duration_s']:7.1f}s "
+            f"{result.get('first_error') or ''}"[:200],
+            flush=True,
+        )
     return {
         "schema": SCHEMA,
         "mode": mode,
@@ -214,9 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     if not checks:
         print(f"no check named {args.check}", file=sys.stderr)
         return 2
-    write_json(args.out / "environment.json", {"schema": SCHEMA, "versions": versions(), "host": host()})
+    write_json(
+        args.out / "environment.json", {"schema": SCHEMA, "versions": versions(), "host": host()}
+    )
     for mode in args.mode or ["raw", "compat"]:
-        write_json(args.out / f"{mode}.json", run_mode(mode, checks, args.out, args.timeout, args.jobs))
+        write_json(
+            args.out / f"{mode}.json", run_mode(mode, checks, args.out, args.timeout, args.jobs)
+        )
     return 0
 
 

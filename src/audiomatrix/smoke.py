@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from audiomatrix import lock, results, signatures
-from audiomatrix.files import sha256_file
 
 MODES = ("raw", "compat")
 LOCK_MARKER = ".audiomatrix-lock-sha256"

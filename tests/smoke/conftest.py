@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from smokelib import CorruptOutput, compat_enabled  # noqa: E402
+from smokelib import CorruptOutput, compat_enabled
 
 _outcomes: list[dict] = []
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -30,7 +30,7 @@ app = typer.Typer(
 )
 # Piped output keeps whole lines: rich would otherwise wrap at 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 240)
-err = Console(stderr=True)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
 MatrixOption = Annotated[
     Path | None, typer.Option("--matrix", "-m", help="The matrix file [default: matrix.yaml].")

@@ -10,18 +10,28 @@ export UV_PYTHON_DOWNLOADS := never
 # uv from PATH, else the one `make setup` installs with pip.
 UV := $(if $(shell command -v uv),uv,python3 -m uv)
 
-.PHONY: setup test test-lock test-smoke lint ci matrix lock cells doctor bench clean
+.PHONY: setup engine test test-lock test-smoke test-image lint ci matrix lock cells doctor bench clean
 
 setup: ## uv if missing, .venv, the project and its dev tools
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@test -x $(BIN)/python || $(UV) venv --quiet $(VENV)
 	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev]'
 
+engine: ## Debian's docker.io and debootstrap if missing (as root), then a running Docker Engine
+	@if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then \
+		test "$$(id -u)" = 0 || { echo "engine: install docker.io and debootstrap (needs root)"; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null; \
+	fi
+	$(BIN)/audiomatrix engine
+
 test: ## the fast tests (seconds)
 	$(BIN)/pytest -q
 
 test-lock: ## the marked tests: real uv resolution against the package index
 	$(BIN)/pytest -q -m lock
+
+test-image: ## the marked tests: real images and containers on a real Docker Engine
+	$(BIN)/pytest -q -m image
 
 test-smoke: ## the marked tests: the smoke suite natively in the CI cells (GB of wheels)
 	$(BIN)/pytest -q -m smoke
@@ -30,9 +40,9 @@ lint:
 	$(BIN)/ruff check src tests benchmarks noxfile.py
 	$(BIN)/ruff format --check src tests benchmarks noxfile.py
 
-ci: lint test test-lock test-smoke ## everything CI checks
+ci: lint test test-lock test-smoke test-image ## everything CI checks
 
-matrix: ## the pipeline for a selection: make matrix SELECT='torch=2.9.1' MATRIX=matrix.yaml
+matrix: engine ## the pipeline for a selection: make matrix SELECT='torch=2.9.1' MATRIX=matrix.yaml
 	$(BIN)/audiomatrix matrix --matrix $(MATRIX) $(foreach s,$(SELECT),--select '$(s)')
 
 lock:
@@ -47,6 +57,7 @@ doctor:
 bench:
 	$(BIN)/python benchmarks/expand.py
 	$(BIN)/python benchmarks/smoke.py
+	$(BIN)/python benchmarks/images.py
 
 clean:
 	rm -rf $(VENV) .nox .pytest_cache .ruff_cache

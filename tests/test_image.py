@@ -174,10 +174,12 @@ def test_a_real_torch_cell(engine: str, tmp_path: Path) -> None:
     built = image.build(cell, echo=lambda _: None)
     assert built.ok, built.detail
     result = image.smoke_in_image(
-        built.tag, cell, tmp_path, modes=["raw"], checks=["torch_load"], echo=lambda _: None
+        built.tag, cell, tmp_path, checks=["torch_load"], echo=lambda _: None
     )
-    assert result.versions["torch"] == cell.record["cell"]["torch"]
-    assert result.modes["raw"][0].status == "pass"
+    assert str(result.versions["torch"]).startswith(cell.record["cell"]["torch"])
+    # torch 2.6+ refuses the pickled package by default; compat's allow-list loads it.
+    assert result.status("raw", "torch_load").status == "fail"
+    assert result.status("compat", "torch_load").status == "pass"
 
 
 def test_wheelhouse_names_one_file_per_pin(small) -> None:

@@ -18,7 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from audiomatrix import doctor as doctor_stage
+from audiomatrix import image as image_stage
 from audiomatrix import lock as lock_stage
+from audiomatrix import results as results_stage
 from audiomatrix import smoke as smoke_stage
 from audiomatrix import tox as tox_stage
 from audiomatrix.spec import Cell, Matrix, MatrixError, SelectError, load
@@ -33,7 +35,7 @@ out = Console(width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
 MatrixOption = Annotated[
-    Path | None, typer.Option("--matrix", "-m", help="The matrix file [default: matrix.yaml].")
+    Path | None, typer.Option("--matrix", "-m", help="The matrix file (default: matrix.yaml).")
 ]
 SelectOption = Annotated[
     list[str] | None,
@@ -42,6 +44,15 @@ SelectOption = Annotated[
         "-s",
         help="Cell-id glob, axis=value (globs allowed) or a named selection; repeatable: "
         "the same axis ORs, different axes AND.",
+    ),
+]
+CaBundleOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-bundle",
+        envvar="AUDIOMATRIX_CA_BUNDLE",
+        help="Extra CA bundle for a TLS-intercepting proxy, used only in a throw-away build "
+        "stage, never in an image.",
     ),
 ]
 
@@ -160,12 +171,20 @@ def lock(ctx: typer.Context, matrix: MatrixOption = None, select: SelectOption =
 
 @app.command("matrix")
 def run_matrix(
-    ctx: typer.Context, matrix: MatrixOption = None, select: SelectOption = None
+    ctx: typer.Context,
+    matrix: MatrixOption = None,
+    select: SelectOption = None,
+    ca_bundle: CaBundleOption = None,
 ) -> None:
-    """Run the pipeline for the selection. Stages so far: lock."""
+    """The pipeline for the selection: lock, engine, build, smoke in the images (raw and
+    compat). Unchanged cells are skipped at every stage; macOS and Windows cells run natively
+    on their own runners (`audiomatrix smoke --native`)."""
     loaded, chosen = _selected(ctx, matrix, select)
-    results = _run_lock(loaded, chosen)
-    if any(r.failed for r in results):
+    locked = _run_lock(loaded, chosen)
+    if any(r.failed for r in locked):
+        raise typer.Exit(1)
+    linux = [c for c in chosen if c.buildable and not c.os_value.native]
+    if linux and _image_smoke(loaded, linux, ca_bundle):
         raise typer.Exit(1)
 
 
@@ -197,12 +216,17 @@ def smoke(
     python: Annotated[
         str | None, typer.Option(help="Interpreter for native venvs [default: the cell's X.Y].")
     ] = None,
+    ca_bundle: CaBundleOption = None,
 ) -> None:
-    """Run the smoke suite for each cell and write results/<cell>/<run>.json."""
-    if not native:
-        raise _fail("smoke: only --native runs exist so far (images come with the image stage)")
+    """Run the smoke suite for each cell and write results/<cell>/<run>.json: inside the
+    cell's image (built if needed), or natively with --native."""
     loaded, chosen = _selected(ctx, matrix, [*(select or ()), *(cell_ids or ())])
     root = Path(loaded.path).parent
+    if not native:
+        linux = [c for c in chosen if c.buildable and not c.os_value.native]
+        if _image_smoke(loaded, linux, ca_bundle, modes=mode, checks=check):
+            raise typer.Exit(1)
+        return
     failed = 0
     for cell in chosen:
         if not cell.buildable:
@@ -226,6 +250,126 @@ def smoke(
             continue
         out.print(f"[bold]{cell.id}[/] {_status_line(result)}", highlight=False)
     if failed:
+        raise typer.Exit(1)
+
+
+def _locked(loaded: Matrix, cells: list[Cell]) -> list[smoke_stage.CellLock]:
+    """The cells' lock records; a cell without a lock is reported and left out."""
+    found = []
+    for cell in cells:
+        try:
+            found.append(smoke_stage.read_lock(_environments(loaded), cell.id))
+        except smoke_stage.SmokeError as exc:
+            err.print(f"skipped {exc}", markup=False)
+    return found
+
+
+def _build(locks: list[smoke_stage.CellLock], ca_bundle: Path | None) -> list:
+    """Build each cell's image (unchanged ones are found by their content tag)."""
+    built = []
+    with _progress() as progress:
+        task = progress.add_task("build", total=len(locks), last="")
+        for cell_lock in locks:
+            progress.update(task, last=f"{cell_lock.cell}: building")
+            result = image_stage.build(
+                cell_lock,
+                ca_bundle=ca_bundle,
+                echo=lambda line: progress.update(task, last=line[:80]),
+                progress=lambda line: progress.update(task, last=line[:80]),
+            )
+            built.append(result)
+            progress.update(task, advance=1, last=f"{cell_lock.cell}: {result.status}")
+    table = Table(title="build")
+    for column in ("cell", "status", "image", "seconds", "detail"):
+        table.add_column(column, overflow="fold")
+    for r in built:
+        style = "green" if r.ok else "red"
+        table.add_row(r.cell, f"[{style}]{r.status}[/]", r.tag or "", f"{r.seconds:.1f}", r.detail)
+    out.print(table)
+    return built
+
+
+def _smoke_is_current(
+    results_root: Path, cell_lock: smoke_stage.CellLock, image_id: str, modes: list[str]
+) -> bool:
+    """The newest result already ran this very image on this lock, in every mode asked."""
+    latest = results_stage.latest(results_root, cell_lock.cell)
+    return (
+        latest is not None
+        and latest.where.image_digest == image_id
+        and latest.lock_sha256 == cell_lock.lock_sha256
+        and set(modes) <= set(latest.modes)
+    )
+
+
+def _image_smoke(
+    loaded: Matrix,
+    cells: list[Cell],
+    ca_bundle: Path | None,
+    modes: list[str] | None = None,
+    checks: list[str] | None = None,
+) -> bool:
+    """Engine, build, smoke in the image for Linux cells; True when something failed."""
+    try:
+        version = image_stage.ensure_engine()
+    except image_stage.EngineError as exc:
+        err.print(str(exc), markup=False)
+        return True
+    err.print(f"Docker Engine {version}", highlight=False)
+    locks = _locked(loaded, cells)
+    results_root = Path(loaded.path).parent / "results"
+    wanted = list(modes or smoke_stage.MODES)
+    try:
+        built = _build(locks, ca_bundle)
+        failed = any(not b.ok and b.status == "failed" for b in built)
+        by_cell = {c.cell: c for c in locks}
+        for b in built:
+            if not b.ok or b.tag is None:
+                continue
+            cell_lock = by_cell[b.cell]
+            image_id = image_stage.client().images.get(b.tag).id
+            if not checks and _smoke_is_current(results_root, cell_lock, image_id, wanted):
+                out.print(f"[bold]{b.cell}[/] smoke unchanged (image {image_id[7:19]})")
+                continue
+            with err.status(f"[bold]{b.cell}[/]: smoke in {b.tag}"):
+                result = image_stage.smoke_in_image(
+                    b.tag, cell_lock, results_root, modes=wanted, checks=checks or (),
+                    echo=lambda line, cid=b.cell: err.print(f"{cid}: {line}", markup=False),
+                )  # fmt: skip
+            out.print(f"[bold]{b.cell}[/] {_status_line(result)}", highlight=False)
+    except image_stage.EngineError as exc:
+        err.print(str(exc), markup=False)
+        return True
+    return failed
+
+
+@app.command()
+def engine() -> None:
+    """Make sure a Docker Engine answers; as root with none running, start one."""
+    try:
+        version = image_stage.ensure_engine()
+    except image_stage.EngineError as exc:
+        raise _fail(str(exc), 1) from None
+    out.print(f"Docker Engine {version} answers")
+
+
+@app.command()
+def build(
+    ctx: typer.Context,
+    matrix: MatrixOption = None,
+    select: SelectOption = None,
+    ca_bundle: CaBundleOption = None,
+) -> None:
+    """Build the image of each selected, locked Linux cell (tagged by content)."""
+    loaded, chosen = _selected(ctx, matrix, select)
+    try:
+        image_stage.ensure_engine()
+        built = _build(
+            _locked(loaded, [c for c in chosen if c.buildable and not c.os_value.native]), ca_bundle
+        )
+    except image_stage.EngineError as exc:
+        raise _fail(str(exc), 1) from None
+    if any(b.status == "failed" for b in built):
         raise typer.Exit(1)
 
 

@@ -719,7 +719,22 @@ def build(
             error = str(exc)
         if error:
             return result("failed", detail=error)
+        remove_stale(api, cell.cell, keep=tag)
         return result("built", tag)
+
+
+def remove_stale(api: docker.DockerClient, cell: str, keep: str) -> list[str]:
+    """Untag the cell's older content tags (what it was made of changed): their unique
+    layers go, the layers they share with the new image stay."""
+    pattern = re.compile(rf"^{re.escape(CELL_REPO)}:{re.escape(cell)}-[0-9a-f]{{12}}$")
+    removed = []
+    for old in api.images.list(name=CELL_REPO):
+        for tag in old.tags:
+            if tag != keep and pattern.match(tag):
+                with contextlib.suppress(docker.errors.APIError):
+                    api.images.remove(tag)
+                    removed.append(tag)
+    return removed
 
 
 def _run_build(

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -99,6 +100,9 @@ def test_logs_and_environment_are_written(runner_output) -> None:
     checks = _by_check(runner_output)
     log = (runner_output / checks["segfault"]["log"]).read_text()
     assert "Fatal Python error: Segmentation fault" in log
+    # Machine paths are replaced: results are committed and shared.
+    for path in (tempfile.gettempdir(), str(Path.home()), sys.prefix):
+        assert f"{path}/" not in log
     environment = json.loads((runner_output / "environment.json").read_text())
     assert environment["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
     assert environment["host"]["machine"]

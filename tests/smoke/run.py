@@ -119,6 +119,25 @@ def _nvidia_driver() -> str | None:
     return proc.stdout.strip().splitlines()[0] if proc.returncode == 0 and proc.stdout else None
 
 
+def _machine_paths() -> list[tuple[str, str]]:
+    """Absolute paths of this machine that tracebacks mention, longest first, with the
+    placeholders results use instead: results are shared and committed."""
+    pairs = [
+        (str(Path(sys.prefix).resolve()), "<venv>"),
+        (sys.prefix, "<venv>"),
+        (str(HERE.parents[1]), "<repo>"),
+        (tempfile.gettempdir(), "<tmp>"),
+        (str(Path.home()), "<home>"),
+    ]
+    return sorted({p for p in pairs if len(p[0]) > 1}, key=lambda p: -len(p[0]))
+
+
+def scrub(text: str) -> str:
+    for path, placeholder in _machine_paths():
+        text = text.replace(path, placeholder)
+    return text
+
+
 def classify_exit(returncode: int | None, output: str, outcome: dict | None) -> tuple[str, str]:
     """A check's status from how its process ended, when the process could not say."""
     if returncode is None or TIMEOUT_BANNER in output:
@@ -159,8 +178,11 @@ def run_check(check: str, node: str, mode: str, out: Path, timeout: float) -> di
             proc.wait()
             returncode = None
     duration = round(time.monotonic() - started, 3)
-    output = log.read_text(errors="replace")
+    output = scrub(log.read_text(errors="replace"))
+    log.write_text(output)
     outcome = _read_outcome(report, check)
+    if outcome is not None:
+        outcome = {k: scrub(v) if isinstance(v, str) else v for k, v in outcome.items()}
     result = {"check": check, "duration_s": duration, "log": str(log.relative_to(out))}
     if outcome is not None and returncode in (0, 1):
         return {**result, **outcome, "duration_s": duration}

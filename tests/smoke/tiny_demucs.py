@@ -39,10 +39,6 @@ TINY_KWARGS = dict(
     dconv_comp=4,
 )
 
-# The globals (module, name) that the package's pickle references, besides torch's own
-# (torch._utils._rebuild_tensor_v2 and the storage types), which weights_only always allows.
-PICKLE_GLOBALS = [("demucs.htdemucs", "HTDemucs"), ("fractions", "Fraction")]
-
 
 def build_model(seed: int = 0):
     """A seeded, randomly initialised HTDemucs with TINY_KWARGS."""
@@ -80,24 +76,3 @@ def save_package(model, directory: Path) -> Path:
     written = sorted(directory.glob("tiny_htdemucs-*.th"))
     assert len(written) == 1, f"save_with_checksum wrote {written}"
     return written[0]
-
-
-def pickle_globals(path: Path) -> list[tuple[str, str]]:
-    """The (module, name) globals the pickle inside a torch.save zip file references."""
-    import pickletools
-    import zipfile
-
-    with zipfile.ZipFile(path) as archive:
-        name = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
-        data = archive.read(name)
-    found: list[tuple[str, str]] = []
-    strings: list[str] = []
-    for opcode, arg, _pos in pickletools.genops(data):
-        if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
-            strings.append(arg)
-        elif opcode.name == "GLOBAL":
-            module, _, qualname = arg.partition(" ")
-            found.append((module, qualname))
-        elif opcode.name == "STACK_GLOBAL":
-            found.append((strings[-2], strings[-1]))
-    return sorted(set(found))

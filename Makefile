@@ -10,28 +10,40 @@ export UV_PYTHON_DOWNLOADS := never
 # uv from PATH, else the one `make setup` installs with pip.
 UV := $(if $(shell command -v uv),uv,python3 -m uv)
 
-.PHONY: setup engine test test-lock test-smoke test-image lint ci matrix lock cells doctor bench clean
+.PHONY: setup system engine test test-lock test-site test-smoke test-image lint report ci matrix lock cells doctor bench clean
 
 setup: ## uv if missing, .venv, the project and its dev tools
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@test -x $(BIN)/python || $(UV) venv --quiet $(VENV)
 	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev]'
 
-engine: ## Debian's docker.io and debootstrap if missing (as root), then a running Docker Engine
-	@if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then \
-		test "$$(id -u)" = 0 || { echo "engine: install docker.io and debootstrap (needs root)"; exit 1; }; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null; \
+system: ## Debian's docker.io, debootstrap and chromium, where missing (needs root)
+	@missing=""; \
+	command -v dockerd >/dev/null 2>&1 || missing="$$missing docker.io"; \
+	command -v debootstrap >/dev/null 2>&1 || missing="$$missing debootstrap"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		test "$$(id -u)" = 0 || { echo "system: install$$missing (needs root)"; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+engine: system ## a running Docker Engine (started as root when none answers)
 	$(BIN)/audiomatrix engine
 
 test: ## the fast tests (seconds)
 	$(BIN)/pytest -q
 
-test-lock: ## the marked tests: real uv resolution against the package index
+test-report: ## COMPATIBILITY.md, compatibility.json and site/index.html from results/
+	$(BIN)/audiomatrix report
+
+lock: ## the marked tests: real uv resolution against the package index
 	$(BIN)/pytest -q -m lock
 
 test-image: ## the marked tests: real images and containers on a real Docker Engine
 	$(BIN)/pytest -q -m image
+
+test-site: ## the marked tests: the generated site in headless Debian chromium
+	$(BIN)/pytest -q -m site
 
 test-smoke: ## the marked tests: the smoke suite natively in the CI cells (GB of wheels)
 	$(BIN)/pytest -q -m smoke
@@ -40,10 +52,13 @@ lint:
 	$(BIN)/ruff check src tests benchmarks noxfile.py
 	$(BIN)/ruff format --check src tests benchmarks noxfile.py
 
-ci: lint test test-lock test-smoke test-image ## everything CI checks
+ci: lint test test-lock test-site test-smoke test-image ## everything CI checks
 
 matrix: engine ## the pipeline for a selection: make matrix SELECT='torch=2.9.1' MATRIX=matrix.yaml
 	$(BIN)/audiomatrix matrix --matrix $(MATRIX) $(foreach s,$(SELECT),--select '$(s)')
+
+report: ## COMPATIBILITY.md, compatibility.json and site/index.html from results/
+	$(BIN)/audiomatrix report
 
 lock:
 	$(BIN)/audiomatrix lock --matrix $(MATRIX) $(foreach s,$(SELECT),--select '$(s)')

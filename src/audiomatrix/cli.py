@@ -20,6 +20,7 @@ from rich.table import Table
 from audiomatrix import doctor as doctor_stage
 from audiomatrix import image as image_stage
 from audiomatrix import lock as lock_stage
+from audiomatrix import report as report_stage
 from audiomatrix import results as results_stage
 from audiomatrix import smoke as smoke_stage
 from audiomatrix import tox as tox_stage
@@ -184,7 +185,73 @@ def run_matrix(
     if any(r.failed for r in locked):
         raise typer.Exit(1)
     linux = [c for c in chosen if c.buildable and not c.os_value.native]
-    if linux and _image_smoke(loaded, linux, ca_bundle):
+    failed = bool(linux) and _image_smoke(loaded, linux, ca_bundle)
+    _write_report(loaded)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _write_report(loaded: Matrix) -> report_stage.Compatibility:
+    root = Path(loaded.path).parent
+    table = report_stage.build(root / "results", _environments(loaded))
+    for path in report_stage.write_all(table, root):
+        out.print(f"wrote {path.relative_to(root)}")
+    return table
+
+
+@app.command("report")
+def report_command(ctx: typer.Context, matrix: MatrixOption = None) -> None:
+    """Write COMPATIBILITY.md, compatibility.json and site/index.html from results/."""
+    loaded, _ = _selected(ctx, matrix, None)
+    table = _write_report(loaded)
+    out.print(f"{len(table.rows)} rows, {len(table.missing)} cells without results")
+
+
+@app.command("diff")
+def diff_command(
+    old: Annotated[Path, typer.Argument(help="The previous compatibility.json.")],
+    new: Annotated[Path, typer.Argument(help="The new compatibility.json.")],
+) -> None:
+    """What went red or green between two tables; exit 1 when a passing check now fails."""
+    tables = []
+    for path in (old, new):
+        try:
+            tables.append(report_stage.load(path))
+        except (OSError, ValueError) as exc:
+            raise _fail(f"{path}: not a compatibility.json: {str(exc).splitlines()[0]}") from None
+    changes = report_stage.diff(*tables)
+    for change in changes:
+        out.print(str(change), markup=False, highlight=False)
+    bad = report_stage.regressions(changes)
+    out.print(f"{len(changes)} changes, {len(bad)} regressions")
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def recommend(
+    table_path: Annotated[
+        Path, typer.Option("--table", help="The compatibility.json to choose from.")
+    ] = Path("compatibility.json"),
+    workload: Annotated[
+        list[str] | None,
+        typer.Option(help=f"One of {', '.join(report_stage.WORKLOADS)}; repeatable [all]."),
+    ] = None,
+    python: Annotated[str | None, typer.Option(help="Python X.Y.")] = None,
+    gpu_arch: Annotated[str | None, typer.Option(help="GPU architecture, e.g. sm_120.")] = None,
+    os: Annotated[str | None, typer.Option(help="An os value or family (linux).")] = None,
+) -> None:
+    """The best known-good cell for your constraints, and why."""
+    unknown = sorted(set(workload or ()) - set(report_stage.WORKLOADS))
+    if unknown:
+        raise _fail(f"--workload {unknown[0]}: choose from {', '.join(report_stage.WORKLOADS)}")
+    try:
+        table = report_stage.load(table_path)
+    except (OSError, ValueError) as exc:
+        raise _fail(f"{table_path}: not a compatibility.json: {str(exc).splitlines()[0]}") from None
+    choice = report_stage.recommend(table, workload or (), python=python, gpu_arch=gpu_arch, os=os)
+    out.print(choice.explanation, markup=False, highlight=False)
+    if choice.row is None:
         raise typer.Exit(1)
 
 
@@ -220,6 +287,9 @@ def smoke(
 ) -> None:
     """Run the smoke suite for each cell and write results/<cell>/<run>.json: inside the
     cell's image (built if needed), or natively with --native."""
+    unknown = sorted(set(mode or ()) - set(smoke_stage.MODES))
+    if unknown:
+        raise _fail(f"--mode {unknown[0]}: choose raw or compat")
     loaded, chosen = _selected(ctx, matrix, [*(select or ()), *(cell_ids or ())])
     root = Path(loaded.path).parent
     if not native:

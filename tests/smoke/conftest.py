@@ -55,10 +55,18 @@ def _outcome(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport
         exconly = _ANSI.sub("", excinfo.exconly() if excinfo else str(report.longrepr))
         record.update(
             status="corrupt" if corrupt else "fail",
-            first_error=exconly.strip().splitlines()[0][:500],
+            first_error=_first_line(exconly)[:500],
             error_text=_ANSI.sub("", str(report.longrepr))[-20000:],
         )
     return record
+
+
+def _first_line(exconly: str) -> str:
+    """`Type: message`, taking the message from the next line when it starts there."""
+    lines = [ln.strip() for ln in exconly.strip().splitlines() if ln.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}"
+    return lines[0] if lines else ""
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -36,7 +36,7 @@ def run(python: Path, jobs: int) -> tuple[float, list[dict]]:
 def main() -> None:
     cell_id = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_CELL
     cell = smoke.read_lock(ROOT / "environments", cell_id)
-    python = smoke.ensure_venv(cell, ROOT / ".cache" / "venvs" / cell_id, None)
+    python = smoke.ensure_venv(cell, smoke.venv_root() / cell_id, None)
     serial_wall, checks = run(python, jobs=1)
     parallel_wall, _ = run(python, jobs=2)
     print(f"{cell_id}: raw suite, one process per check")

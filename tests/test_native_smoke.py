@@ -26,7 +26,7 @@ CHECKS = {"xtts", "xtts_service", "demucs", "diffrhythm_write", "torchaudio_io",
 
 def _venv(cell: str) -> Path:
     return smoke.ensure_venv(
-        smoke.read_lock(ROOT / "environments", cell), ROOT / ".cache/venvs" / cell, None
+        smoke.read_lock(ROOT / "environments", cell), smoke.venv_root() / cell, None
     )
 
 
@@ -40,7 +40,7 @@ def run(tmp_path_factory):
                 smoke.read_lock(ROOT / "environments", cell),
                 ROOT / "tests" / "smoke",
                 tmp_path_factory.mktemp("results"),
-                ROOT / ".cache" / "venvs",
+                smoke.venv_root(),
                 echo=lambda line: None,
             )
         return cache[cell]

@@ -308,7 +308,7 @@ def smoke(
                     lock_record,
                     root / "tests" / "smoke",
                     root / "results",
-                    root / ".cache" / "venvs",
+                    smoke_stage.venv_root(),
                     python=python,
                     modes=mode or smoke_stage.MODES,
                     checks=check or (),

@@ -10,6 +10,16 @@ from pathlib import Path
 from typing import Any
 
 
+def cache_dir() -> Path:
+    """AUDIOMATRIX_CACHE, else $XDG_CACHE_HOME/audiomatrix: what outlives a checkout (the
+    dockerd log, the wheelhouse, native venvs), so CI and every clone on a machine share it."""
+    explicit = os.environ.get("AUDIOMATRIX_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "audiomatrix"
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write via a temporary file in the same folder and rename it over `path`.
 

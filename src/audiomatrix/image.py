@@ -41,7 +41,7 @@ import docker.errors
 import requests.exceptions
 
 from audiomatrix import lock, results
-from audiomatrix.files import sha256_bytes
+from audiomatrix.files import cache_dir, sha256_bytes
 from audiomatrix.smoke import MODES, CellLock, SmokeError, collect
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,15 +68,6 @@ class EngineError(Exception):
 
 class BaseUnavailable(Exception):
     """The cell's base image can be neither pulled nor bootstrapped here, with why."""
-
-
-def cache_dir() -> Path:
-    """AUDIOMATRIX_CACHE, else $XDG_CACHE_HOME/audiomatrix (dockerd log, wheelhouse)."""
-    explicit = os.environ.get("AUDIOMATRIX_CACHE")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "audiomatrix"
 
 
 # --------------------------------------------------------------------------- engine

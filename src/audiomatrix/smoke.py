@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from audiomatrix import lock, results, signatures
+from audiomatrix.files import cache_dir
 
 MODES = ("raw", "compat")
 LOCK_MARKER = ".audiomatrix-lock-sha256"
@@ -149,6 +150,12 @@ def collect(
     result = assemble(cell, run, environment, modes, where, keep_log)
     results.write(results_root, result)
     return result
+
+
+def venv_root() -> Path:
+    """Native venvs live in the machine's cache, keyed by cell and checked against the lock's
+    hash, so every checkout on a machine (CI's fresh clones too) reuses them."""
+    return cache_dir() / "venvs"
 
 
 def uv_environment() -> dict[str, str]:

@@ -6,14 +6,17 @@ they take seconds once the base image exists; one test builds a real torch cell.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import subprocess
 import tarfile
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import docker.errors
 import pytest
 
 from audiomatrix import image, lock, smoke
@@ -48,8 +51,16 @@ def _small_cell(root: Path, cell: str, python: str = "3.11") -> smoke.CellLock:
 
 
 @pytest.fixture(scope="session")
-def engine() -> str:
-    return image.ensure_engine()
+def engine() -> Iterator[str]:
+    version = image.ensure_engine()
+    yield version
+    # The small cells' images are this run's own: remove them so runs do not pile up.
+    api = image.client()
+    for tagged in api.images.list(name=image.CELL_REPO):
+        for tag in tagged.tags:
+            if tag.startswith(f"{image.CELL_REPO}:test-"):
+                with contextlib.suppress(docker.errors.APIError):
+                    api.images.remove(tag)
 
 
 @pytest.fixture(scope="session")

@@ -41,8 +41,12 @@ def test_specific_weights_only_signatures_win_over_the_general_one() -> None:
     assert signatures.classify(head + "Unsupported global: GLOBAL demucs.htdemucs.HTDemucs") == (
         "weights-only-demucs"
     )
+    assert signatures.classify(
+        head + "Unsupported global: GLOBAL TTS.tts.models.xtts.XttsArgs"
+    ) == ("weights-only-xtts")
+    # A class no signature names is not guessed at.
     assert signatures.classify(head + "Unsupported global: GLOBAL fractions.Fraction") == (
-        "weights-only-unsupported-global"
+        "unclassified"
     )
     assert signatures.by_id("weights-only-xtts") is not None
     assert signatures.by_id("nope") is None

@@ -207,19 +207,20 @@ def report_command(ctx: typer.Context, matrix: MatrixOption = None) -> None:
     out.print(f"{len(table.rows)} rows, {len(table.missing)} cells without results")
 
 
+def _load_table(path: Path) -> report_stage.Compatibility:
+    try:
+        return report_stage.load(path)
+    except (OSError, ValueError) as exc:
+        raise _fail(f"{path}: not a compatibility.json: {str(exc).splitlines()[0]}") from None
+
+
 @app.command("diff")
 def diff_command(
     old: Annotated[Path, typer.Argument(help="The previous compatibility.json.")],
     new: Annotated[Path, typer.Argument(help="The new compatibility.json.")],
 ) -> None:
     """What went red or green between two tables; exit 1 when a passing check now fails."""
-    tables = []
-    for path in (old, new):
-        try:
-            tables.append(report_stage.load(path))
-        except (OSError, ValueError) as exc:
-            raise _fail(f"{path}: not a compatibility.json: {str(exc).splitlines()[0]}") from None
-    changes = report_stage.diff(*tables)
+    changes = report_stage.diff(_load_table(old), _load_table(new))
     for change in changes:
         out.print(str(change), markup=False, highlight=False)
     bad = report_stage.regressions(changes)
@@ -245,10 +246,7 @@ def recommend(
     unknown = sorted(set(workload or ()) - set(report_stage.WORKLOADS))
     if unknown:
         raise _fail(f"--workload {unknown[0]}: choose from {', '.join(report_stage.WORKLOADS)}")
-    try:
-        table = report_stage.load(table_path)
-    except (OSError, ValueError) as exc:
-        raise _fail(f"{table_path}: not a compatibility.json: {str(exc).splitlines()[0]}") from None
+    table = _load_table(table_path)
     choice = report_stage.recommend(table, workload or (), python=python, gpu_arch=gpu_arch, os=os)
     out.print(choice.explanation, markup=False, highlight=False)
     if choice.row is None:

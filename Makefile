@@ -33,10 +33,7 @@ engine: system ## a running Docker Engine (started as root when none answers)
 test: ## the fast tests (seconds)
 	$(BIN)/pytest -q
 
-test-report: ## COMPATIBILITY.md, compatibility.json and site/index.html from results/
-	$(BIN)/audiomatrix report
-
-lock: ## the marked tests: real uv resolution against the package index
+test-lock: ## the marked tests: real uv resolution against the package index
 	$(BIN)/pytest -q -m lock
 
 test-image: ## the marked tests: real images and containers on a real Docker Engine

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from audiomatrix import doctor as doctor_stage
+from audiomatrix import fanout
 from audiomatrix import image as image_stage
 from audiomatrix import lock as lock_stage
 from audiomatrix import report as report_stage
@@ -439,6 +440,46 @@ def build(
         raise _fail(str(exc), 1) from None
     if any(b.status == "failed" for b in built):
         raise typer.Exit(1)
+
+
+ci_app = typer.Typer(help="CI files generated from the matrix: fan the cells out.")
+app.add_typer(ci_app, name="ci")
+OutOption = Annotated[Path | None, typer.Option("--out", help="Where to write it.")]
+
+
+def _write_generated(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    out.print(f"wrote {path}")
+
+
+@ci_app.command("github")
+def ci_github(
+    ctx: typer.Context,
+    matrix: MatrixOption = None,
+    select: SelectOption = None,
+    out_path: OutOption = None,
+    shard_size: Annotated[int, typer.Option(min=1, max=fanout.MAX_JOBS)] = fanout.MAX_JOBS,
+) -> None:
+    """Write .github/workflows/matrix.yml: every buildable cell a job (sharded past GitHub's
+    256-job limit) on its OS's runner, then one job that merges the results into the table."""
+    loaded, chosen = _selected(ctx, matrix, select)
+    path = out_path or Path(loaded.path).parent / fanout.WORKFLOW_PATH
+    _write_generated(path, fanout.github_workflow(loaded, chosen, shard_size))
+
+
+@ci_app.command("bake")
+def ci_bake(
+    ctx: typer.Context,
+    matrix: MatrixOption = None,
+    select: SelectOption = None,
+    out_path: OutOption = None,
+) -> None:
+    """Write docker-bake.hcl: one target per Linux cell, for remote BuildKit builders."""
+    loaded, chosen = _selected(ctx, matrix, select)
+    _write_generated(
+        out_path or Path(loaded.path).parent / fanout.BAKE_PATH, fanout.bake_file(chosen)
+    )
 
 
 @app.command()

@@ -184,16 +184,19 @@ def uv_version() -> str:
     return out.stdout.split()[1]
 
 
-def _recorded(folder: Path) -> dict[str, Any] | None:
+def read_record(folder: Path) -> dict[str, Any] | None:
+    """A cell folder's cell.json, or None when it is missing or not a JSON object: the one
+    reader of this stage's record, for the later stages too."""
     try:
-        return json.loads((folder / CELL_FILE).read_text())
+        record = json.loads((folder / CELL_FILE).read_text())
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def is_current(plan: LockPlan, folder: Path) -> bool:
     """A lock exists for exactly these inputs and has not been edited since."""
-    record = _recorded(folder)
+    record = read_record(folder)
     lock = folder / LOCK_FILE
     return (
         record is not None
@@ -229,7 +232,7 @@ def lock_cell(plan: LockPlan, folder: Path, uv: str) -> LockResult:
     if not cell.buildable:
         return LockResult(cell.id, Status.NOT_BUILDABLE, cell.unbuildable or "")
     if is_current(plan, folder):
-        record = _recorded(folder) or {}
+        record = read_record(folder) or {}
         if record.get("cell") != cell.to_dict():
             write_json(folder / CELL_FILE, {**record, "cell": cell.to_dict()})
         return LockResult(cell.id, Status.UNCHANGED)

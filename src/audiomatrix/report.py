@@ -21,7 +21,7 @@ import jinja2
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from audiomatrix import results, signatures
+from audiomatrix import lock, results, signatures
 from audiomatrix.files import write_atomic
 from audiomatrix.results import FAILED, Mode, Status
 
@@ -164,14 +164,6 @@ def _axes_from_id(cell: str) -> Axes:
     return Axes(**match.groupdict())
 
 
-def _cell_record(environments: Path, cell: str) -> dict[str, Any] | None:
-    try:
-        record = json.loads((environments / cell / "cell.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
 def _axes(record: dict[str, Any] | None, cell: str) -> Axes:
     data = (record or {}).get("cell") or {}
     try:
@@ -270,17 +262,17 @@ def _legend(rows: Iterable[Row]) -> list[SignatureEntry]:
 def build(results_root: Path, environments: Path) -> Compatibility:
     """The table from results/ (latest run per cell and where) and environments/*/cell.json."""
     rows = [
-        _row(path, run, _cell_record(environments, run.cell), results_root)
+        _row(path, run, lock.read_record(environments / run.cell), results_root)
         for path, run in latest_runs(results_root)
     ]
     rows.sort(key=lambda r: _sort_key(r.axes, r.where.kind))
     covered = {r.cell for r in rows}
     missing = []
-    for cell_json in sorted(environments.glob("*/cell.json")):
+    for cell_json in sorted(environments.glob(f"*/{lock.CELL_FILE}")):
         cell = cell_json.parent.name
         if cell in covered:
             continue
-        record = _cell_record(environments, cell) or {}
+        record = lock.read_record(cell_json.parent) or {}
         data = record.get("cell") or {}
         if data.get("buildable") is False:
             status, reason = "not buildable", data.get("reason")

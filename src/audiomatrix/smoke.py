@@ -58,12 +58,9 @@ class CellLock:
 
 def read_lock(environments: Path, cell: str) -> CellLock:
     folder = environments / cell
-    try:
-        record = json.loads((folder / lock.CELL_FILE).read_text())
-    except (OSError, ValueError):
-        raise SmokeError(
-            f"{cell}: no {folder / lock.CELL_FILE}: run `audiomatrix lock` first"
-        ) from None
+    record = lock.read_record(folder)
+    if record is None:
+        raise SmokeError(f"{cell}: no {folder / lock.CELL_FILE}: run `audiomatrix lock` first")
     if record.get("status") != lock.Status.LOCKED or not (folder / lock.LOCK_FILE).is_file():
         reason = record.get("reason") or "no lock file"
         raise SmokeError(f"{cell}: not locked ({record.get('status')}: {reason})")

@@ -6,7 +6,6 @@ torch wheels), from the cell's hash-pinned lock.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,7 +35,7 @@ def locked_cells(environments: Path) -> list[tuple[str, str]]:
     """(cell id, Python X.Y) of every locked cell, sorted."""
     found = []
     for record_path in sorted(environments.glob(f"*/{lock.CELL_FILE}")):
-        record = json.loads(record_path.read_text())
+        record = lock.read_record(record_path.parent) or {}
         if record.get("status") == lock.Status.LOCKED:
             found.append((record["cell"]["id"], record["cell"]["python"]))
     return found

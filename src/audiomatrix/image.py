@@ -22,7 +22,6 @@ import http.server
 import io
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -42,7 +41,7 @@ import requests.exceptions
 
 from audiomatrix import lock, results
 from audiomatrix.files import cache_dir, sha256_bytes
-from audiomatrix.smoke import MODES, CellLock, SmokeError, collect
+from audiomatrix.smoke import MODES, CellLock, SmokeError, collect, runner
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = "docker/Dockerfile"
@@ -768,24 +767,12 @@ def _run_build(
 
 def checks_in_suite(names: Sequence[str] = ()) -> list[str]:
     """The suite's check names, as tests/smoke/run.py discovers them."""
-    found = []
-    for path in sorted((REPO / SUITE).glob("test_*.py")):
-        found += re.findall(r"^def test_(\w+)\(", path.read_text(), re.MULTILINE)
-    return [c for c in found if not names or c in names]
+    return [check for check, _ in runner(REPO / SUITE).discover(list(names))]
 
 
 def host_where(kind: str, image: str | None, digest: str | None) -> dict[str, Any]:
     """Where, from the host's side, for a run whose container could not say."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "kind": kind, "image": image, "image_digest": digest,
-        "os": platform.platform(), "machine": platform.machine(), "cpu": cpu,
-    }  # fmt: skip
+    return {"kind": kind, "image": image, "image_digest": digest, **runner(REPO / SUITE).host()}
 
 
 def crash_result(

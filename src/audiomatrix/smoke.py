@@ -9,6 +9,8 @@ torch wheel a single download per machine, and its hard links a single copy on d
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
 import shutil
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from audiomatrix import lock, results, signatures
@@ -153,6 +156,18 @@ def venv_root() -> Path:
     """Native venvs live in the machine's cache, keyed by cell and checked against the lock's
     hash, so every checkout on a machine (CI's fresh clones too) reuses them."""
     return cache_dir() / "venvs"
+
+
+@functools.cache
+def runner(suite: Path) -> ModuleType:
+    """The suite's own runner (run.py, standard library only) as a module, so that the host
+    asks it which checks exist and what the CPU is called instead of keeping twins."""
+    spec = importlib.util.spec_from_file_location("audiomatrix_smoke_runner", suite / "run.py")
+    if spec is None or spec.loader is None:
+        raise SmokeError(f"no smoke runner at {suite / 'run.py'}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def uv_environment() -> dict[str, str]:

@@ -45,6 +45,18 @@ def test_latest_skips_a_damaged_newer_file(tmp_path) -> None:
     assert results.latest(tmp_path, "no-such-cell") is None
 
 
+def test_latest_of_a_kind_skips_newer_runs_of_the_other(tmp_path) -> None:
+    results.write(tmp_path, _result("20261125T160000Z"))  # native
+    image_run = _result("20261125T150000Z").model_copy(
+        update={"where": results.Where(kind="image", os="Linux", machine="x86_64", cpu="EPYC")}
+    )
+    results.write(tmp_path, image_run)
+    cell = image_run.cell
+    assert results.latest(tmp_path, cell).run == "20261125T160000Z"
+    assert results.latest(tmp_path, cell, kind="image").run == "20261125T150000Z"
+    assert results.latest(tmp_path, cell, kind="native").run == "20261125T160000Z"
+
+
 def test_schema_rejects_unknown_status_and_fields() -> None:
     with pytest.raises(ValidationError):
         results.CheckResult(check="x", status="ok", duration_s=1)

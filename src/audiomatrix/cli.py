@@ -362,7 +362,7 @@ def _smoke_is_current(
     results_root: Path, cell_lock: smoke_stage.CellLock, image_id: str, modes: list[str]
 ) -> bool:
     """The newest result already ran this very image on this lock, in every mode asked."""
-    latest = results_stage.latest(results_root, cell_lock.cell)
+    latest = results_stage.latest(results_root, cell_lock.cell, kind="image")
     return (
         latest is not None
         and latest.where.image_digest == image_id

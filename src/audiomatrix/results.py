@@ -84,11 +84,14 @@ def read(path: Path) -> RunResult:
     return RunResult.model_validate_json(path.read_text())
 
 
-def latest(root: Path, cell: str) -> RunResult | None:
-    """The newest readable run of a cell (a damaged file is skipped, not fatal)."""
+def latest(root: Path, cell: str, kind: str | None = None) -> RunResult | None:
+    """The newest readable run of a cell, of one kind (image, native) if asked; a damaged
+    file is skipped, not fatal."""
     for path in sorted((root / cell).glob("*.json"), reverse=True):
         try:
-            return read(path)
+            run = read(path)
         except (OSError, ValidationError):
             continue
+        if kind is None or run.where.kind == kind:
+            return run
     return None

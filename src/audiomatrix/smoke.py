@@ -231,7 +231,7 @@ def compat_path() -> str:
 def suite_environment() -> dict[str, str]:
     """The suite's environment: compat importable, every hub offline, no index settings."""
     return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))},
+        **lock.clean_environment(os.environ),
         "PYTHONPATH": compat_path(),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",

@@ -17,11 +17,12 @@ setup: ## uv if missing, .venv, the project and its dev tools
 	@test -x $(BIN)/python || $(UV) venv --quiet $(VENV)
 	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev]'
 
-system: ## Debian's docker.io, debootstrap and chromium, where missing (needs root)
+system: ## Debian's docker.io, debootstrap, chromium and docker-registry, where missing (root)
 	@missing=""; \
 	command -v dockerd >/dev/null 2>&1 || missing="$$missing docker.io"; \
 	command -v debootstrap >/dev/null 2>&1 || missing="$$missing debootstrap"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v docker-registry >/dev/null 2>&1 || missing="$$missing docker-registry"; \
 	if [ -n "$$missing" ]; then \
 		test "$$(id -u)" = 0 || { echo "system: install$$missing (needs root)"; exit 1; }; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

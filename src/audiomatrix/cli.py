@@ -21,6 +21,7 @@ from audiomatrix import doctor as doctor_stage
 from audiomatrix import fanout
 from audiomatrix import image as image_stage
 from audiomatrix import lock as lock_stage
+from audiomatrix import publish as publish_stage
 from audiomatrix import report as report_stage
 from audiomatrix import results as results_stage
 from audiomatrix import smoke as smoke_stage
@@ -194,10 +195,20 @@ def run_matrix(
 
 def _write_report(loaded: Matrix) -> report_stage.Compatibility:
     root = Path(loaded.path).parent
-    table = report_stage.build(root / "results", _environments(loaded))
+    try:
+        previous: report_stage.Compatibility | None = report_stage.load(
+            root / report_stage.JSON_FILE
+        )
+    except (OSError, ValueError):
+        previous = None  # none yet, or unreadable: nothing published to carry over
+    table = report_stage.build(root / "results", _environments(loaded), previous)
+    _write_table(table, root)
+    return table
+
+
+def _write_table(table: report_stage.Compatibility, root: Path) -> None:
     for path in report_stage.write_all(table, root):
         out.print(f"wrote {path.relative_to(root)}")
-    return table
 
 
 @app.command("report")
@@ -252,6 +263,123 @@ def recommend(
     out.print(choice.explanation, markup=False, highlight=False)
     if choice.row is None:
         raise typer.Exit(1)
+
+
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        envvar="AUDIOMATRIX_REGISTRY",
+        help="host[:port][/namespace] of the registry; images go to <it>/audiomatrix/cell.",
+    ),
+]
+TableOption = Annotated[
+    Path, typer.Option("--table", help="The compatibility.json to read (and update).")
+]
+
+
+def _registry(text: str | None, required: bool) -> publish_stage.Registry | None:
+    if text is None:
+        if required:
+            raise _fail("no registry: pass --registry host[:port][/namespace] or set "
+                        "AUDIOMATRIX_REGISTRY")  # fmt: skip
+        return None
+    try:
+        return publish_stage.Registry.parse(text)
+    except publish_stage.PublishError as exc:
+        raise _fail(f"--registry: {exc}") from None
+
+
+@app.command()
+def publish(
+    cell_ids: Annotated[
+        list[str] | None, typer.Argument(help="Cells to publish [every image row].")
+    ] = None,
+    registry: RegistryOption = None,
+    table_path: TableOption = Path(report_stage.JSON_FILE),
+) -> None:
+    """Push the images the table's rows ran in, each with a CycloneDX SBOM, and record their
+    digests in compatibility.json (and the Markdown and HTML made from it)."""
+    target = _registry(registry, required=True)
+    assert target is not None
+    table = _load_table(table_path)
+    rows = publish_stage.image_rows(table, cell_ids or ())
+    unknown = sorted(set(cell_ids or ()) - {r.cell for r in rows})
+    if unknown:
+        raise _fail(f"{unknown[0]}: no image row in {table_path}")
+    try:
+        image_stage.ensure_engine()
+    except image_stage.EngineError as exc:
+        raise _fail(str(exc), 1) from None
+    root = table_path.resolve().parent
+    outcomes = []
+    try:
+        for row in rows:
+            with err.status(f"[bold]{row.cell}[/]: push to {target.repository}"):
+                outcome = publish_stage.publish_row(row, target, root, echo=lambda _: None)
+            style = {"published": "green", "unchanged": "green", "skipped": "yellow"}
+            colour = style.get(outcome.status, "red")
+            out.print(f"[bold]{row.cell}[/] [{colour}]{outcome.status}[/] {outcome.detail}",
+                      highlight=False)  # fmt: skip
+            outcomes.append(outcome)
+    except image_stage.EngineError as exc:
+        err.print(str(exc), markup=False)
+    new = {o.cell: o.published for o in outcomes if o.published is not None}
+    if new:
+        _write_table(publish_stage.with_publications(table, new), root)
+    if len(outcomes) < len(rows) or any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def pull(
+    cell: Annotated[str | None, typer.Argument(help="A cell id [the recommended one].")] = None,
+    registry: RegistryOption = None,
+    table_path: TableOption = Path(report_stage.JSON_FILE),
+    workload: Annotated[
+        list[str] | None,
+        typer.Option(help=f"One of {', '.join(report_stage.WORKLOADS)}; repeatable [all]."),
+    ] = None,
+    python: Annotated[str | None, typer.Option(help="Python X.Y.")] = None,
+    gpu_arch: Annotated[str | None, typer.Option(help="GPU architecture, e.g. sm_120.")] = None,
+    os: Annotated[str | None, typer.Option(help="An os value or family (linux).")] = None,
+) -> None:
+    """Pull a known-good cell's image by its published digest and tag it
+    audiomatrix/cell:<cell>; where no image is published, print the native install from its
+    lock. Without a cell, the one `recommend` picks for the constraints."""
+    table = _load_table(table_path)
+    if cell is None:
+        choice = report_stage.recommend(
+            table, workload or (), python=python, gpu_arch=gpu_arch, os=os
+        )
+        out.print(choice.explanation, markup=False, highlight=False)
+        if choice.row is None:
+            raise typer.Exit(1)
+        cell = choice.row.cell
+    rows = sorted(
+        (r for r in table.rows if r.cell == cell),
+        key=lambda r: (r.published is None, r.where.kind != "image"),
+    )
+    if not rows:
+        raise _fail(f"{cell}: not a row of {table_path}")
+    mirror = _registry(registry, required=False)
+    if rows[0].published is not None:
+        try:
+            local = publish_stage.pull(rows[0], mirror)
+        except (publish_stage.PublishError, image_stage.EngineError) as exc:
+            raise _fail(str(exc), 1) from None
+        out.print(f"pulled {rows[0].published.reference} as {local}", highlight=False)
+        out.print(f"run: docker run --rm -it --network none {local} bash", highlight=False)
+        return
+    environments = table_path.resolve().parent / "environments"
+    try:
+        cell_lock = publish_stage.environments_lock(environments, cell)
+    except publish_stage.PublishError as exc:
+        raise _fail(str(exc), 1) from None
+    out.print(f"{cell}: no published image; its environment from the committed lock:",
+              highlight=False)  # fmt: skip
+    for line in publish_stage.native_install(cell_lock, venv=f".venv-{cell}"):
+        out.print(f"  {line}", markup=False, highlight=False)
 
 
 def _status_line(result) -> str:

@@ -33,6 +33,7 @@ from audiomatrix.spec import Cell, Matrix
 LOCK_FILE = "requirements.txt"
 INPUT_FILE = "requirements.in"
 CELL_FILE = "cell.json"
+MANIFEST_FILE = "cells.json"
 SCHEMA = 1
 UV_TIMEOUT_S = 900
 PROBE_TIMEOUT_S = 5.0
@@ -184,6 +185,28 @@ def uv_version() -> str:
     return out.stdout.split()[1]
 
 
+def write_manifest(matrix: Matrix, root: Path) -> Path:
+    """environments/cells.json: every cell the matrix declares, with why it cannot be built,
+    so that the report accounts for cells that never get a folder of their own."""
+    path = root / MANIFEST_FILE
+    cells = sorted((c.to_dict() for c in matrix.cells), key=lambda c: c["id"])
+    text = json.dumps({"schema": 1, "cells": cells}, indent=2, sort_keys=True) + "\n"
+    if not path.exists() or path.read_text() != text:
+        write_atomic(path, text)
+    return path
+
+
+def read_manifest(root: Path) -> list[dict[str, Any]]:
+    """The cells of environments/cells.json ([] when absent or damaged)."""
+    try:
+        cells = json.loads((root / MANIFEST_FILE).read_text()).get("cells")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return (
+        [c for c in cells if isinstance(c, dict) and "id" in c] if isinstance(cells, list) else []
+    )
+
+
 def read_record(folder: Path) -> dict[str, Any] | None:
     """A cell folder's cell.json, or None when it is missing or not a JSON object: the one
     reader of this stage's record, for the later stages too."""
@@ -278,6 +301,7 @@ def lock_cells(
     workers: int = 2,
 ) -> list[LockResult]:
     """Lock cells side by side; one cell's failure never stops the others."""
+    write_manifest(matrix, root)
     uv = uv_binary()
     plans = [plan_for(c, matrix) for c in cells]
 

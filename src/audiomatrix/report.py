@@ -48,6 +48,7 @@ CELL_ID = re.compile(
     r"-(?P<accelerator>[a-z0-9._]+)-(?P<stack>.+)$"
 )
 NONE = "-"
+NOT_BUILDABLE = "not buildable"
 """What a table shows for a missing value or an absent check."""
 MD_FILE = "COMPATIBILITY.md"
 JSON_FILE = "compatibility.json"
@@ -85,6 +86,31 @@ class CheckRow(_Model):
     compat: Outcome | None = None
 
 
+class Sbom(_Model):
+    """The CycloneDX SBOM of a published image: a copy in the repository and an OCI artifact
+    beside the image in the registry (tagged `sha256-<image digest hex>.sbom`)."""
+
+    format: Literal["CycloneDX 1.6"] = "CycloneDX 1.6"
+    path: str
+    """Relative to the repository (sboms/<cell>.cdx.json)."""
+    reference: str
+    digest: str
+    components: int
+
+
+class Published(_Model):
+    """Where the tested image was pushed: pull `reference` to get exactly what ran."""
+
+    reference: str
+    """repository@sha256:..., the registry's digest of the pushed manifest."""
+    tags: list[str]
+    digest: str
+    image_id: str
+    """The local image id that ran the smoke suite and was pushed (where.image_digest)."""
+    pushed: datetime
+    sbom: Sbom
+
+
 class Row(_Model):
     """The latest run of one cell in one place (an image or a native venv)."""
 
@@ -103,6 +129,8 @@ class Row(_Model):
     source: str
     """The results file this row comes from, relative to the repository."""
     checks: dict[str, CheckRow]
+    published: Published | None = None
+    """Set by `audiomatrix publish`; kept by later reports while the row's image is the same."""
 
 
 class Missing(_Model):
@@ -259,23 +287,40 @@ def _legend(rows: Iterable[Row]) -> list[SignatureEntry]:
     return entries
 
 
-def build(results_root: Path, environments: Path) -> Compatibility:
-    """The table from results/ (latest run per cell and where) and environments/*/cell.json."""
+def carried_publication(row: Row, previous: Compatibility | None) -> Published | None:
+    """The previous table's publication of this row's image, if the row still shows the very
+    image that was pushed (a new build or run of the cell drops it)."""
+    for old in previous.rows if previous else ():
+        if (
+            old.cell == row.cell
+            and old.published
+            and row.where.kind == "image"
+            and old.published.image_id == row.where.image_digest
+        ):
+            return old.published
+    return None
+
+
+def build(
+    results_root: Path, environments: Path, previous: Compatibility | None = None
+) -> Compatibility:
+    """The table from results/ (latest run per cell and where) and environments/*/cell.json;
+    `previous` (the table being replaced) only lends the publications still valid."""
     rows = [
         _row(path, run, lock.read_record(environments / run.cell), results_root)
         for path, run in latest_runs(results_root)
     ]
+    rows = [r.model_copy(update={"published": carried_publication(r, previous)}) for r in rows]
     rows.sort(key=lambda r: _sort_key(r.axes, r.where.kind))
     covered = {r.cell for r in rows}
+    declared = {c["id"]: c for c in lock.read_manifest(environments)}
+    folders = {p.parent.name for p in environments.glob(f"*/{lock.CELL_FILE}")}
     missing = []
-    for cell_json in sorted(environments.glob(f"*/{lock.CELL_FILE}")):
-        cell = cell_json.parent.name
-        if cell in covered:
-            continue
-        record = lock.read_record(cell_json.parent) or {}
+    for cell in sorted((set(declared) | folders) - covered):
+        record = lock.read_record(environments / cell) or {"cell": declared[cell]}
         data = record.get("cell") or {}
         if data.get("buildable") is False:
-            status, reason = "not buildable", data.get("reason")
+            status, reason = NOT_BUILDABLE, data.get("reason")
         elif record.get("status") in (None, "locked", "unchanged"):
             status, reason = "not run", "locked, but no results yet"
         else:
@@ -397,6 +442,7 @@ def markdown(table: Compatibility) -> str:
             f"`{row.lock_sha256[:12]}`",
         ]
         lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+    lines += _published_md(table.rows)
     lines += ["", "## Signatures", ""]
     if not table.signatures:
         lines += ["No failures.", ""]
@@ -405,14 +451,49 @@ def markdown(table: Compatibility) -> str:
         lines += [f"- <{s}>" for s in sig.sources]
         lines += [""] if sig.sources else []
     lines += ["## Cells without results", ""]
-    if table.missing:
+    unrun = [m for m in table.missing if m.status != NOT_BUILDABLE]
+    if unrun:
         lines += ["| cell | status | reason |", "| --- | --- | --- |"]
-        lines += [
-            f"| `{m.cell}` | {_md(m.status)} | {_md(m.reason or NONE)} |" for m in table.missing
-        ]
+        lines += [f"| `{m.cell}` | {_md(m.status)} | {_md(m.reason or NONE)} |" for m in unrun]
     else:
-        lines.append("None.")
+        lines.append("None." if not table.missing else "Every buildable cell has results.")
+    lines += _unbuildable_md([m for m in table.missing if m.status == NOT_BUILDABLE])
     return "\n".join(lines) + "\n"
+
+
+def _published_md(rows: Sequence[Row]) -> list[str]:
+    """Where each tested image can be pulled from, by digest, and its SBOM."""
+    published = [r for r in rows if r.published]
+    if not published:
+        return []
+    lines = ["", "## Published images", "", "| cell | pull | SBOM |", "| --- | --- | --- |"]
+    for r in published:
+        assert r.published is not None
+        sbom = f"[{r.published.sbom.format}]({r.published.sbom.path})"
+        lines.append(f"| `{r.cell}` | `docker pull {_md(r.published.reference)}` | {sbom} |")
+    return lines
+
+
+def _unbuildable_md(cells: Sequence[Missing]) -> list[str]:
+    """The cells the matrix's facts rule out, one line per reason (there can be hundreds)."""
+    if not cells:
+        return []
+    by_reason: dict[str, list[str]] = {}
+    for m in cells:
+        by_reason.setdefault(m.reason or NONE, []).append(m.cell)
+    lines = [
+        "",
+        f"### Not buildable ({len(cells)} cells)",
+        "",
+        "| reason | cells |",
+        "| --- | --- |",
+    ]
+    for reason, ids in sorted(by_reason.items(), key=lambda item: (-len(item[1]), item[0])):
+        listed = "<br>".join(f"`{c}`" for c in ids)
+        lines.append(
+            f"| {_md(reason)} | <details><summary>{len(ids)}</summary>{listed}</details> |"
+        )
+    return lines
 
 
 def _environment() -> jinja2.Environment:

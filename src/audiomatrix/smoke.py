@@ -175,22 +175,31 @@ def uv_environment() -> dict[str, str]:
     return {**lock.clean_environment(os.environ), "UV_PYTHON_DOWNLOADS": "never"}
 
 
+def install_steps(
+    cell: CellLock, venv: Path, python: str, uv: str, relative: bool = False
+) -> list[list[str]]:
+    """uv venv + uv pip sync of the cell's lock with its hashes: what `smoke --native` runs,
+    and what `audiomatrix pull` prints (`relative`: the lock as environments/<cell>/...)."""
+    requirements = (
+        Path("environments", cell.cell, cell.requirements.name) if relative else cell.requirements
+    )
+    return [
+        [uv, "venv", "--quiet", "--clear", "--python", python, str(venv)],
+        [
+            uv, "pip", "sync", "--quiet", "--require-hashes", "--python", str(venv),
+            *(["--extra-index-url", cell.index] if cell.index else []),
+            str(requirements),
+        ],
+    ]  # fmt: skip
+
+
 def ensure_venv(cell: CellLock, venv: Path, python: str | None) -> Path:
     """A venv holding exactly the cell's lock; rebuilt only when the lock changed."""
     interpreter = venv / "bin" / "python"
     marker = venv / LOCK_MARKER
     if interpreter.exists() and marker.exists() and marker.read_text() == cell.lock_sha256:
         return interpreter
-    uv = lock.uv_binary()
-    steps = [
-        [uv, "venv", "--quiet", "--clear", "--python", python or cell.python, str(venv)],
-        [
-            uv, "pip", "sync", "--quiet", "--require-hashes", "--python", str(interpreter),
-            *(["--extra-index-url", cell.index] if cell.index else []),
-            str(cell.requirements),
-        ],
-    ]  # fmt: skip
-    for step in steps:
+    for step in install_steps(cell, venv, python or cell.python, uv=lock.uv_binary()):
         proc = subprocess.run(step, capture_output=True, text=True, env=uv_environment())
         if proc.returncode != 0:
             raise SmokeError(

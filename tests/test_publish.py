@@ -1,0 +1,266 @@
+"""publish and pull: the pure parts fast; the round trip against a real local registry
+(Debian's docker-registry, started here on loopback) with a real Docker Engine."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import docker.errors
+import pytest
+import requests
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from typer.testing import CliRunner
+
+from audiomatrix import image, publish, report, results
+from audiomatrix.cli import app
+from support import small_cell
+
+REPO = Path(__file__).resolve().parents[1]
+DIGEST = "sha256:" + "ab" * 32
+INVENTORY = {
+    "os": {"ID": "debian", "VERSION_ID": "12"},
+    "python_version": "3.11.2",
+    "python": [["numpy", "2.3.5"], ["soundfile", "0.13.1"]],
+    "deb": [["python3", "3.11.2-1+b1", "amd64"], ["tzdata", "2025b-0+deb12u1", "all"]],
+}
+
+
+def _valid_cyclonedx(text: str) -> None:
+    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
+    assert error is None, error
+
+
+def _row(cell: str = "bookworm-py3.11-torch2.9.1-cpu-maintained", image_id: str = "sha256:1"):
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    where = results.Where(
+        kind="image", image=f"audiomatrix/cell:{cell}-0123456789ab", image_digest=image_id,
+        os="Linux", machine="x86_64", cpu="cpu",
+    )  # fmt: skip
+    return report.Row(
+        cell=cell, axes=report._axes_from_id(cell), versions={}, lock_sha256="f" * 64,
+        where=where, run="r1", started=now, finished=now, source="results/x.json", checks={},
+    )  # fmt: skip
+
+
+def _published(image_id: str) -> report.Published:
+    return report.Published(
+        reference=f"localhost:5000/audiomatrix/cell@{DIGEST}",
+        tags=["localhost:5000/audiomatrix/cell:x"],
+        digest=DIGEST,
+        image_id=image_id,
+        pushed=datetime(2026, 11, 25, tzinfo=UTC),
+        sbom=report.Sbom(path="sboms/x.cdx.json", reference="r", digest=DIGEST, components=4),
+    )
+
+
+# --------------------------------------------------------------------------- fast
+
+
+@pytest.mark.parametrize(
+    ("text", "repository", "api"),
+    [
+        ("localhost:5000", "localhost:5000/audiomatrix/cell",
+         "http://localhost:5000/v2/audiomatrix/cell"),
+        ("127.0.0.1:41000/team/", "127.0.0.1:41000/team/audiomatrix/cell",
+         "http://127.0.0.1:41000/v2/team/audiomatrix/cell"),
+        ("registry.example:443/a/b", "registry.example:443/a/b/audiomatrix/cell",
+         "https://registry.example:443/v2/a/b/audiomatrix/cell"),
+    ],
+)  # fmt: skip
+def test_registry_addresses(text: str, repository: str, api: str) -> None:
+    parsed = publish.Registry.parse(text)
+    assert (parsed.repository, parsed.api) == (repository, api)
+
+
+@pytest.mark.parametrize("text", ["", "host:port", "localhost:5000/Upper", "a b"])
+def test_a_bad_registry_is_one_line(text: str) -> None:
+    with pytest.raises(publish.PublishError, match="expected host"):
+        publish.Registry.parse(text)
+
+
+def test_sbom_is_valid_cyclonedx_with_package_urls() -> None:
+    row = _row()
+    reference = f"localhost:5000/audiomatrix/cell@{DIGEST}"
+    labels = {"org.audiomatrix.cell": row.cell, "maintainer": "x"}
+    text = publish.sbom_json(publish.sbom(row, reference, labels, INVENTORY))
+    _valid_cyclonedx(text)
+    doc = json.loads(text)
+    purls = {c["purl"] for c in doc["components"]}
+    assert "pkg:pypi/numpy@2.3.5" in purls
+    assert "pkg:deb/debian/python3@3.11.2-1%2Bb1?arch=amd64&distro=debian-12" in purls
+    root = doc["metadata"]["component"]
+    assert (root["type"], root["version"]) == ("container", DIGEST)
+    props = {p["name"]: p["value"] for p in root["properties"]}
+    assert props["audiomatrix:lock-sha256"] == row.lock_sha256
+    assert props["label:org.audiomatrix.cell"] == row.cell and "label:maintainer" not in props
+    depends = next(d for d in doc["dependencies"] if d["ref"] == reference)["dependsOn"]
+    assert len(depends) == len(doc["components"]) == 4
+
+
+def test_a_new_report_keeps_a_publication_only_for_the_same_image() -> None:
+    same, other = _row(image_id="sha256:1"), _row(image_id="sha256:2")
+    kept = same.model_copy(update={"published": _published("sha256:1")})
+    previous = report.Compatibility(checks=[], workloads={}, rows=[kept], missing=[], signatures=[])
+    assert report.carried_publication(same, previous) == _published("sha256:1")
+    assert report.carried_publication(other, previous) is None
+    assert report.carried_publication(same, None) is None
+
+
+def test_publications_land_on_image_rows_only() -> None:
+    image_row = _row()
+    native = image_row.model_copy(
+        update={"where": image_row.where.model_copy(update={"kind": "native", "image": None})}
+    )
+    table = report.Compatibility(
+        checks=[], workloads={}, rows=[image_row, native], missing=[], signatures=[]
+    )
+    assert publish.image_rows(table) == [image_row]
+    updated = publish.with_publications(table, {image_row.cell: _published("sha256:1")})
+    assert [r.published is not None for r in updated.rows] == [True, False]
+    assert "localhost:5000/audiomatrix/cell@" in report.markdown(updated)
+
+
+def test_publish_needs_a_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUDIOMATRIX_REGISTRY", raising=False)
+    outcome = CliRunner().invoke(app, ["publish", "--table", str(tmp_path / "c.json")])
+    assert outcome.exit_code == 2
+    assert "no registry: pass --registry" in outcome.output
+
+
+def test_pull_without_an_image_prints_the_native_install() -> None:
+    cell = "bookworm-py3.11-torch2.9.1-cu128-maintained"
+    outcome = CliRunner().invoke(
+        app, ["pull", cell, "--table", str(REPO / report.JSON_FILE)], catch_exceptions=False
+    )
+    table = report.load(REPO / report.JSON_FILE)
+    if any(r.cell == cell and r.published for r in table.rows):
+        pytest.skip("the committed table has a published image for the cell")
+    assert outcome.exit_code == 0, outcome.output
+    lines = [line.strip() for line in outcome.output.splitlines()]
+    assert f"uv venv --quiet --clear --python 3.11 .venv-{cell}" in lines
+    sync = next(line for line in lines if line.startswith("uv pip sync"))
+    assert "--require-hashes" in sync and sync.endswith(f"environments/{cell}/requirements.txt")
+
+
+# --------------------------------------------------------------------------- a real registry
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[publish.Registry]:
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.fail("docker-registry is missing: `make system` installs Debian's package")
+    folder = tmp_path_factory.mktemp("registry")
+    port = _free_port()
+    config = folder / "config.yml"
+    config.write_text(
+        f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log = folder / "registry.log"
+    proc = subprocess.Popen(
+        [binary, "serve", str(config)], stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 200:
+                break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"docker-registry did not start: {log.read_text()[-500:]}")
+        time.sleep(0.2)
+    yield publish.Registry.parse(f"127.0.0.1:{port}/test")
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.image
+def test_publish_and_pull_round_trip(registry: publish.Registry, tmp_path: Path) -> None:
+    image.ensure_engine()
+    api = image.client()
+    root = tmp_path / "repo"
+    cell = small_cell(root / "environments", f"test-pub-{uuid.uuid4().hex[:6]}")
+    built = image.build(cell, echo=lambda _: None)
+    assert built.ok and built.tag, built.detail
+    try:
+        image.smoke_in_image(
+            built.tag, cell, root / "results", modes=["raw"], checks=["torch_load"],
+            echo=lambda _: None,
+        )  # fmt: skip
+        report.write_all(report.build(root / "results", root / "environments"), root)
+        table_path = root / report.JSON_FILE
+        runner = CliRunner()
+        args = ["publish", "--registry", f"{registry.host}/test", "--table", str(table_path)]
+        first = runner.invoke(app, args, catch_exceptions=False)
+        assert first.exit_code == 0, first.output
+        assert f"{cell.cell} published" in first.output
+
+        row = next(r for r in report.load(table_path).rows if r.cell == cell.cell)
+        assert row.published is not None
+        tested = api.images.get(built.tag).id
+        assert row.published.image_id == tested == row.where.image_digest
+        # The registry holds the recorded digest under both tags.
+        for tag in (publish.content_tag(built.tag), cell.cell):
+            head = publish.manifest_head(registry, tag)
+            assert head is not None and head[0] == row.published.digest
+        # The pushed image carries the labels; its config digest is the tested image id.
+        manifest = requests.get(
+            f"{registry.api}/manifests/{row.published.digest}",
+            headers={"Accept": ", ".join(publish.MANIFEST_TYPES)}, timeout=30,
+        ).json()  # fmt: skip
+        assert manifest["config"]["digest"] == tested
+        config = requests.get(f"{registry.api}/blobs/{tested}", timeout=30).json()
+        assert config["config"]["Labels"]["org.audiomatrix.lock-sha256"] == cell.lock_sha256
+
+        # The SBOM beside it: valid CycloneDX, the lock's versions, the Debian packages.
+        fetched = publish.fetch_sbom(registry, row.published.digest)
+        text = (root / row.published.sbom.path).read_text()
+        assert json.loads(text) == fetched
+        _valid_cyclonedx(text)
+        pins = {p.name: p.version for p in image.parse_lock(cell.requirements.read_text())}
+        found = {
+            re.sub(r"[-_.]+", "-", c["name"]).lower(): c["version"] for c in fetched["components"]
+        }
+        assert all(found.get(name) == version for name, version in pins.items()), pins
+        assert any(c["purl"].startswith("pkg:deb/debian/python3@") for c in fetched["components"])
+        assert fetched["metadata"]["component"]["version"] == row.published.digest
+        assert row.published.reference in (root / report.MD_FILE).read_text()
+
+        # Nothing changed: nothing pushed again. A row whose image changed is not pushed.
+        again = runner.invoke(app, args, catch_exceptions=False)
+        assert f"{cell.cell} unchanged" in again.output
+        stale = row.model_copy(
+            update={"where": row.where.model_copy(update={"image_digest": "sha256:0"})}
+        )
+        assert publish.publish_row(stale, registry, root).status == "skipped"
+
+        # Pull: with the local image gone, the digest brings back the very image tested.
+        api.images.remove(built.tag, force=True)
+        pulled = runner.invoke(
+            app, ["pull", cell.cell, "--table", str(table_path)], catch_exceptions=False
+        )
+        assert pulled.exit_code == 0, pulled.output
+        assert api.images.get(f"{image.CELL_REPO}:{cell.cell}").id == tested
+    finally:
+        for name in (built.tag, f"{image.CELL_REPO}:{cell.cell}"):
+            with contextlib.suppress(docker.errors.APIError):
+                api.images.remove(name, force=True)

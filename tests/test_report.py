@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import report, results, signatures
+from audiomatrix import lock, report, results, signatures, spec
+
+REPO = Path(__file__).resolve().parents[1]
 
 LOCK = "ab12cd34ef56" + "0" * 52
 ALL_PASS = {c: "pass" for c in report.CHECKS} | {"accelerator": "skip"}
@@ -311,3 +313,23 @@ def test_empty_results_still_render(tmp_path: Path) -> None:
     assert "No failures." in report.markdown(t)
     assert 'class="row"' not in report.html(t)
     assert report.recommend(t, ["xtts"]).row is None
+
+
+def test_cells_the_matrix_rules_out_are_listed_with_their_reason(repo: Path) -> None:
+    """Unbuildable cells never get a folder; the lock stage's manifest still names them."""
+    matrix = spec.load(REPO / "matrix.yaml")
+    envs = repo / "environments"
+    lock.write_manifest(matrix, envs)
+    built = report.build(repo / "results", envs)
+    ruled_out = [c for c in matrix.cells if not c.buildable]
+    listed = {m.cell: m for m in built.missing if m.status == report.NOT_BUILDABLE}
+    assert ruled_out and set(listed) == {c.id for c in ruled_out}
+    assert all(listed[c.id].reason == c.unbuildable for c in ruled_out)
+    # Cells with a folder keep their own status; cells with results are not "missing".
+    statuses = {m.cell: m.status for m in built.missing}
+    assert statuses["bookworm-py3.12-torch2.9.1-cu130-maintained"] == "index unreachable"
+    assert OLD not in statuses
+    md = report.markdown(built)
+    assert f"### Not buildable ({len(ruled_out)} cells)" in md
+    reason = ruled_out[0].unbuildable
+    assert reason and report._md(reason) in md

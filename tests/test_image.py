@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -19,35 +20,12 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from audiomatrix import image, lock, smoke
-from audiomatrix.files import sha256_file
+from audiomatrix import image, smoke
+from support import small_cell
 
 pytestmark = pytest.mark.image
 REPO = Path(__file__).resolve().parents[1]
 CI_CELL = "bookworm-py3.11-torch2.9.1-cu128-maintained"
-
-
-def _small_cell(root: Path, cell: str, python: str = "3.11") -> smoke.CellLock:
-    folder = root / cell
-    folder.mkdir(parents=True)
-    (folder / "requirements.in").write_text("soundfile\nnumpy\npytest\npytest-timeout\n")
-    subprocess.run(
-        [lock.uv_binary(), "pip", "compile", "requirements.in", "-o", "requirements.txt",
-         "--generate-hashes", "--no-config", "--quiet", "--python-version", python,
-         "--python-platform", "x86_64-manylinux_2_36"],
-        cwd=folder, check=True, env=lock.clean_environment(__import__("os").environ),
-    )  # fmt: skip
-    record = {
-        "schema": 1,
-        "status": "locked",
-        "lock": "requirements.txt",
-        "lock_sha256": sha256_file(folder / "requirements.txt"),
-        "inputs": {"index": None},
-        "cell": {"id": cell, "python": python, "platform": "x86_64-manylinux_2_36",
-                 "base": "debian:bookworm-slim", "ffmpeg": False, "device": "cpu"},
-    }  # fmt: skip
-    (folder / "cell.json").write_text(json.dumps(record))
-    return smoke.read_lock(root, cell)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +48,7 @@ def envs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def small(engine: str, envs: Path) -> tuple[smoke.CellLock, image.BuildResult]:
-    cell = _small_cell(envs, f"test-small-{uuid.uuid4().hex[:6]}")
+    cell = small_cell(envs, f"test-small-{uuid.uuid4().hex[:6]}")
     return cell, image.build(cell, echo=lambda _: None)
 
 
@@ -136,23 +114,70 @@ def test_no_ca_bundle_in_any_layer(engine: str, envs: Path, tmp_path: Path) -> N
     marker = f"audiomatrix-test-ca-{uuid.uuid4().hex}"
     bundle = tmp_path / "bundle.pem"
     bundle.write_text(f"# {marker}\n")
-    cell = _small_cell(envs, f"test-ca-{uuid.uuid4().hex[:6]}")
+    cell = small_cell(envs, f"test-ca-{uuid.uuid4().hex[:6]}")
     built = image.build(cell, ca_bundle=bundle, echo=lambda _: None)
     assert built.status == "built", built.detail
+    api = image.client().api
+    # The install steps did fetch it (only its address is in the history) ...
+    history = json.dumps(api.history(built.tag))
+    assert image.CA_PATH in history
+    # ... and nothing of it stayed: not in a layer, the history or the image's config.
+    assert marker not in history
+    assert marker not in json.dumps(api.inspect_image(built.tag))
     saved = io.BytesIO(b"".join(image.client().images.get(built.tag).save(named=False)))
     with tarfile.open(fileobj=saved) as outer:
         layers = [m for m in outer.getmembers() if m.name.endswith("layer.tar")]
         assert layers
+        for member in outer.getmembers():
+            if member.isfile():
+                data = outer.extractfile(member).read()  # type: ignore[union-attr]
+                assert marker.encode() not in data, member.name
         for member in layers:
             data = outer.extractfile(member).read()  # type: ignore[union-attr]
-            assert marker.encode() not in data
             with tarfile.open(fileobj=io.BytesIO(data)) as layer:
-                assert not [n for n in layer.getnames() if "ca-bundle" in n]
+                assert not [n for n in layer.getnames() if "ca-bundle" in n or "proxy-ca" in n]
+
+
+def _install_steps(tag: str) -> list[tuple[str, str]]:
+    """(layer id, step) of the image's steps from the base up to the install of the rest."""
+    steps = [(s["Id"], s["CreatedBy"]) for s in reversed(image.client().api.history(tag))]
+    last = max(i for i, (_, by) in enumerate(steps) if "install.sh" in by and "rest.txt" in by)
+    return steps[: last + 1]
+
+
+def test_a_suite_change_rebuilds_only_the_top_layers(
+    small, engine: str, envs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another cell with the same packages reuses every install layer, and so does a change to
+    the smoke suite: only the layers above the installs are new."""
+    _, built = small
+    cell = small_cell(envs, f"test-suite-{uuid.uuid4().hex[:6]}")
+    other = image.build(cell, echo=lambda _: None)
+    assert other.status == "built", other.detail
+    installs = _install_steps(built.tag)
+    assert any("install.sh" in by and "torch.txt" in by for _, by in installs)
+    assert "<missing>" not in dict(installs)
+    assert _install_steps(other.tag) == installs
+
+    changed = tmp_path / "run.py"
+    changed.write_text((REPO / "tests/smoke/run.py").read_text() + "\n# changed\n")
+    files = image.context_files
+    monkeypatch.setattr(
+        image, "context_files", lambda c: {**files(c), "tests/smoke/run.py": changed}
+    )
+    again = image.build(cell, echo=lambda _: None)
+    assert again.status == "built" and again.tag != other.tag, again.detail
+    assert _install_steps(again.tag) == installs
+    history = image.client().api.history(again.tag)
+    suite = [
+        s["Id"] for s in history if "COPY dir:" in s["CreatedBy"] and "smoke" in s["CreatedBy"]
+    ]
+    assert suite and not set(suite) & {s["Id"] for s in image.client().api.history(built.tag)}
 
 
 def test_a_broken_cell_does_not_stop_the_next(small, envs: Path) -> None:
     cell, _ = small
-    broken = _small_cell(envs, f"test-broken-{uuid.uuid4().hex[:6]}")
+    broken = small_cell(envs, f"test-broken-{uuid.uuid4().hex[:6]}")
     text = broken.requirements.read_text()
     broken.requirements.write_text(text.replace("--hash=sha256:", "--hash=sha256:0", 1))
     results = [image.build(c, echo=lambda _: None) for c in (broken, cell)]
@@ -161,20 +186,35 @@ def test_a_broken_cell_does_not_stop_the_next(small, envs: Path) -> None:
 
 
 def test_python_not_in_base_is_a_status(engine: str, envs: Path) -> None:
-    cell = _small_cell(envs, f"test-py310-{uuid.uuid4().hex[:6]}", python="3.10")
+    cell = small_cell(envs, f"test-py310-{uuid.uuid4().hex[:6]}", python="3.10")
     result = image.build(cell, echo=lambda _: None)
     assert result.status == "python unavailable in base"
     assert "3.10" in result.detail
 
 
 def test_split_matches_the_dockerfile(small, tmp_path: Path) -> None:
-    """The torch part is the same text for two locks that differ elsewhere."""
-    a = (REPO / "environments" / CI_CELL / "requirements.txt").read_text()
-    other = REPO / "environments" / "bookworm-py3.11-torch2.9.1-cpu-maintained/requirements.txt"
-    torch, rest = image.split_lock(a)
-    assert "torch==" in torch and "torch==" not in rest and "# via" not in torch
-    if other.exists():
-        assert image.split_lock(other.read_text())[0] != ""
+    """split_lock gives, byte for byte, what the Dockerfile's awk writes (run here with the
+    host's awk); the torch part is the same text for two locks that differ elsewhere."""
+    dockerfile = (REPO / "docker" / "Dockerfile").read_text().replace("\\\n", "")
+    program = re.search(r"RUN awk '(.*?)'\s+/split/lock.txt", dockerfile, re.DOTALL)
+    assert program, "the Dockerfile's split step changed: update this test and split_lock"
+    script = program.group(1).replace('"/split/', f'"{tmp_path}/')
+    envs = REPO / "environments"
+    cells = [CI_CELL, f"{CI_CELL}-nocodec", "bookworm-py3.11-torch2.5.1-cu124-legacy"]
+    locks = [envs / c / "requirements.txt" for c in cells if (envs / c).is_dir()]
+    locks.append(small[0].requirements)
+    for path in locks:
+        for part in ("torch.txt", "rest.txt"):
+            (tmp_path / part).write_text("")
+        subprocess.run(["awk", script, str(path)], check=True)
+        torch, rest = image.split_lock(path.read_text())
+        assert (tmp_path / "torch.txt").read_text() == torch, path
+        assert (tmp_path / "rest.txt").read_text() == rest, path
+    torch, rest = image.split_lock(locks[0].read_text())
+    assert "torch==" in torch and "# via" not in torch and not re.search("^torch==", rest, re.M)
+    if len(locks) > 2:
+        assert image.split_lock(locks[1].read_text())[0] == torch
+    assert image.split_lock(small[0].requirements.read_text())[0] == ""
 
 
 @pytest.mark.skipif(

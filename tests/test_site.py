@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import report, signatures
+from audiomatrix import publish, report, signatures
 from test_report import repo, table  # noqa: F401  (the fixture and helper)
 
 pytestmark = pytest.mark.site
@@ -112,5 +112,32 @@ def test_page_of_the_committed_results(browser, tmp_path: Path) -> None:
     page = _open(browser, site, problems)
     shot = _shoot(page, tmp_path, "committed")
     assert page.locator("#results tbody tr.row:visible").count() == len(t.rows), shot
+    assert problems == [], f"{problems} {shot}"
+    page.close()
+
+
+def test_detail_panel_names_the_published_image(browser, repo: Path, tmp_path: Path) -> None:  # noqa: F811
+    t = table(repo)
+    row = next(r for r in t.rows if r.where.kind == "image")
+    digest = "sha256:" + "cd" * 32
+    published = report.Published(
+        reference=f"127.0.0.1:5000/audiomatrix/cell@{digest}",
+        tags=[f"127.0.0.1:5000/audiomatrix/cell:{row.cell}"],
+        digest=digest,
+        image_id=row.where.image_digest or "",
+        pushed=row.finished,
+        sbom=report.Sbom(
+            path=f"sboms/{row.cell}.cdx.json", reference="r", digest=digest, components=3
+        ),
+    )
+    site = report.write_all(publish.with_publications(t, {row.cell: published}), tmp_path)[2]
+    problems: list[str] = []
+    page = _open(browser, site, problems)
+    page.select_option("select[data-axis=where]", "image")
+    page.locator("#results tr.row:visible").first.click()
+    text = page.locator("#detail").inner_text()
+    shot = _shoot(page, tmp_path, "published")
+    assert f"docker pull {published.reference}" in text, shot
+    assert f"CycloneDX 1.6 sboms/{row.cell}.cdx.json" in text, shot
     assert problems == [], f"{problems} {shot}"
     page.close()

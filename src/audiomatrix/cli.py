@@ -54,8 +54,8 @@ CaBundleOption = Annotated[
     typer.Option(
         "--ca-bundle",
         envvar="AUDIOMATRIX_CA_BUNDLE",
-        help="Extra CA bundle for a TLS-intercepting proxy, used only in a throw-away build "
-        "stage, never in an image.",
+        help="Extra CA bundle for a TLS-intercepting proxy: served to the build on loopback "
+        "and deleted within each install step, never in an image layer.",
     ),
 ]
 
@@ -241,28 +241,46 @@ def diff_command(
         raise typer.Exit(1)
 
 
-@app.command()
-def recommend(
-    table_path: Annotated[
-        Path, typer.Option("--table", help="The compatibility.json to choose from.")
-    ] = Path("compatibility.json"),
-    workload: Annotated[
-        list[str] | None,
-        typer.Option(help=f"One of {', '.join(report_stage.WORKLOADS)}; repeatable [all]."),
-    ] = None,
-    python: Annotated[str | None, typer.Option(help="Python X.Y.")] = None,
-    gpu_arch: Annotated[str | None, typer.Option(help="GPU architecture, e.g. sm_120.")] = None,
-    os: Annotated[str | None, typer.Option(help="An os value or family (linux).")] = None,
-) -> None:
-    """The best known-good cell for your constraints, and why."""
+WorkloadOption = Annotated[
+    list[str] | None,
+    typer.Option(help=f"One of {', '.join(report_stage.WORKLOADS)}; repeatable [all]."),
+]
+PythonOption = Annotated[str | None, typer.Option(help="Python X.Y.")]
+GpuArchOption = Annotated[str | None, typer.Option(help="GPU architecture, e.g. sm_120.")]
+OsOption = Annotated[str | None, typer.Option(help="An os value or family (linux).")]
+TableOption = Annotated[
+    Path, typer.Option("--table", help="The compatibility.json to read (publish updates it).")
+]
+
+
+def _recommended(
+    table: report_stage.Compatibility,
+    workload: list[str] | None,
+    python: str | None,
+    gpu_arch: str | None,
+    os: str | None,
+) -> report_stage.Row:
+    """recommend's choice, explained on stdout; exit 1 when no row qualifies."""
     unknown = sorted(set(workload or ()) - set(report_stage.WORKLOADS))
     if unknown:
         raise _fail(f"--workload {unknown[0]}: choose from {', '.join(report_stage.WORKLOADS)}")
-    table = _load_table(table_path)
     choice = report_stage.recommend(table, workload or (), python=python, gpu_arch=gpu_arch, os=os)
     out.print(choice.explanation, markup=False, highlight=False)
     if choice.row is None:
         raise typer.Exit(1)
+    return choice.row
+
+
+@app.command()
+def recommend(
+    table_path: TableOption = Path(report_stage.JSON_FILE),
+    workload: WorkloadOption = None,
+    python: PythonOption = None,
+    gpu_arch: GpuArchOption = None,
+    os: OsOption = None,
+) -> None:
+    """The best known-good cell for your constraints, and why."""
+    _recommended(_load_table(table_path), workload, python, gpu_arch, os)
 
 
 RegistryOption = Annotated[
@@ -272,9 +290,6 @@ RegistryOption = Annotated[
         envvar="AUDIOMATRIX_REGISTRY",
         help="host[:port][/namespace] of the registry; images go to <it>/audiomatrix/cell.",
     ),
-]
-TableOption = Annotated[
-    Path, typer.Option("--table", help="The compatibility.json to read (and update).")
 ]
 
 
@@ -323,7 +338,7 @@ def publish(
                       highlight=False)  # fmt: skip
             outcomes.append(outcome)
     except image_stage.EngineError as exc:
-        err.print(str(exc), markup=False)
+        err.print(str(exc), markup=False, soft_wrap=True)
     new = {o.cell: o.published for o in outcomes if o.published is not None}
     if new:
         _write_table(publish_stage.with_publications(table, new), root)
@@ -336,26 +351,17 @@ def pull(
     cell: Annotated[str | None, typer.Argument(help="A cell id [the recommended one].")] = None,
     registry: RegistryOption = None,
     table_path: TableOption = Path(report_stage.JSON_FILE),
-    workload: Annotated[
-        list[str] | None,
-        typer.Option(help=f"One of {', '.join(report_stage.WORKLOADS)}; repeatable [all]."),
-    ] = None,
-    python: Annotated[str | None, typer.Option(help="Python X.Y.")] = None,
-    gpu_arch: Annotated[str | None, typer.Option(help="GPU architecture, e.g. sm_120.")] = None,
-    os: Annotated[str | None, typer.Option(help="An os value or family (linux).")] = None,
+    workload: WorkloadOption = None,
+    python: PythonOption = None,
+    gpu_arch: GpuArchOption = None,
+    os: OsOption = None,
 ) -> None:
     """Pull a known-good cell's image by its published digest and tag it
     audiomatrix/cell:<cell>; where no image is published, print the native install from its
     lock. Without a cell, the one `recommend` picks for the constraints."""
     table = _load_table(table_path)
     if cell is None:
-        choice = report_stage.recommend(
-            table, workload or (), python=python, gpu_arch=gpu_arch, os=os
-        )
-        out.print(choice.explanation, markup=False, highlight=False)
-        if choice.row is None:
-            raise typer.Exit(1)
-        cell = choice.row.cell
+        cell = _recommended(table, workload, python, gpu_arch, os).cell
     rows = sorted(
         (r for r in table.rows if r.cell == cell),
         key=lambda r: (r.published is None, r.where.kind != "image"),
@@ -443,7 +449,7 @@ def smoke(
                 )
         except smoke_stage.SmokeError as exc:
             failed += 1
-            err.print(str(exc), markup=False)
+            err.print(str(exc), markup=False, soft_wrap=True)
             continue
         out.print(f"[bold]{cell.id}[/] {_status_line(result)}", highlight=False)
     if failed:
@@ -510,7 +516,7 @@ def _image_smoke(
     try:
         version = image_stage.ensure_engine()
     except image_stage.EngineError as exc:
-        err.print(str(exc), markup=False)
+        err.print(str(exc), markup=False, soft_wrap=True)
         return True
     err.print(f"Docker Engine {version}", highlight=False)
     locks = _locked(loaded, cells)
@@ -535,7 +541,7 @@ def _image_smoke(
                 )  # fmt: skip
             out.print(f"[bold]{b.cell}[/] {_status_line(result)}", highlight=False)
     except image_stage.EngineError as exc:
-        err.print(str(exc), markup=False)
+        err.print(str(exc), markup=False, soft_wrap=True)
         return True
     return failed
 

@@ -9,7 +9,8 @@ smoke run in a container with no network, as a non-root user, on a read-only roo
 Downloads happen once per machine, not once per image: the classic builder has no cache
 mounts, so the host fills one wheelhouse with exactly the files each lock names (hash-checked),
 serves it on loopback, and builds use the host network to install from it with `--no-index`.
-Identical torch lines in two locks make an identical torch layer, which the images share.
+The packages are installed once, in the image's own stage, torch first: identical torch lines
+in two locks make an identical torch layer, which the images share.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import tarfile
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,10 +47,12 @@ from audiomatrix.smoke import MODES, CellLock, SmokeError, collect, runner
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = "docker/Dockerfile"
+INSTALLER = "docker/install.sh"
 SUITE = "tests/smoke"
 PACKAGE_FILES = ("src/audiomatrix/__init__.py", "src/audiomatrix/compat.py")
-CA_IN_CONTEXT = "docker/ca-bundle.crt"
-"""Where a CA bundle for a TLS-intercepting proxy goes in the build context (see Dockerfile)."""
+CA_PATH = "_audiomatrix/proxy-ca.pem"
+"""Where the wheelhouse server offers a build's extra CA bundle (the Dockerfile's CA_URL): a
+fixed address, since build args are part of the layer cache key."""
 BASE_REPO = "audiomatrix/base"
 CELL_REPO = "audiomatrix/cell"
 UV_REPO = "audiomatrix/uv"
@@ -57,6 +61,10 @@ DEFAULT_PORT = 47391
 """The wheelhouse's loopback port. Build args are part of the layer cache key, so the
 find-links address must not change between runs (AUDIOMATRIX_WHEELHOUSE_PORT overrides)."""
 LABEL = "org.audiomatrix"
+DOCKERD_PIDFILE = Path("/var/run/docker.pid")
+STOPPED_EXIT = 143
+"""A smoke container's exit code after SIGTERM (its init passes the signal on): the engine
+shutting down or `docker stop`, never the runner's own doing (the OOM killer gives 137)."""
 TORCH_LINE = re.compile(r"^(torch|triton|pytorch-triton|nvidia-[a-z0-9-]+)==")
 Echo = Callable[[str], None]
 
@@ -123,6 +131,7 @@ def ensure_engine(wait_s: float = 60) -> str:
         version = engine_version()
         if version:
             return version
+        _wait_for_exit(stopping_dockerd(), wait_s)
         with log.open("ab") as sink:
             proc = subprocess.Popen(
                 [dockerd], stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
@@ -139,7 +148,28 @@ def ensure_engine(wait_s: float = 60) -> str:
     raise EngineError(f"dockerd did not start (see {log}): {tail[0][:300] if tail else '?'}")
 
 
-def _image(api: docker.DockerClient, ref: str) -> Any | None:
+def stopping_dockerd(pidfile: Path = DOCKERD_PIDFILE) -> int | None:
+    """The pid of a dockerd that no longer answers but still runs (shutting down): a new
+    one refuses to start while its pid file names a live process."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _wait_for_exit(pid: int | None, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while pid is not None and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.2)
+
+
+def find_image(api: docker.DockerClient, ref: str) -> Any | None:
     try:
         return api.images.get(ref)
     except docker.errors.ImageNotFound:
@@ -208,13 +238,13 @@ def ensure_base(base: str, echo: Echo = print) -> str:
     api = client()
     spec = base_spec(base)
     for ref in (spec.tag, base):
-        if _image(api, ref):
+        if find_image(api, ref):
             return ref
     try:
         api.images.pull(base)
         return base
     except docker.errors.APIError as exc:
-        pulled = f"pull failed: {_first_line(exc)}"
+        pulled = f"pull failed: {first_line(exc)}"
     echo(f"{base}: {pulled}; bootstrapping from packages")
     try:
         return bootstrap_base(spec, echo)
@@ -227,7 +257,7 @@ _BASE_FAILURES: dict[str, str] = {}
 """Bases that failed in this process, so N cells on one base try once."""
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = getattr(exc, "explanation", None) or str(exc)
     return str(text).strip().splitlines()[0][:300] if str(text).strip() else type(exc).__name__
 
@@ -314,15 +344,18 @@ def parse_lock(text: str) -> list[Pin]:
 
 
 def split_lock(text: str) -> tuple[str, str]:
-    """(torch part, the rest), comments dropped, as docker/Dockerfile's awk split does:
-    the torch part's text is the same in every cell with the same torch."""
-    torch, rest = [], []
-    for entry in re.split(r"\n(?=[A-Za-z0-9])", text):
-        if not re.match(r"[A-Za-z0-9]", entry):
-            continue
-        kept = "\n".join(ln for ln in entry.splitlines() if not ln.lstrip().startswith("#"))
-        (torch if TORCH_LINE.match(entry) else rest).append(kept)
-    return "\n".join(torch) + "\n", "\n".join(rest) + "\n"
+    """(torch part, the rest), line for line as docker/Dockerfile's awk split does: a
+    requirement line and its `--hash` lines go to the part the requirement belongs to,
+    comments are dropped, so the torch part's text is the same in every cell with that torch."""
+    parts: tuple[list[str], list[str]] = ([], [])
+    torch = False
+    for line in text.splitlines():
+        starts = re.match(r"[A-Za-z0-9]", line)
+        if starts:
+            torch = bool(TORCH_LINE.match(line))
+        if starts or re.match(r" +--hash", line):
+            parts[0 if torch else 1].append(line + "\n")
+    return "".join(parts[0]), "".join(parts[1])
 
 
 def default_index() -> str:
@@ -507,14 +540,22 @@ def _build_requirements(sdists: Sequence[Path], wheelhouse: Path, index: str, ec
 
 
 @contextlib.contextmanager
-def serve(folder: Path, port: int | None = None) -> Iterator[str]:
-    """Serve `folder` read-only on loopback for the builds (the --find-links address).
+def serve(
+    folder: Path, port: int | None = None, files: Mapping[str, Path] | None = None
+) -> Iterator[str]:
+    """Serve `folder` read-only on loopback for the builds (the --find-links address), and
+    each of `files` at its own path under the same address (not listed in the folder's page).
 
     The port is fixed (it is part of the layer cache key), so builds on one machine take
     turns: a file lock beside the cache serialises them across processes."""
     port = port or int(os.environ.get("AUDIOMATRIX_WHEELHOUSE_PORT", DEFAULT_PORT))
+    extra = {f"/{name.lstrip('/')}": path for name, path in (files or {}).items()}
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
+        def translate_path(self, path: str) -> str:
+            found = extra.get(urllib.parse.urlsplit(path).path)
+            return str(found) if found else super().translate_path(path)
+
         def log_message(self, *args: Any) -> None:
             pass
 
@@ -561,7 +602,7 @@ def ensure_uv_image() -> str:
     api = client()
     version = lock.uv_version()
     tag = f"{UV_REPO}:{version}"
-    if _image(api, tag):
+    if find_image(api, tag):
         return tag
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "uv.tar"
@@ -576,16 +617,19 @@ def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def context_files(cell: CellLock, ca_bundle: Path | None = None) -> dict[str, Path]:
-    """What the build context holds, by path in the context (mirrors the repository)."""
-    files = {DOCKERFILE: REPO / DOCKERFILE, lock_path(cell): cell.requirements}
+def context_files(cell: CellLock) -> dict[str, Path]:
+    """What the build context holds, by path in the context (mirrors the repository). Never
+    a CA bundle: a build fetches that from the loopback server (see `build`)."""
+    files = {
+        DOCKERFILE: REPO / DOCKERFILE,
+        INSTALLER: REPO / INSTALLER,
+        lock_path(cell): cell.requirements,
+    }
     for name in PACKAGE_FILES:
         files[name] = REPO / name
     for path in sorted((REPO / SUITE).rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
             files[str(path.relative_to(REPO))] = path
-    if ca_bundle:
-        files[CA_IN_CONTEXT] = ca_bundle
     return files
 
 
@@ -629,7 +673,7 @@ def git_revision() -> str:
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
-def _engine_call(what: str) -> contextlib.AbstractContextManager[None]:
+def engine_call(what: str) -> contextlib.AbstractContextManager[None]:
     """Turn a vanished engine into EngineError, so the caller stops with one line."""
 
     @contextlib.contextmanager
@@ -640,7 +684,10 @@ def _engine_call(what: str) -> contextlib.AbstractContextManager[None]:
             if isinstance(exc, docker.errors.APIError) or engine_version():
                 raise
             hint = _engine_hint(exc)
-            raise EngineError(f"the Docker Engine went away during {what}: {hint}") from None
+            raise EngineError(
+                f"the Docker Engine went away during {what}, nothing recorded for it "
+                f"(start it and rerun to resume): {hint}"
+            ) from None
 
     return guard()
 
@@ -656,14 +703,16 @@ def build(
 ) -> BuildResult:
     """Build (or find) the image of one locked Linux cell. Every outcome is a BuildResult;
     only a vanished engine raises (EngineError), since then no other cell can build either.
-    `force` rebuilds with the layer cache off (the benchmark's cold build)."""
+    `ca_bundle` is served beside the wheelhouse and passed as CA_URL: each install step
+    fetches it, uses it and deletes it, so no layer holds it. `force` rebuilds with the layer
+    cache off (the benchmark's cold build)."""
     started = time.monotonic()
     info = cell.record["cell"]
 
     def result(status: str, tag: str | None = None, detail: str = "") -> BuildResult:
         return BuildResult(cell.cell, status, tag, detail, round(time.monotonic() - started, 2))
 
-    with _engine_call(f"the build of {cell.cell}"):
+    with engine_call(f"the build of {cell.cell}"):
         try:
             base = ensure_base(info["base"], echo)
         except BaseUnavailable as exc:
@@ -681,7 +730,7 @@ def build(
         ffmpeg = bool(info.get("ffmpeg"))
         digest = content_hash(cell, base_image.id, api.images.get(uv_image).id, ffmpeg)
         tag = cell_tag(cell.cell, digest)
-        if _image(api, tag) and not force:
+        if find_image(api, tag) and not force:
             return result("unchanged", tag)
         try:
             names = fill_wheelhouse(cell, wheelhouse or cache_dir() / "wheelhouse", echo)
@@ -700,10 +749,15 @@ def build(
             "SOURCE": os.environ.get("AUDIOMATRIX_SOURCE_URL", ""),
             "CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        context = _context_tar(context_files(cell, ca_bundle))
+        if ca_bundle and not ca_bundle.is_file():
+            return result("failed", detail=f"the CA bundle {ca_bundle} is not a readable file")
+        context = _context_tar(context_files(cell))
+        extra = {CA_PATH: ca_bundle} if ca_bundle else {}
         try:
-            with serve(wheelhouse or cache_dir() / "wheelhouse") as url:
+            with serve(wheelhouse or cache_dir() / "wheelhouse", files=extra) as url:
                 args["WHEELS"] = url
+                if ca_bundle:
+                    args["CA_URL"] = url + CA_PATH
                 error = _run_build(api, context, tag, args, progress, nocache=force)
         except SmokeError as exc:
             error = str(exc)
@@ -810,8 +864,10 @@ def has_nvidia_runtime(api: docker.DockerClient) -> bool:
 
 def container_options(out: Path, mem_limit: str = "8g", gpu: bool = False) -> dict[str, Any]:
     """How smoke containers run: no network, the image's non-root user, read-only root,
-    writable only /tmp (tmpfs) and /out (the host folder `out`), no capabilities."""
+    writable only /tmp (tmpfs) and /out (the host folder `out`), no capabilities. An init
+    process passes SIGTERM on to the runner, so a stopped container exits 143."""
     return {
+        "init": True,
         "network_mode": "none",
         "read_only": True,
         "tmpfs": {"/tmp": "rw,exec,nosuid,size=4g"},
@@ -824,6 +880,15 @@ def container_options(out: Path, mem_limit: str = "8g", gpu: bool = False) -> di
         if gpu
         else None,
     }
+
+
+def remove_leftovers(api: docker.DockerClient, cell: str) -> None:
+    """Remove the cell's stopped smoke containers: what a run the engine's stop interrupted
+    could not clean up (running ones belong to another run and stay)."""
+    for old in api.containers.list(all=True, filters={"label": f"{LABEL}.cell={cell}"}):
+        if old.status != "running":
+            with contextlib.suppress(docker.errors.APIError):
+                old.remove(force=True)
 
 
 def smoke_in_image(
@@ -844,10 +909,11 @@ def smoke_in_image(
     that cannot start or dies without results gives every check `crash` with the reason.
     """
     started = datetime.now(UTC)
-    with _engine_call(f"the smoke run of {cell.cell}"):
+    with engine_call(f"the smoke run of {cell.cell}"):
         api = client()
         image = api.images.get(image_tag)
         where = {"kind": "image", "image": image_tag, "image_digest": image.id}
+        remove_leftovers(api, cell.cell)
         command = ["python", "run.py", "--out", "/out"]
         command += [a for m in modes for a in ("--mode", m)]
         command += [a for c in checks for a in ("--check", c)]
@@ -867,7 +933,7 @@ def smoke_in_image(
             except docker.errors.APIError as exc:
                 full = {**host_where("image", image_tag, image.id)}
                 return crash_result(
-                    cell, f"the container did not start: {_first_line(exc)}", full, started,
+                    cell, f"the container did not start: {first_line(exc)}", full, started,
                     results_root, modes, checks,
                 )  # fmt: skip
             except requests.exceptions.ReadTimeout:
@@ -876,6 +942,11 @@ def smoke_in_image(
                 if container is not None:
                     with contextlib.suppress(docker.errors.DockerException):
                         container.remove(force=True)
+            if status.get("StatusCode") == STOPPED_EXIT or not engine_version():
+                raise EngineError(
+                    f"the smoke run of {cell.cell} was stopped from outside (the engine shut "
+                    "down, or `docker stop`): nothing recorded for it; rerun to resume"
+                )
             if not (out / "environment.json").exists():
                 code = status.get("StatusCode")
                 why = (status.get("Error") or {}).get("Message") or f"exit code {code}"

@@ -249,7 +249,7 @@ def manifest_head(registry: Registry, ref: str) -> tuple[str, str, int] | None:
             timeout=30,
         )  # fmt: skip
     except requests.RequestException as exc:
-        raise PublishError(f"registry {registry.host}: {image._first_line(exc)}") from None
+        raise PublishError(f"registry {registry.host}: {image.first_line(exc)}") from None
     if response.status_code == 404:
         return None
     _check(response, f"registry {registry.host}: manifest {ref}")
@@ -314,7 +314,7 @@ def push_sbom(
             f"SBOM manifest {tag}",
         )  # fmt: skip
     except requests.RequestException as exc:
-        raise PublishError(f"registry {registry.host}: {image._first_line(exc)}") from None
+        raise PublishError(f"registry {registry.host}: {image.first_line(exc)}") from None
     return f"{registry.repository}:{tag}", "sha256:" + hashlib.sha256(body).hexdigest()
 
 
@@ -367,7 +367,7 @@ def publish_row(
     vanished engine raises."""
     api = image.client()
     local_tag = row.where.image or ""
-    found = image._image(api, local_tag)
+    found = image.find_image(api, local_tag)
     if found is None:
         return Outcome(row.cell, "skipped", f"{local_tag} is not on this machine")
     if found.id != row.where.image_digest:
@@ -387,7 +387,7 @@ def publish_row(
             and previous.reference.startswith(f"{registry.repository}@")
         ):
             return Outcome(row.cell, "unchanged", previous.reference, previous)
-        with image._engine_call(f"the push of {row.cell}"):
+        with image.engine_call(f"the push of {row.cell}"):
             found.tag(registry.repository, tag=tag)
             found.tag(registry.repository, tag=row.cell)
             try:
@@ -407,7 +407,7 @@ def publish_row(
         write_atomic(path, text)
         sbom_ref, sbom_digest = push_sbom(registry, subject, text, path.name)
     except (PublishError, docker.errors.APIError) as exc:
-        return Outcome(row.cell, "failed", image._first_line(exc))
+        return Outcome(row.cell, "failed", image.first_line(exc))
     published = report.Published(
         reference=reference,
         tags=[f"{registry.repository}:{tag}", f"{registry.repository}:{row.cell}"],
@@ -433,14 +433,14 @@ def pull(row: report.Row, registry: Registry | None = None) -> str:
     if registry is not None:
         repository = registry.repository
     api = image.client()
-    with image._engine_call(f"the pull of {row.cell}"):
+    with image.engine_call(f"the pull of {row.cell}"):
         try:
             for chunk in api.api.pull(repository, tag=digest, stream=True, decode=True):
                 if "error" in chunk:
                     raise PublishError(f"pull {repository}@{digest}: {chunk['error']}")
             pulled = api.images.get(f"{repository}@{digest}")
         except docker.errors.APIError as exc:
-            raise PublishError(f"pull {repository}@{digest}: {image._first_line(exc)}") from None
+            raise PublishError(f"pull {repository}@{digest}: {image.first_line(exc)}") from None
         labels = pulled.labels
         if (
             labels.get(f"{image.LABEL}.cell") != row.cell

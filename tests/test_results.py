@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import stat
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from audiomatrix import results
+from audiomatrix.files import current_umask, write_atomic
 
 
 def _result(run: str = "20261125T160000Z", status: str = "pass") -> results.RunResult:
@@ -72,3 +75,11 @@ def test_run_id_sorts_by_time() -> None:
     early = results.run_id(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
     late = results.run_id(datetime(2026, 11, 2, 3, 4, 5, tzinfo=UTC))
     assert early == "20260102T030405Z" and early < late
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path: Path) -> None:
+    """Result files are shared (CI artifacts, other users): not mkstemp's owner-only mode."""
+    target = tmp_path / "r.json"
+    write_atomic(target, "{}")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~current_umask()
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

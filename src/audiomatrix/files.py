@@ -23,12 +23,14 @@ def cache_dir() -> Path:
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write via a temporary file in the same folder and rename it over `path`.
 
-    A run killed mid-write leaves the old file (or none), never a truncated one.
+    A run killed mid-write leaves the old file (or none), never a truncated one. The file
+    gets the mode a plain open() would give it (mkstemp's is owner-only).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as out:
             out.write(raw)
             out.flush()
@@ -37,6 +39,13 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, data: Any) -> None:

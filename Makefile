@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # uv from PATH, else the one `make setup` installs with pip.
 UV := $(if $(shell command -v uv),uv,python3 -m uv)
 
-.PHONY: setup system engine test test-lock test-site test-smoke test-image lint report ci matrix lock cells doctor bench clean
+.PHONY: setup system engine test test-lock test-site test-smoke test-image lint report publish ci matrix lock cells doctor bench clean
 
 setup: ## uv if missing, .venv, the project and its dev tools
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -57,6 +57,9 @@ matrix: engine ## the pipeline for a selection: make matrix SELECT='torch=2.9.1'
 
 report: ## COMPATIBILITY.md, compatibility.json and site/index.html from results/
 	$(BIN)/audiomatrix report
+
+publish: ## push the table's tested images with SBOMs: make publish REGISTRY=host[:port][/ns]
+	$(BIN)/audiomatrix publish $(if $(REGISTRY),--registry '$(REGISTRY)')
 
 lock:
 	$(BIN)/audiomatrix lock --matrix $(MATRIX) $(foreach s,$(SELECT),--select '$(s)')

@@ -333,3 +333,12 @@ def test_cells_the_matrix_rules_out_are_listed_with_their_reason(repo: Path) -> 
     assert f"### Not buildable ({len(ruled_out)} cells)" in md
     reason = ruled_out[0].unbuildable
     assert reason and report._md(reason) in md
+
+
+def test_a_damaged_cell_json_of_an_undeclared_cell_is_still_listed(repo: Path) -> None:
+    envs = repo / "environments"
+    lock.write_manifest(spec.load(REPO / "matrix.yaml"), envs)
+    (envs / "gone-cell").mkdir()
+    (envs / "gone-cell" / lock.CELL_FILE).write_text("{ damaged")
+    missing = {m.cell: m.status for m in report.build(repo / "results", envs).missing}
+    assert missing["gone-cell"] == "not run"

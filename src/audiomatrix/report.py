@@ -317,7 +317,7 @@ def build(
     folders = {p.parent.name for p in environments.glob(f"*/{lock.CELL_FILE}")}
     missing = []
     for cell in sorted((set(declared) | folders) - covered):
-        record = lock.read_record(environments / cell) or {"cell": declared[cell]}
+        record = lock.read_record(environments / cell) or {"cell": declared.get(cell, {})}
         data = record.get("cell") or {}
         if data.get("buildable") is False:
             status, reason = NOT_BUILDABLE, data.get("reason")

@@ -48,8 +48,13 @@ def current_umask() -> int:
     return mask
 
 
+def json_text(data: Any) -> str:
+    """How audiomatrix writes JSON files: stable key order, so reruns give the same bytes."""
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
 def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_atomic(path, json_text(data))
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -131,7 +131,9 @@ def ensure_engine(wait_s: float = 60) -> str:
         version = engine_version()
         if version:
             return version
-        _wait_for_exit(stopping_dockerd(), wait_s)
+        deadline = time.monotonic() + wait_s
+        while stopping_dockerd() and time.monotonic() < deadline:
+            time.sleep(0.2)
         with log.open("ab") as sink:
             proc = subprocess.Popen(
                 [dockerd], stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
@@ -157,16 +159,6 @@ def stopping_dockerd(pidfile: Path = DOCKERD_PIDFILE) -> int | None:
     except (OSError, ValueError):
         return None
     return pid
-
-
-def _wait_for_exit(pid: int | None, wait_s: float) -> None:
-    deadline = time.monotonic() + wait_s
-    while pid is not None and time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return
-        time.sleep(0.2)
 
 
 def find_image(api: docker.DockerClient, ref: str) -> Any | None:

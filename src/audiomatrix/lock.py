@@ -27,7 +27,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from audiomatrix.files import sha256_file, sha256_json, write_atomic, write_json
+from audiomatrix.files import json_text, sha256_file, sha256_json, write_atomic, write_json
 from audiomatrix.spec import Cell, Matrix
 
 LOCK_FILE = "requirements.txt"
@@ -190,7 +190,7 @@ def write_manifest(matrix: Matrix, root: Path) -> Path:
     so that the report accounts for cells that never get a folder of their own."""
     path = root / MANIFEST_FILE
     cells = sorted((c.to_dict() for c in matrix.cells), key=lambda c: c["id"])
-    text = json.dumps({"schema": 1, "cells": cells}, indent=2, sort_keys=True) + "\n"
+    text = json_text({"schema": 1, "cells": cells})
     if not path.exists() or path.read_text() != text:
         write_atomic(path, text)
     return path

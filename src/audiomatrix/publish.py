@@ -11,7 +11,6 @@ sboms/ for people who read the repository.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shlex
@@ -30,7 +29,7 @@ from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
 from audiomatrix import image, report, smoke
-from audiomatrix.files import write_atomic
+from audiomatrix.files import sha256_bytes, write_atomic
 
 REPOSITORY = "audiomatrix/cell"
 """The path of the cell images under the registry (and its namespace, if any)."""
@@ -235,16 +234,10 @@ def _check(response: requests.Response, what: str) -> requests.Response:
     return response
 
 
-def _session() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = True
-    return session
-
-
 def manifest_head(registry: Registry, ref: str) -> tuple[str, str, int] | None:
     """(digest, media type, size) of a manifest in the registry, or None if it is not there."""
     try:
-        response = _session().head(
+        response = requests.head(
             f"{registry.api}/manifests/{ref}", headers={"Accept": ", ".join(MANIFEST_TYPES)},
             timeout=30,
         )  # fmt: skip
@@ -261,7 +254,7 @@ def manifest_head(registry: Registry, ref: str) -> tuple[str, str, int] | None:
 
 
 def _upload_blob(session: requests.Session, registry: Registry, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = "sha256:" + sha256_bytes(data)
     if session.head(f"{registry.api}/blobs/{digest}", timeout=30).status_code == 200:
         return digest
     start = _check(session.post(f"{registry.api}/blobs/uploads/", timeout=30), "blob upload")
@@ -282,7 +275,7 @@ def push_sbom(
     registry: Registry, subject: tuple[str, str, int], text: str, title: str
 ) -> tuple[str, str]:
     """Push the SBOM as an OCI artifact whose subject is the image; (reference, digest)."""
-    session = _session()
+    session = requests.Session()
     blob = text.encode()
     config = b"{}"
     try:
@@ -315,12 +308,12 @@ def push_sbom(
         )  # fmt: skip
     except requests.RequestException as exc:
         raise PublishError(f"registry {registry.host}: {image.first_line(exc)}") from None
-    return f"{registry.repository}:{tag}", "sha256:" + hashlib.sha256(body).hexdigest()
+    return f"{registry.repository}:{tag}", "sha256:" + sha256_bytes(body)
 
 
 def fetch_sbom(registry: Registry, image_digest: str) -> dict[str, Any]:
     """The SBOM artifact pushed for an image, read back from the registry."""
-    session = _session()
+    session = requests.Session()
     response = session.get(
         f"{registry.api}/manifests/{sbom_tag(image_digest)}",
         headers={"Accept": OCI_MANIFEST}, timeout=30,

@@ -22,7 +22,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from audiomatrix import lock, results, signatures
-from audiomatrix.files import write_atomic
+from audiomatrix.files import json_text, write_atomic
 from audiomatrix.results import FAILED, Mode, Status
 
 SCHEMA_VERSION = 1
@@ -168,7 +168,7 @@ def schema() -> dict[str, Any]:
 
 
 def schema_text() -> str:
-    return json.dumps(schema(), indent=2, sort_keys=True) + "\n"
+    return json_text(schema())
 
 
 def committed_schema() -> dict[str, Any]:

@@ -122,12 +122,8 @@ def test_input_hash_changes_with_every_input(small):
 def _fake_lock(plan: lock.LockPlan, folder: Path) -> None:
     folder.mkdir(parents=True)
     (folder / lock.LOCK_FILE).write_text("soundfile==0.13.1 \\\n    --hash=sha256:00\n")
-    record = {
-        "status": "locked",
-        "input_sha256": plan.input_sha256,
-        "lock_sha256": sha256_file(folder / lock.LOCK_FILE),
-        "cell": plan.cell.to_dict(),
-    }
+    lock_sha = sha256_file(folder / lock.LOCK_FILE)
+    record = lock._record(plan, lock.Status.LOCKED, None, lock_sha)
     (folder / lock.CELL_FILE).write_text(json.dumps(record))
 
 
@@ -144,11 +140,16 @@ def test_edited_lock_or_changed_inputs_relock(small, tmp_path):
     plan = lock.plan_for(_cell(small, "bookworm-py3.11-torch2.9.1-cu128-bare"), small)
     folder = tmp_path / plan.cell.id
     _fake_lock(plan, folder)
-    assert lock.is_current(plan, folder)
+    no_uv = str(tmp_path / "no-uv")  # reaching uv at all means the cell is relocked
     changed = lock.LockPlan(plan.cell, (*plan.requirements, "numpy"), None, None)
-    assert not lock.is_current(changed, folder)
+    with pytest.raises(FileNotFoundError):
+        lock.lock_cell(changed, folder, uv=no_uv)
     (folder / lock.LOCK_FILE).write_text("soundfile==0.12.0\n")
-    assert not lock.is_current(plan, folder)
+    with pytest.raises(FileNotFoundError):
+        lock.lock_cell(plan, folder, uv=no_uv)
+    (folder / lock.CELL_FILE).write_text('{"schema": 1, "cell": "truncated')
+    with pytest.raises(FileNotFoundError):
+        lock.lock_cell(plan, folder, uv=no_uv)
 
 
 def test_not_buildable_cell_writes_nothing(small, tmp_path):
@@ -168,3 +169,52 @@ def test_unreachable_index_is_reported_and_recorded(small, tmp_path):
     record = json.loads((folder / lock.CELL_FILE).read_text())
     assert record["status"] == "index unreachable" and record["lock"] is None
     assert not (folder / lock.LOCK_FILE).exists()
+
+
+def test_unreachable_index_keeps_a_previous_lock_byte_identical(small, tmp_path):
+    cell = _cell(small, "bookworm-py3.11-torch2.9.1-unreachable-bare")
+    plan = lock.plan_for(cell, small)
+    folder = tmp_path / cell.id
+    _fake_lock(lock.LockPlan(cell, ("soundfile",), None, None), folder)  # older inputs
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    result = lock.lock_cell(plan, folder, uv="unused")
+    assert result.status is lock.Status.INDEX_UNREACHABLE
+    assert result.detail.endswith("kept the previous lock")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda r: {**r, "cell": "bookworm"}, "field 'cell': input should be an object"),
+        (
+            lambda r: {**r, "cell": {**r["cell"], "gpu_arch": "sm_90"}},
+            "field 'cell.gpu_arch': input should be a valid array",
+        ),
+        (lambda r: {**r, "reason": ["a", "b"]}, "field 'reason': input should be a valid string"),
+    ],
+)
+def test_a_damaged_cell_json_is_named_with_its_field(small, tmp_path, edit, message):
+    plan = lock.plan_for(_cell(small, "bookworm-py3.11-torch2.9.1-cu128-bare"), small)
+    folder = tmp_path / plan.cell.id
+    _fake_lock(plan, folder)
+    record = json.loads((folder / lock.CELL_FILE).read_text())
+    (folder / lock.CELL_FILE).write_text(json.dumps(edit(record)))
+    with pytest.raises(lock.RecordError) as caught:
+        lock.read_record(folder)
+    text = str(caught.value)
+    assert text.startswith(f"{folder / lock.CELL_FILE}: {message}")
+    assert text.endswith(f"rerun `audiomatrix lock --select {folder.name}`")
+    assert "\n" not in text
+
+
+def test_a_truncated_or_binary_cell_json_is_named_not_missing(tmp_path):
+    folder = tmp_path / "cell"
+    folder.mkdir()
+    (folder / lock.CELL_FILE).write_text('{"schema": 1, "cell": {"id": "x", ')
+    with pytest.raises(lock.RecordError, match=r"cell.json: not valid JSON: EOF while parsing"):
+        lock.read_record(folder)
+    (folder / lock.CELL_FILE).write_bytes(b'{"schema": 1, "reason": "caf\xe9"}')
+    with pytest.raises(lock.RecordError, match=r"cell.json: not UTF-8 text \(byte 28 is 0xe9\)"):
+        lock.read_record(folder)
+    assert lock.read_record(tmp_path / "absent") is None

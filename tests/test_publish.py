@@ -22,9 +22,9 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from typer.testing import CliRunner
 
-from audiomatrix import image, publish, report, results
+from audiomatrix import image, publications, publish, render, report, results
 from audiomatrix.cli import app
-from support import small_cell
+from support import environment, small_cell
 
 REPO = Path(__file__).resolve().parents[1]
 DIGEST = "sha256:" + "ab" * 32
@@ -44,23 +44,25 @@ def _valid_cyclonedx(text: str) -> None:
 def _row(cell: str = "bookworm-py3.11-torch2.9.1-cpu-maintained", image_id: str = "sha256:1"):
     now = datetime(2026, 11, 25, tzinfo=UTC)
     where = results.Where(
-        kind="image", image=f"audiomatrix/cell:{cell}-0123456789ab", image_digest=image_id,
-        os="Linux", machine="x86_64", cpu="cpu",
-    )  # fmt: skip
+        kind="image", image=f"audiomatrix/cell:{cell}-0123456789ab", image_digest=image_id
+    )
+    measured = environment()
     return report.Row(
-        cell=cell, axes=report._axes_from_id(cell), versions={}, lock_sha256="f" * 64,
-        where=where, run="r1", started=now, finished=now, source="results/x.json", checks={},
+        cell=cell, axes=report.axes_from_id(cell), versions={}, lock_sha256="f" * 64,
+        where=where, host=measured.host, facts=measured.facts, run="r1", started=now,
+        finished=now, source="results/x.json", checks={},
     )  # fmt: skip
 
 
-def _published(image_id: str) -> report.Published:
-    return report.Published(
+def _published(image_id: str) -> publications.Published:
+    return publications.Published(
+        cell="bookworm-py3.11-torch2.9.1-cpu-maintained",
         reference=f"localhost:5000/audiomatrix/cell@{DIGEST}",
         tags=["localhost:5000/audiomatrix/cell:x"],
         digest=DIGEST,
         image_id=image_id,
         pushed=datetime(2026, 11, 25, tzinfo=UTC),
-        sbom=report.Sbom(path="sboms/x.cdx.json", reference="r", digest=DIGEST, components=4),
+        sbom=publications.Sbom(path="sboms/x.cdx.json", reference="r", digest=DIGEST, components=4),
     )
 
 
@@ -108,27 +110,22 @@ def test_sbom_is_valid_cyclonedx_with_package_urls() -> None:
     assert len(depends) == len(doc["components"]) == 4
 
 
-def test_a_new_report_keeps_a_publication_only_for_the_same_image() -> None:
+def test_a_publication_belongs_to_the_row_of_the_same_image_only() -> None:
     same, other = _row(image_id="sha256:1"), _row(image_id="sha256:2")
-    kept = same.model_copy(update={"published": _published("sha256:1")})
-    previous = report.Compatibility(checks=[], workloads={}, rows=[kept], missing=[], signatures=[])
-    assert report.carried_publication(same, previous) == _published("sha256:1")
-    assert report.carried_publication(other, previous) is None
-    assert report.carried_publication(same, None) is None
-
-
-def test_publications_land_on_image_rows_only() -> None:
-    image_row = _row()
-    native = image_row.model_copy(
-        update={"where": image_row.where.model_copy(update={"kind": "native", "image": None})}
+    found = {same.cell: _published("sha256:1")}
+    assert publications.for_row(found, same) == _published("sha256:1")
+    assert publications.for_row(found, other) is None
+    native = same.model_copy(
+        update={"where": same.where.model_copy(update={"kind": "native", "image": None})}
     )
+    assert publications.for_row(found, native) is None
     table = report.Compatibility(
-        checks=[], workloads={}, rows=[image_row, native], missing=[], signatures=[]
-    )
-    assert publish.image_rows(table) == [image_row]
-    updated = publish.with_publications(table, {image_row.cell: _published("sha256:1")})
-    assert [r.published is not None for r in updated.rows] == [True, False]
-    assert "localhost:5000/audiomatrix/cell@" in report.markdown(updated)
+        provenance=report.current_provenance(), checks=[], workloads={},
+        rows=[same.model_copy(update={"published": found[same.cell]}), native], apart=[],
+        missing=[], damaged=[], signatures=[],
+    )  # fmt: skip
+    assert publish.image_rows(table) == [table.rows[0]]
+    assert "localhost:5000/audiomatrix/cell@" in render.markdown(table)
 
 
 def test_publish_needs_a_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

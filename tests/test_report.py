@@ -1,104 +1,20 @@
-"""The report stage: results/ -> Markdown, JSON (with its schema), HTML; diff; recommend."""
+"""The report stage: results/ -> which runs stand for their cells -> Markdown, JSON, HTML."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from audiomatrix import lock, report, results, signatures, spec
+from audiomatrix import lock, publications, render, report, results, signatures, spec
+from support import LOCK, run_result, write_cell_json
 
 REPO = Path(__file__).resolve().parents[1]
 
-LOCK = "ab12cd34ef56" + "0" * 52
 ALL_PASS = {c: "pass" for c in report.CHECKS} | {"accelerator": "skip"}
-
-
-def run_result(
-    cell: str,
-    raw: dict[str, str],
-    compat: dict[str, str] | None = None,
-    *,
-    run: str = "20261125T160000Z",
-    kind: str = "native",
-    versions: dict[str, str | None] | None = None,
-    errors: dict[str, str] | None = None,
-) -> results.RunResult:
-    """A RunResult whose failures carry the signature the catalog gives their error text."""
-
-    def checks(statuses: dict[str, str]) -> list[results.CheckResult]:
-        out = []
-        for name, status in sorted(statuses.items()):
-            error = (errors or {}).get(name, "boom") if status in results.FAILED else None
-            out.append(
-                results.CheckResult(
-                    check=name,
-                    status=status,
-                    duration_s=1.0,
-                    signature=signatures.classify(error) if error else None,
-                    first_error=error,
-                    log=f"logs/{run}/raw/{name}.log",
-                )
-            )
-        return out
-
-    started = datetime.strptime(run, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    torch = re.search(r"torch([\d.]+)", cell).group(1)
-    image = kind == "image"
-    return results.RunResult(
-        cell=cell,
-        run=run,
-        started=started,
-        finished=started + timedelta(minutes=2),
-        where=results.Where(
-            kind=kind,
-            image=f"audiomatrix/cell:{cell}-0123456789ab" if image else None,
-            image_digest="sha256:" + "9" * 64 if image else None,
-            os="Linux-6.1-x86_64",
-            machine="x86_64",
-            cpu="EPYC",
-            cuda="12.8",
-        ),
-        lock_sha256=LOCK,
-        versions=versions
-        or {
-            "python": "3.11.7",
-            "torch": torch,
-            "torchaudio": torch,
-            "TTS": "0.22.0",
-            "demucs": "4.0.1",
-            "torchcodec": None,
-            "ffmpeg": None,
-        },
-        modes={"raw": checks(raw), "compat": checks(compat or raw)},
-    )
-
-
-def cell_json(envs: Path, cell: str, status: str = "locked", reason: str | None = None) -> None:
-    m = report.CELL_ID.match(cell)
-    assert m, cell
-    arch = ["sm_80", "sm_90", "sm_120"] if m["accelerator"] == "cu128" else ["sm_80", "sm_90"]
-    data = {
-        "cell": {
-            **m.groupdict(),
-            "id": cell,
-            "family": "linux",
-            "device": "cuda",
-            "gpu_arch": arch,
-            "buildable": True,
-            "reason": None,
-        },
-        "status": status,
-        "reason": reason,
-    }
-    (envs / cell).mkdir(parents=True, exist_ok=True)
-    (envs / cell / "cell.json").write_text(json.dumps(data))
-
-
 WEIGHTS = "Weights only load failed. ... Unsupported global: GLOBAL demucs.htdemucs.HTDemucs"
 CODEC = "ImportError: TorchCodec is required for save_with_torchcodec."
 OLD = "bookworm-py3.11-torch2.5.1-cu124-legacy-pinned"
@@ -108,7 +24,8 @@ BROKEN = "bookworm-py3.11-torch2.9.1-cu128-maintained"
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """results/ and environments/ for three cells, one also run in an image, plus no-shows."""
+    """results/ and environments/ for three cells, one also run in an image, plus no-shows,
+    a run measured without the FFmpeg its cell declares, and a damaged run file."""
     root, envs = tmp_path / "results", tmp_path / "environments"
     failing = ALL_PASS | {"demucs": "fail", "diffrhythm_write": "fail"}
     results.write(root, run_result(OLD, ALL_PASS))
@@ -118,31 +35,35 @@ def repo(tmp_path: Path) -> Path:
         root,
         run_result(NEW, failing, ALL_PASS, errors={"demucs": WEIGHTS, "diffrhythm_write": CODEC}),
     )
-    results.write(root, run_result(BROKEN, ALL_PASS | {"xtts": "hang", "xtts_service": "crash"}))
+    hung = ALL_PASS | {"xtts": "hang", "xtts_service": "crash"}
+    results.write(root, run_result(BROKEN, hung, kind="image", ffmpeg="5", torchcodec="0.9.1"))
+    no_ffmpeg = run_result(BROKEN, ALL_PASS, run="20261125T170000Z", torchcodec="0.9.1")
+    results.write(root, no_ffmpeg)
     (root / BROKEN / "20261126T000000Z.json").write_text("{ damaged")
-    for cell in (OLD, NEW, BROKEN):
-        cell_json(envs, cell)
-    cell_json(
+    for cell in (OLD, NEW):
+        write_cell_json(envs, cell)
+    write_cell_json(envs, BROKEN, ffmpeg=True, torchcodec="0.9.1")
+    write_cell_json(
         envs,
         "bookworm-py3.12-torch2.9.1-cu130-maintained",
         "index unreachable",
         "https://download.pytorch.org/whl/cu130 does not answer",
     )
-    cell_json(envs, "bookworm-py3.10-torch2.6.0-cpu-legacy")
+    write_cell_json(envs, "bookworm-py3.10-torch2.6.0-cpu-legacy")
     return tmp_path
 
 
 def table(repo: Path) -> report.Compatibility:
-    return report.build(repo / "results", repo / "environments")
+    return report.build(repo / "results", repo / "environments", repo / "publications")
 
 
-def test_rows_are_latest_run_per_cell_and_where(repo: Path) -> None:
+def test_rows_are_runs_in_the_declared_environment(repo: Path) -> None:
     t = table(repo)
     assert [(r.cell, r.where.kind, r.run) for r in t.rows] == [
         (OLD, "image", "20261125T150000Z"),
         (OLD, "native", "20261125T160000Z"),
         (NEW, "native", "20261125T160000Z"),
-        (BROKEN, "native", "20261125T160000Z"),
+        (BROKEN, "image", "20261125T160000Z"),
     ]
     new = t.rows[2]
     assert new.gpu_arch == ["sm_80", "sm_90", "sm_120"]
@@ -150,11 +71,73 @@ def test_rows_are_latest_run_per_cell_and_where(repo: Path) -> None:
     assert new.checks["demucs"].raw.signature == "weights-only-demucs"
     assert new.checks["demucs"].compat.status == "pass"
     assert new.checks["demucs"].raw.log == f"results/{NEW}/logs/20261125T160000Z/raw/demucs.log"
+    assert not any(r.stale or r.differs for r in t.rows)
+
+
+def test_a_run_without_the_declared_environment_is_shown_apart(repo: Path) -> None:
+    t = table(repo)
+    [apart] = t.apart
+    assert (apart.cell, apart.where.kind) == (BROKEN, "native")
+    assert apart.differs == ["FFmpeg: declared FFmpeg 5, measured none"]
+    # Every other declared fact is compared too, each named when it differs.
+    other = run_result(
+        NEW, ALL_PASS, run="20261127T000000Z", python="3.12.1", distribution="ubuntu 24.04 "
+        "(noble)", cuda=None, torchcodec="0.9.1",
+    ).model_copy(update={"lock_sha256": "f" * 64})  # fmt: skip
+    results.write(repo / "results", other)
+    differs = next(r for r in table(repo).apart if r.cell == NEW).differs
+    assert differs == [
+        "OS: declared debian bookworm, measured ubuntu noble",
+        "Python: declared 3.11, measured 3.12",
+        "TorchCodec: declared none, measured 0.9.1",
+        "accelerator build: declared CUDA 12.8, torch.version.cuda is none",
+        f"lock: ran ffffffffffff, the cell's lock is {LOCK[:12]}",
+    ]
+
+
+def test_failures_are_classified_at_report_time_from_the_log(repo: Path) -> None:
+    """A result stores no signature: the current catalog reads the first error and the log,
+    so a catalog fix reclassifies old runs."""
+    run = run_result(OLD, ALL_PASS | {"torch_load": "fail"}, run="20261127T000000Z")
+    path = results.write(repo / "results", run)
+    assert "signature" not in path.read_text()
+    log = repo / "results" / OLD / "logs/20261127T000000Z/raw/torch_load.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(f"E   _pickle.UnpicklingError: {WEIGHTS}\n")
+    row = next(r for r in table(repo).rows if r.cell == OLD and r.where.kind == "native")
+    assert row.checks["torch_load"].raw.signature == "weights-only-demucs"
+    assert row.checks["torch_load"].raw.first_error == "boom"
+
+
+def test_a_run_of_another_suite_is_stale(repo: Path) -> None:
+    results.write(repo / "results", run_result(NEW, ALL_PASS, run="20261127T000000Z",
+                                               suite_sha256="e" * 64))  # fmt: skip
+    row = next(r for r in table(repo).rows if r.cell == NEW)
+    assert row.stale
+    assert "(stale: older suite)" in render.markdown(table(repo))
+
+
+def test_damaged_and_foreign_files_are_listed_not_dropped(repo: Path) -> None:
+    foreign = repo / "results" / NEW / "20261127T000000Z.json"
+    foreign.write_text((repo / "results" / OLD / "20261125T160000Z.json").read_text())
+    (repo / "results" / OLD / "20261128T000000Z.json").write_bytes(b"\xff\xfe{}")
+    (repo / "environments" / NEW / "cell.json").write_text('{"schema": 1, "cell": 3}')
+    t = table(repo)
+    damaged = {d.path: d.reason for d in t.damaged}
+    assert damaged[f"results/{BROKEN}/20261126T000000Z.json"].startswith("not valid JSON")
+    assert damaged[f"results/{NEW}/20261127T000000Z.json"].startswith(f"names cell '{OLD}'")
+    assert damaged[f"results/{OLD}/20261128T000000Z.json"].startswith("not UTF-8 text")
+    assert damaged[f"environments/{NEW}/cell.json"].startswith("field 'cell'")
+    # The foreign file adds no row; the cell with a damaged declaration stands for nothing.
+    assert [r.cell for r in t.rows].count(OLD) == 2
+    assert NEW not in {r.cell for r in t.rows}
+    md = render.markdown(t)
+    assert "## Files the report could not use" in md and f"`results/{NEW}/" in md
 
 
 def test_markdown_table_legend_and_missing_cells(repo: Path) -> None:
-    md = report.markdown(table(repo))
-    results_part = md.split("## Signatures")[0]
+    md = render.markdown(table(repo))
+    results_part = md.split("## Runs measured elsewhere")[0]
     rows = [line for line in results_part.splitlines() if line.startswith("| `bookworm")]
     assert len(rows) == 4
     new = next(r for r in rows if NEW in r)
@@ -162,11 +145,13 @@ def test_markdown_table_legend_and_missing_cells(repo: Path) -> None:
     assert "fail → pass ([torchcodec-missing](#torchcodec-missing))" in new
     assert f"[20261125T160000Z](results/{NEW}/20261125T160000Z.json)" in new
     assert "`ab12cd34ef56`" in new and LOCK not in md
-    image = next(r for r in rows if "| image 0123456789ab @999999999999 |" in r)
-    assert "CPU" in image and "cu124 (CUDA 12.8)" in image
+    image = next(r for r in rows if OLD in r and "| image 0123456789ab @999999999999 |" in r)
+    assert "CPU" in image and "cu124 (CUDA 12.4)" in image
     assert "TTS 0.22.0 + demucs 4.0.1" in image
     broken = next(r for r in rows if BROKEN in r)
     assert "hang → hang ([unclassified](#unclassified))" in broken
+    apart = md.split("## Runs measured elsewhere")[1].split("## Signatures")[0]
+    assert f"| `{BROKEN}` | native |" in apart and "FFmpeg: declared FFmpeg 5" in apart
     # The legend has exactly the signatures that appear, each an anchor target with its remedy.
     legend = re.findall(r"^### (\S+)$", md, re.MULTILINE)
     assert legend == ["torchcodec-missing", "unclassified", "weights-only-demucs"]
@@ -177,6 +162,7 @@ def test_markdown_table_legend_and_missing_cells(repo: Path) -> None:
     assert "| index unreachable | https://download.pytorch.org/whl/cu130 does not answer |" in (
         missing
     )
+    assert "## Made with" in md
 
 
 def test_json_matches_the_committed_schema(repo: Path) -> None:
@@ -185,7 +171,7 @@ def test_json_matches_the_committed_schema(repo: Path) -> None:
         "src/audiomatrix/compatibility.schema.json is stale: write report.schema_text() to it"
     )
     data = json.loads(report.table_json(table(repo)))
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["rows"][2]["gpu_arch"] == ["sm_80", "sm_90", "sm_120"]
     jsonschema = pytest.importorskip("jsonschema")
     jsonschema.Draft202012Validator.check_schema(generated)
@@ -196,18 +182,38 @@ def test_json_matches_the_committed_schema(repo: Path) -> None:
     assert report.load_text(report.table_json(table(repo))) == table(repo)
 
 
+def test_a_damaged_table_is_one_line_naming_the_field(repo: Path, tmp_path: Path) -> None:
+    path = tmp_path / "compatibility.json"
+    data = json.loads(report.table_json(table(repo)))
+    data["rows"][1]["where"]["kind"] = "cloud"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"^field 'rows\.1\.where\.kind': input should be"):
+        report.load(path)
+    path.write_text(report.table_json(table(repo))[:100])
+    with pytest.raises(ValueError, match=r"^not valid JSON"):
+        report.load(path)
+
+
 def test_outputs_are_deterministic(repo: Path, tmp_path: Path) -> None:
-    first = [p.read_bytes() for p in report.write_all(table(repo), tmp_path / "a")]
+    first = [p.read_bytes() for p in render.write_all(table(repo), tmp_path / "a")]
     copy = tmp_path / "copy"
     for name in ("results", "environments"):  # a different creation order on disk
         shutil.copytree(repo / name, copy / name)
-    second = [p.read_bytes() for p in report.write_all(table(copy), tmp_path / "b")]
+    second = [p.read_bytes() for p in render.write_all(table(copy), tmp_path / "b")]
     assert first == second
-    assert [p.name for p in report.write_all(table(repo), tmp_path / "c")] == [
+    assert [p.name for p in render.write_all(table(repo), tmp_path / "c")] == [
         "COMPATIBILITY.md",
         "compatibility.json",
         "index.html",
     ]
+
+
+def test_the_report_never_reads_its_own_output(repo: Path) -> None:
+    (repo / report.JSON_FILE).write_text("{ not even JSON")
+    (repo / render.MD_FILE).write_text("# stale")
+    assert table(repo) == table(repo)
+    render.write_all(table(repo), repo)
+    assert json.loads((repo / report.JSON_FILE).read_text())["schema_version"] == 2
 
 
 def test_html_is_offline_escaped_and_embeds_the_table(repo: Path) -> None:
@@ -216,10 +222,11 @@ def test_html_is_offline_escaped_and_embeds_the_table(repo: Path) -> None:
     results.write(
         root,
         run_result(
-            BROKEN, ALL_PASS | {"xtts": "fail"}, errors={"xtts": evil}, run="20261125T170000Z"
+            BROKEN, ALL_PASS | {"xtts": "fail"}, errors={"xtts": evil}, run="20261125T170000Z",
+            kind="image", ffmpeg="5", torchcodec="0.9.1",
         ),
-    )
-    page = report.html(table(repo))
+    )  # fmt: skip
+    page = render.html(table(repo))
     assert "<img src=x" not in page
     assert page.count("<script") == 2 and "</script><img" not in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "must not load anything"
@@ -232,87 +239,13 @@ def test_html_is_offline_escaped_and_embeds_the_table(repo: Path) -> None:
     assert '<option value="2.9.1">2.9.1</option>' in page
 
 
-def test_diff_flags_what_went_red(repo: Path, tmp_path: Path) -> None:
-    old = table(repo)
-    results.write(repo / "results", run_result(NEW, ALL_PASS, run="20261125T180000Z"))
-    results.write(
-        repo / "results",
-        run_result(OLD, ALL_PASS | {"xtts": "fail"}, ALL_PASS, run="20261125T180000Z"),
-    )
-    shutil.rmtree(repo / "results" / BROKEN)
-    new = table(repo)
-    changes = report.diff(old, new)
-    red = report.regressions(changes)
-    assert [(c.cell, c.where, c.check, c.mode, c.old, c.new) for c in red] == [
-        (OLD, "native", "xtts", "raw", "pass", "fail")
-    ]
-    assert str(red[0]).startswith("RED ")
-    green = [c for c in changes if c.new == "pass" and c.old != "pass"]
-    assert {(c.cell, c.check, c.mode) for c in green} == {
-        (NEW, "demucs", "raw"),
-        (NEW, "diffrhythm_write", "raw"),
-    }
-    gone = [c for c in changes if c.cell == BROKEN]
-    assert gone and all(c.new is None and not c.regression for c in gone)
-    assert report.diff(new, new) == []
-
-
-def test_diff_counts_a_vanished_check_in_a_kept_row(repo: Path) -> None:
-    old = table(repo)
-    results.write(
-        repo / "results",
-        run_result(
-            OLD, {k: v for k, v in ALL_PASS.items() if k != "demucs"}, run="20261125T180000Z"
-        ),
-    )
-    red = report.regressions(report.diff(old, table(repo)))
-    assert {(c.check, c.mode, c.new) for c in red} == {
-        ("demucs", "raw", None),
-        ("demucs", "compat", None),
-    }
-
-
-def test_recommend_prefers_raw_then_newest_torch(repo: Path) -> None:
-    t = table(repo)
-    r = report.recommend(t, ["xtts", "demucs", "diffrhythm"])
-    assert (r.row.cell, r.row.where.kind, r.mode) == (OLD, "image", "raw")
-    assert "newest torch" in r.explanation and "pass as installed (raw)" in r.explanation
-    assert f"a newer torch also works: {NEW}" in r.explanation
-    assert f"results/{OLD}/20261125T150000Z.json" in r.explanation
-
-    r = report.recommend(t, ["xtts"])
-    assert (r.row.cell, r.mode) == (NEW, "raw")
-
-
-def test_recommend_falls_back_to_compat_and_filters(repo: Path) -> None:
-    t = table(repo)
-    r = report.recommend(t, ["xtts", "demucs", "diffrhythm"], gpu_arch="sm_120")
-    assert (r.row.cell, r.mode) == (NEW, "compat")
-    assert "No matching row passes them all raw" in r.explanation
-    assert "sm_120" in r.explanation and "unverified" in r.explanation
-
-    r = report.recommend(t, ["xtts"], gpu_arch="sm_120", python="3.11", os="linux")
-    assert r.row.cell == NEW
-
-    none = report.recommend(t, ["xtts"], python="3.13")
-    assert none.row is None and "no tested cell matches with Python 3.13" in none.explanation
-
-    only_broken = t.model_copy(update={"rows": [r for r in t.rows if r.cell == BROKEN]})
-    none = report.recommend(only_broken, ["xtts"])
-    assert none.row is None and "xtts, xtts_service never passes" in none.explanation
-
-    bad = report.recommend(t, ["karaoke"])
-    assert bad.row is None and "unknown workload 'karaoke'" in bad.explanation
-
-
 def test_empty_results_still_render(tmp_path: Path) -> None:
     (tmp_path / "results").mkdir()
-    cell_json(tmp_path / "environments", OLD, "unresolvable", "no solution")
+    write_cell_json(tmp_path / "environments", OLD, "unresolvable", "no solution")
     t = table(tmp_path)
     assert t.rows == [] and t.missing[0].status == "unresolvable"
-    assert "No failures." in report.markdown(t)
-    assert 'class="row"' not in report.html(t)
-    assert report.recommend(t, ["xtts"]).row is None
+    assert "No failures." in render.markdown(t)
+    assert 'class="row"' not in render.html(t)
 
 
 def test_cells_the_matrix_rules_out_are_listed_with_their_reason(repo: Path) -> None:
@@ -320,7 +253,7 @@ def test_cells_the_matrix_rules_out_are_listed_with_their_reason(repo: Path) -> 
     matrix = spec.load(REPO / "matrix.yaml")
     envs = repo / "environments"
     lock.write_manifest(matrix, envs)
-    built = report.build(repo / "results", envs)
+    built = table(repo)
     ruled_out = [c for c in matrix.cells if not c.buildable]
     listed = {m.cell: m for m in built.missing if m.status == report.NOT_BUILDABLE}
     assert ruled_out and set(listed) == {c.id for c in ruled_out}
@@ -329,16 +262,37 @@ def test_cells_the_matrix_rules_out_are_listed_with_their_reason(repo: Path) -> 
     statuses = {m.cell: m.status for m in built.missing}
     assert statuses["bookworm-py3.12-torch2.9.1-cu130-maintained"] == "index unreachable"
     assert OLD not in statuses
-    md = report.markdown(built)
+    md = render.markdown(built)
     assert f"### Not buildable ({len(ruled_out)} cells)" in md
     reason = ruled_out[0].unbuildable
-    assert reason and report._md(reason) in md
+    assert reason and render._md(reason) in md
 
 
-def test_a_damaged_cell_json_of_an_undeclared_cell_is_still_listed(repo: Path) -> None:
+def test_a_damaged_cell_json_of_an_undeclared_cell_is_listed(repo: Path) -> None:
     envs = repo / "environments"
     lock.write_manifest(spec.load(REPO / "matrix.yaml"), envs)
     (envs / "gone-cell").mkdir()
     (envs / "gone-cell" / lock.CELL_FILE).write_text("{ damaged")
-    missing = {m.cell: m.status for m in report.build(repo / "results", envs).missing}
-    assert missing["gone-cell"] == "not run"
+    built = table(repo)
+    assert {m.cell: m.status for m in built.missing}["gone-cell"] == "not run"
+    assert "environments/gone-cell/cell.json" in {d.path for d in built.damaged}
+
+
+def test_a_publication_shows_only_on_the_row_of_its_image(repo: Path) -> None:
+    image_row = next(r for r in table(repo).rows if r.cell == OLD and r.where.kind == "image")
+    published = publications.Published(
+        cell=OLD, reference="registry.test/audiomatrix/cell@sha256:" + "1" * 64,
+        tags=[], digest="sha256:" + "1" * 64, image_id=image_row.where.image_digest or "",
+        pushed=image_row.started,
+        sbom=publications.Sbom(path=f"sboms/{OLD}.cdx.json", reference="r", digest="d",
+                               components=3),
+    )  # fmt: skip
+    folder = repo / publications.FOLDER
+    publications.write(folder, published)
+    rows = {(r.cell, r.where.kind): r.published for r in table(repo).rows}
+    assert rows[(OLD, "image")] == published and rows[(OLD, "native")] is None
+    rebuilt = published.model_copy(update={"image_id": "sha256:" + "2" * 64})
+    publications.write(folder, rebuilt)
+    assert all(r.published is None for r in table(repo).rows)
+    (folder / f"{NEW}.json").write_text(rebuilt.model_dump_json())
+    assert f"publications/{NEW}.json" in {d.path for d in table(repo).damaged}

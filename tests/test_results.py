@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,18 +13,21 @@ from pydantic import ValidationError
 
 from audiomatrix import results
 from audiomatrix.files import current_umask, write_atomic
+from support import environment
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _result(run: str = "20261125T160000Z", status: str = "pass") -> results.RunResult:
-    check = results.CheckResult(check="xtts", status=status, duration_s=1.5)
+    check = results.CheckOutcome(check="xtts", status=status, duration_s=1.5)
     return results.RunResult(
         cell="bookworm-py3.11-torch2.9.1-cu128-maintained",
         run=run,
         started=datetime(2026, 11, 25, 16, tzinfo=UTC),
         finished=datetime(2026, 11, 25, 16, 1, tzinfo=UTC),
-        where=results.Where(kind="native", os="Linux", machine="x86_64", cpu="EPYC"),
+        where=results.Where(kind="native"),
         lock_sha256="0" * 64,
-        versions={"torch": "2.9.1", "TTS": None},
+        environment=environment(),
         modes={"raw": [check], "compat": [check]},
     )
 
@@ -51,7 +56,7 @@ def test_latest_skips_a_damaged_newer_file(tmp_path) -> None:
 def test_latest_of_a_kind_skips_newer_runs_of_the_other(tmp_path) -> None:
     results.write(tmp_path, _result("20261125T160000Z"))  # native
     image_run = _result("20261125T150000Z").model_copy(
-        update={"where": results.Where(kind="image", os="Linux", machine="x86_64", cpu="EPYC")}
+        update={"where": results.Where(kind="image")}
     )
     results.write(tmp_path, image_run)
     cell = image_run.cell
@@ -60,15 +65,48 @@ def test_latest_of_a_kind_skips_newer_runs_of_the_other(tmp_path) -> None:
     assert results.latest(tmp_path, cell, kind="native").run == "20261125T160000Z"
 
 
-def test_schema_rejects_unknown_status_and_fields() -> None:
-    with pytest.raises(ValidationError):
-        results.CheckResult(check="x", status="ok", duration_s=1)
-    with pytest.raises(ValidationError):
-        results.CheckResult(check="x", status="pass", duration_s=1, extra=1)
-    data = _result().model_dump()
-    data["schema_version"] = 2
-    with pytest.raises(ValidationError):
-        results.RunResult.model_validate(data)
+def test_schema_rejects_unknown_status_fields_and_versions() -> None:
+    data = _result().model_dump(mode="json")
+    for edit in (
+        lambda d: d["modes"]["raw"][0].update(status="ok"),
+        lambda d: d["modes"]["raw"][0].update(extra=1),
+        lambda d: d["environment"]["facts"].update(gpu_arch="sm_90"),
+        lambda d: d.update(schema_version=3),
+    ):
+        broken = json.loads(json.dumps(data))
+        edit(broken)
+        with pytest.raises(ValidationError):
+            results.RunResult.model_validate(broken)
+
+
+def test_a_damaged_or_foreign_run_file_is_one_line_naming_it(tmp_path) -> None:
+    path = results.write(tmp_path, _result())
+    text = path.read_text()
+    cases = {
+        text[: len(text) // 2]: "not valid JSON at line",
+        text.replace('"status": "pass"', '"status": 7', 1): "field 'modes.raw.0.status'",
+    }
+    for damaged, message in cases.items():
+        path.write_text(damaged)
+        with pytest.raises(results.ResultError, match=re.escape(f"{path}: {message}")):
+            results.read(path)
+    path.write_bytes(text.encode().replace(b"EPYC", b"EP\xffC"))
+    with pytest.raises(results.ResultError, match="not UTF-8 text"):
+        results.read(path)
+    foreign = tmp_path / "other-cell" / path.name
+    foreign.parent.mkdir()
+    foreign.write_text(text)
+    with pytest.raises(results.ResultError, match=r"names cell 'bookworm-py3\.11"):
+        results.read(foreign)
+
+
+def test_a_schema_1_run_reads_with_its_unmeasured_facts_unknown() -> None:
+    old = REPO / "results/bookworm-py3.11-torch2.5.1-cu124-legacy-pinned"
+    run = results.read(sorted(old.glob("*.json"))[0])
+    assert run.environment.schema == 1
+    assert run.environment.host.distribution is None
+    assert run.environment.facts.python.startswith("3.11")
+    assert run.environment.provenance.suite_sha256 == ""
 
 
 def test_run_id_sorts_by_time() -> None:

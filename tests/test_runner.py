@@ -5,23 +5,22 @@ what it wrote into a RunResult with signatures and kept logs."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from audiomatrix import smoke
-
-SUITE = Path(__file__).parent / "smoke"
+from audiomatrix import report, results, smoke
+from audiomatrix.suite import probe
 
 CHECKS = """
 import os, signal, time
 import pytest
-from smokelib import CorruptOutput, compat_enabled
+from audiomatrix.suite.smokelib import CorruptOutput, compat_enabled
 
 def test_fine():
     assert 1 + 1 == 2
@@ -50,26 +49,15 @@ def test_mode():
 @pytest.fixture(scope="module")
 def runner_output(tmp_path_factory):
     suite = tmp_path_factory.mktemp("suite")
-    for name in ("run.py", "conftest.py", "smokelib.py"):
-        shutil.copy(SUITE / name, suite / name)
-    # conftest enables audiomatrix.compat in the compat run, which needs torch: use raw here.
+    # The compat mode enables audiomatrix.compat, which needs torch: use raw here.
     (suite / "test_cases.py").write_text(CHECKS)
     out = tmp_path_factory.mktemp("out")
+    names = ("fine", "no_gpu", "codec", "write", "stuck", "segfault", "mode")
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(suite / "run.py"),
-            "--out",
-            str(out),
-            "--mode",
-            "raw",
-            "--timeout",
-            "30",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+        [sys.executable, "-m", "audiomatrix.suite.run", "--out", str(out), "--mode", "raw",
+         "--timeout", "30", "--suite", str(suite), *(f"--check={n}" for n in names)],
+        capture_output=True, text=True, timeout=300, env=smoke.suite_environment(),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out
 
@@ -91,7 +79,9 @@ def test_each_outcome_gets_its_status(runner_output) -> None:
     }
     assert checks["no_gpu"]["first_error"] == "no GPU"
     assert checks["codec"]["first_error"].startswith("ImportError: TorchCodec is required")
-    assert checks["write"]["first_error"].startswith("smokelib.CorruptOutput: wav: samples differ")
+    assert checks["write"]["first_error"].startswith(
+        "audiomatrix.suite.smokelib.CorruptOutput: wav: samples differ"
+    )
     assert checks["segfault"]["first_error"] == "killed by signal 11 SIGSEGV"
     assert checks["stuck"]["duration_s"] < 30
 
@@ -105,18 +95,25 @@ def test_logs_and_environment_are_written(runner_output) -> None:
         assert f"{path}/" not in log
     environment = json.loads((runner_output / "environment.json").read_text())
     assert environment["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert environment["facts"]["python"] == environment["versions"]["python"]
     assert environment["host"]["machine"]
+    assert environment["provenance"] == asdict(probe.provenance())
 
 
-def test_collect_classifies_and_keeps_logs(runner_output, tmp_path) -> None:
+def test_collect_keeps_logs_and_the_report_classifies(runner_output, tmp_path) -> None:
     cell = smoke.CellLock("cell-a", tmp_path, {"lock_sha256": "a" * 64, "cell": {}, "inputs": {}})
     started = datetime(2026, 11, 25, 12, tzinfo=UTC)
-    result = smoke.collect(cell, runner_output, tmp_path / "results", {"kind": "native"}, started)
+    root = tmp_path / "results"
+    result = smoke.collect(cell, runner_output, root, {"kind": "native"}, started)
+    assert results.read(root / "cell-a" / "20261125T120000Z.json") == result
     raw = {c.check: c for c in result.modes["raw"]}
-    assert raw["codec"].signature == "torchcodec-missing"
-    assert raw["write"].signature == "unclassified"
-    assert raw["fine"].signature is None and raw["no_gpu"].signature is None
-    saved = tmp_path / "results" / "cell-a"
-    assert (saved / "20261125T120000Z.json").is_file()
+    saved = root / "cell-a"
     assert "Segmentation fault" in (saved / raw["segfault"].log).read_text()
     assert raw["segfault"].log == "logs/20261125T120000Z/raw/segfault.log"
+
+    def signature(name: str) -> str | None:
+        return report.signature_of(raw[name], (saved / raw[name].log).read_text())
+
+    assert signature("codec") == "torchcodec-missing"
+    assert signature("write") == "unclassified"
+    assert signature("fine") is None and signature("no_gpu") is None

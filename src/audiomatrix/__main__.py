@@ -1,3 +1,3 @@
-from audiomatrix.cli import app
+from audiomatrix.cli import run
 
-app(prog_name="audiomatrix")
+run()

@@ -7,6 +7,7 @@ findings about cells (not buildable, unresolvable, index unreachable) are report
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from audiomatrix import doctor as doctor_stage
-from audiomatrix import fanout
+from audiomatrix import fanout, publications, query, render
 from audiomatrix import image as image_stage
 from audiomatrix import lock as lock_stage
 from audiomatrix import publish as publish_stage
@@ -27,6 +28,7 @@ from audiomatrix import results as results_stage
 from audiomatrix import smoke as smoke_stage
 from audiomatrix import tox as tox_stage
 from audiomatrix.spec import Cell, Matrix, MatrixError, SelectError, load
+from audiomatrix.suite.schema import MODES
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -149,7 +151,11 @@ def _run_lock(loaded: Matrix, chosen: list[Cell]) -> list[lock_stage.LockResult]
         def done(result: lock_stage.LockResult) -> None:
             progress.update(task, advance=1, last=f"{result.cell}: {result.status}")
 
-        results = lock_stage.lock_cells(chosen, loaded, _environments(loaded), on_done=done)
+        try:
+            results = lock_stage.lock_cells(chosen, loaded, _environments(loaded), on_done=done)
+        except OSError as exc:
+            raise _fail(f"{exc.filename}: cannot write: {exc.strerror}; make "
+                        f"{_environments(loaded)} writable", 1) from None  # fmt: skip
     table = Table(title="lock")
     for column in ("cell", "status", "detail"):
         table.add_column(column, overflow="fold")
@@ -188,42 +194,40 @@ def run_matrix(
         raise typer.Exit(1)
     linux = [c for c in chosen if c.buildable and not c.os_value.native]
     failed = bool(linux) and _image_smoke(loaded, linux, ca_bundle)
-    _write_report(loaded)
+    _write_report(Path(loaded.path).parent)
     if failed:
         raise typer.Exit(1)
 
 
-def _write_report(loaded: Matrix) -> report_stage.Compatibility:
-    root = Path(loaded.path).parent
-    try:
-        previous: report_stage.Compatibility | None = report_stage.load(
-            root / report_stage.JSON_FILE
-        )
-    except (OSError, ValueError):
-        previous = None  # none yet, or unreadable: nothing published to carry over
-    table = report_stage.build(root / "results", _environments(loaded), previous)
-    _write_table(table, root)
-    return table
-
-
-def _write_table(table: report_stage.Compatibility, root: Path) -> None:
-    for path in report_stage.write_all(table, root):
+def _write_report(root: Path) -> report_stage.Compatibility:
+    """The report stage over a repository's results/, environments/ and publications/."""
+    table = report_stage.build(root / "results", root / "environments", root / publications.FOLDER)
+    for path in render.write_all(table, root):
         out.print(f"wrote {path.relative_to(root)}")
+    for damaged in table.damaged:
+        err.print(f"{damaged.path}: {damaged.reason} (listed in the table)", markup=False)
+    return table
 
 
 @app.command("report")
 def report_command(ctx: typer.Context, matrix: MatrixOption = None) -> None:
     """Write COMPATIBILITY.md, compatibility.json and site/index.html from results/."""
     loaded, _ = _selected(ctx, matrix, None)
-    table = _write_report(loaded)
-    out.print(f"{len(table.rows)} rows, {len(table.missing)} cells without results")
+    table = _write_report(Path(loaded.path).parent)
+    out.print(
+        f"{len(table.rows)} rows, {len(table.apart)} runs apart (measured elsewhere than "
+        f"declared), {len(table.missing)} cells without results"
+    )
 
 
 def _load_table(path: Path) -> report_stage.Compatibility:
     try:
         return report_stage.load(path)
-    except (OSError, ValueError) as exc:
-        raise _fail(f"{path}: not a compatibility.json: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise _fail(f"{path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise _fail(f"{path}: not a compatibility.json: {exc}; regenerate it with "
+                    "`audiomatrix report`") from None  # fmt: skip
 
 
 @app.command("diff")
@@ -232,10 +236,10 @@ def diff_command(
     new: Annotated[Path, typer.Argument(help="The new compatibility.json.")],
 ) -> None:
     """What went red or green between two tables; exit 1 when a passing check now fails."""
-    changes = report_stage.diff(_load_table(old), _load_table(new))
+    changes = query.diff(_load_table(old), _load_table(new))
     for change in changes:
         out.print(str(change), markup=False, highlight=False)
-    bad = report_stage.regressions(changes)
+    bad = query.regressions(changes)
     out.print(f"{len(changes)} changes, {len(bad)} regressions")
     if bad:
         raise typer.Exit(1)
@@ -248,9 +252,7 @@ WorkloadOption = Annotated[
 PythonOption = Annotated[str | None, typer.Option(help="Python X.Y.")]
 GpuArchOption = Annotated[str | None, typer.Option(help="GPU architecture, e.g. sm_120.")]
 OsOption = Annotated[str | None, typer.Option(help="An os value or family (linux).")]
-TableOption = Annotated[
-    Path, typer.Option("--table", help="The compatibility.json to read (publish updates it).")
-]
+TableOption = Annotated[Path, typer.Option("--table", help="The compatibility.json to read.")]
 
 
 def _recommended(
@@ -264,7 +266,7 @@ def _recommended(
     unknown = sorted(set(workload or ()) - set(report_stage.WORKLOADS))
     if unknown:
         raise _fail(f"--workload {unknown[0]}: choose from {', '.join(report_stage.WORKLOADS)}")
-    choice = report_stage.recommend(table, workload or (), python=python, gpu_arch=gpu_arch, os=os)
+    choice = query.recommend(table, workload or (), python=python, gpu_arch=gpu_arch, os=os)
     out.print(choice.explanation, markup=False, highlight=False)
     if choice.row is None:
         raise typer.Exit(1)
@@ -313,8 +315,8 @@ def publish(
     registry: RegistryOption = None,
     table_path: TableOption = Path(report_stage.JSON_FILE),
 ) -> None:
-    """Push the images the table's rows ran in, each with a CycloneDX SBOM, and record their
-    digests in compatibility.json (and the Markdown and HTML made from it)."""
+    """Push the images the table's rows ran in, each with a CycloneDX SBOM, record their
+    digests in publications/<cell>.json and regenerate the table, which shows them."""
     target = _registry(registry, required=True)
     assert target is not None
     table = _load_table(table_path)
@@ -339,9 +341,11 @@ def publish(
             outcomes.append(outcome)
     except image_stage.EngineError as exc:
         err.print(str(exc), markup=False, soft_wrap=True)
-    new = {o.cell: o.published for o in outcomes if o.published is not None}
-    if new:
-        _write_table(publish_stage.with_publications(table, new), root)
+    for outcome in outcomes:
+        if outcome.published is not None:
+            publications.write(root / publications.FOLDER, outcome.published)
+    if any(o.published for o in outcomes):
+        _write_report(root)
     if len(outcomes) < len(rows) or any(o.status == "failed" for o in outcomes):
         raise typer.Exit(1)
 
@@ -366,10 +370,8 @@ def pull(
         (r for r in table.rows if r.cell == cell),
         key=lambda r: (r.published is None, r.where.kind != "image"),
     )
-    if not rows:
-        raise _fail(f"{cell}: not a row of {table_path}")
     mirror = _registry(registry, required=False)
-    if rows[0].published is not None:
+    if rows and rows[0].published is not None:
         try:
             local = publish_stage.pull(rows[0], mirror)
         except (publish_stage.PublishError, image_stage.EngineError) as exc:
@@ -382,18 +384,23 @@ def pull(
         cell_lock = publish_stage.environments_lock(environments, cell)
     except publish_stage.PublishError as exc:
         raise _fail(str(exc), 1) from None
-    out.print(f"{cell}: no published image; its environment from the committed lock:",
-              highlight=False)  # fmt: skip
+    why = "no published image" if rows else f"no row of {table_path} stands for it yet"
+    out.print(f"{cell}: {why}; its environment from the committed lock:", highlight=False)
     for line in publish_stage.native_install(cell_lock, venv=f".venv-{cell}"):
         out.print(f"  {line}", markup=False, highlight=False)
 
 
-def _status_line(result) -> str:
+def _status_line(result: results_stage.RunResult, results_root: Path) -> str:
+    """`raw: xtts=pass demucs=fail[weights-only-demucs] ...; compat: ...`, classified as the
+    report will classify it."""
     parts = []
     for mode, checks in result.modes.items():
-        shown = [
-            f"{c.check}={c.status}" + (f"[{c.signature}]" if c.signature else "") for c in checks
-        ]
+        shown = []
+        for c in checks:
+            log = (results_root / result.cell / c.log) if c.log else None
+            text = log.read_text(errors="replace") if log and log.is_file() else ""
+            signature = report_stage.signature_of(c, text)
+            shown.append(f"{c.check}={c.status}" + (f"[{signature}]" if signature else ""))
         parts.append(f"{mode}: {' '.join(shown)}")
     return "; ".join(parts)
 
@@ -413,14 +420,12 @@ def smoke(
         list[str] | None, typer.Option(help="raw and/or compat [default: both].")
     ] = None,
     check: Annotated[list[str] | None, typer.Option(help="Only these checks.")] = None,
-    python: Annotated[
-        str | None, typer.Option(help="Interpreter for native venvs [default: the cell's X.Y].")
-    ] = None,
     ca_bundle: CaBundleOption = None,
 ) -> None:
     """Run the smoke suite for each cell and write results/<cell>/<run>.json: inside the
-    cell's image (built if needed), or natively with --native."""
-    unknown = sorted(set(mode or ()) - set(smoke_stage.MODES))
+    cell's image (built if needed), or natively with --native (only where this machine gives
+    the environment the cell declares)."""
+    unknown = sorted(set(mode or ()) - set(MODES))
     if unknown:
         raise _fail(f"--mode {unknown[0]}: choose raw or compat")
     loaded, chosen = _selected(ctx, matrix, [*(select or ()), *(cell_ids or ())])
@@ -439,11 +444,9 @@ def smoke(
             with err.status(f"[bold]{cell.id}[/]: preparing the venv and running the suite"):
                 result = smoke_stage.smoke_native(
                     lock_record,
-                    root / "tests" / "smoke",
                     root / "results",
                     smoke_stage.venv_root(),
-                    python=python,
-                    modes=mode or smoke_stage.MODES,
+                    modes=mode or MODES,
                     checks=check or (),
                     echo=lambda line, cid=cell.id: err.print(f"{cid}: {line}", markup=False),
                 )
@@ -451,7 +454,7 @@ def smoke(
             failed += 1
             err.print(str(exc), markup=False, soft_wrap=True)
             continue
-        out.print(f"[bold]{cell.id}[/] {_status_line(result)}", highlight=False)
+        out.print(f"[bold]{cell.id}[/] {_status_line(result, root / 'results')}", highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -521,7 +524,7 @@ def _image_smoke(
     err.print(f"Docker Engine {version}", highlight=False)
     locks = _locked(loaded, cells)
     results_root = Path(loaded.path).parent / "results"
-    wanted = list(modes or smoke_stage.MODES)
+    wanted = list(modes or MODES)
     try:
         built = _build(locks, ca_bundle)
         failed = any(not b.ok and b.status == "failed" for b in built)
@@ -539,7 +542,7 @@ def _image_smoke(
                     b.tag, cell_lock, results_root, modes=wanted, checks=checks or (),
                     echo=lambda line, cid=b.cell: err.print(f"{cid}: {line}", markup=False),
                 )  # fmt: skip
-            out.print(f"[bold]{b.cell}[/] {_status_line(result)}", highlight=False)
+            out.print(f"[bold]{b.cell}[/] {_status_line(result, results_root)}", highlight=False)
     except image_stage.EngineError as exc:
         err.print(str(exc), markup=False, soft_wrap=True)
         return True
@@ -621,7 +624,10 @@ def tox(ctx: typer.Context, matrix: MatrixOption = None) -> None:
     """Write tox.ini with one env per locked cell: `tox -e <cell>` runs the suite natively."""
     loaded, _ = _selected(ctx, matrix, None)
     root = Path(loaded.path).parent
-    path = tox_stage.write(root, _environments(loaded))
+    try:
+        path = tox_stage.write(root, _environments(loaded))
+    except lock_stage.RecordError as exc:
+        raise _fail(str(exc), 1) from None
     out.print(f"wrote {path}")
 
 
@@ -641,3 +647,31 @@ def doctor(ctx: typer.Context, matrix: MatrixOption = None) -> None:
     for check in doctor_stage.checks(indexes):
         table.add_row(check.what, "[green]yes[/]" if check.ok else "[red]no[/]", check.detail)
     out.print(table)
+
+
+INTERRUPTED = (
+    "interrupted: finished work is kept and nothing was recorded for the work in progress; "
+    "rerun the same command to resume"
+)
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM. A BaseException of its own, so that no `except Exception` and not
+    the command-line framework (which turns KeyboardInterrupt into `Aborted!`) stops it."""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted
+
+
+def run() -> None:
+    """The `audiomatrix` command. An interruption (SIGINT, SIGTERM) at any moment ends in one
+    line, never a traceback: every output is written atomically, so what finished is kept and
+    what was in flight leaves no trace."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        app(prog_name="audiomatrix")
+    except Interrupted:
+        err.print(INTERRUPTED, markup=False, highlight=False, soft_wrap=True)
+        sys.exit(130)

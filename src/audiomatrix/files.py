@@ -68,3 +68,30 @@ def sha256_file(path: Path) -> str:
 def sha256_json(data: Any) -> str:
     """A hash of data that does not depend on key order or formatting."""
     return sha256_bytes(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
+
+
+def describe_error(exc: ValueError) -> str:
+    """One line for a JSON or schema error: the field's path and what is wrong with it, so a
+    damaged file is named with its fault instead of a traceback."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False)[0]
+        if first["type"] == "json_invalid":
+            return f"not valid JSON: {first['ctx']['error']}"
+        where = ".".join(str(p) for p in first["loc"]) or "the top level"
+        extra = f" ({exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"field '{where}': {first['msg'][0].lower()}{first['msg'][1:]}{extra}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    return str(exc).splitlines()[0]
+
+
+def read_text(path: Path) -> str:
+    """A file the tool reads, as UTF-8; ValueError (one line) when it is not text."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})"
+        ) from None

@@ -23,6 +23,7 @@ import http.server
 import io
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -43,12 +44,13 @@ import requests.exceptions
 
 from audiomatrix import lock, results
 from audiomatrix.files import cache_dir, sha256_bytes
-from audiomatrix.smoke import MODES, CellLock, SmokeError, collect, runner
+from audiomatrix.smoke import CellLock, SmokeError, collect
+from audiomatrix.suite import probe, schema
+from audiomatrix.suite.schema import MODES
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = "docker/Dockerfile"
 INSTALLER = "docker/install.sh"
-SUITE = "tests/smoke"
 PACKAGE_FILES = ("src/audiomatrix/__init__.py", "src/audiomatrix/compat.py")
 CA_PATH = "_audiomatrix/proxy-ca.pem"
 """Where the wheelhouse server offers a build's extra CA bundle (the Dockerfile's CA_URL): a
@@ -619,9 +621,8 @@ def context_files(cell: CellLock) -> dict[str, Path]:
     }
     for name in PACKAGE_FILES:
         files[name] = REPO / name
-    for path in sorted((REPO / SUITE).rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-            files[str(path.relative_to(REPO))] = path
+    for path in probe.suite_files():
+        files[str(path.relative_to(REPO))] = path
     return files
 
 
@@ -812,13 +813,20 @@ def _run_build(
 
 
 def checks_in_suite(names: Sequence[str] = ()) -> list[str]:
-    """The suite's check names, as tests/smoke/run.py discovers them."""
-    return [check for check, _ in runner(REPO / SUITE).discover(list(names))]
+    """The suite's check names (only the named ones, when names are given)."""
+    return [c.name for c in schema.CHECKS if not names or c.name in names]
 
 
-def host_where(kind: str, image: str | None, digest: str | None) -> dict[str, Any]:
-    """Where, from the host's side, for a run whose container could not say."""
-    return {"kind": kind, "image": image, "image_digest": digest, **runner(REPO / SUITE).host()}
+def unmeasured_environment() -> schema.Environment:
+    """For a run whose container never reported: the host as seen from outside, and no fact
+    about the image's environment (so the report shows the run apart from its cell)."""
+    return schema.Environment(
+        schema=schema.SCHEMA,
+        versions={},
+        host=schema.Host(os=platform.platform(), machine=platform.machine(), cpu=probe.cpu_name()),
+        facts=schema.Facts(python="", libpython=False),
+        provenance=probe.provenance(),
+    )
 
 
 def crash_result(
@@ -833,7 +841,7 @@ def crash_result(
     """Every check `crash` with the one-line reason, written like any other result."""
     finished = datetime.now(UTC)
     crashed = [
-        results.CheckResult(check=c, status="crash", duration_s=0.0, first_error=reason[:500])
+        schema.CheckOutcome(check=c, status="crash", duration_s=0.0, first_error=reason[:500])
         for c in checks_in_suite(checks)
     ]
     result = results.RunResult(
@@ -843,7 +851,7 @@ def crash_result(
         finished=finished,
         where=results.Where(**where),
         lock_sha256=cell.lock_sha256,
-        versions={},
+        environment=unmeasured_environment(),
         modes={m: crashed for m in modes},  # type: ignore[misc]
     )
     results.write(results_root, result)
@@ -906,7 +914,7 @@ def smoke_in_image(
         image = api.images.get(image_tag)
         where = {"kind": "image", "image": image_tag, "image_digest": image.id}
         remove_leftovers(api, cell.cell)
-        command = ["python", "run.py", "--out", "/out"]
+        command = ["python", "-m", "audiomatrix.suite.run", "--out", "/out"]
         command += [a for m in modes for a in ("--mode", m)]
         command += [a for c in checks for a in ("--check", c)]
         gpu = cell.record["cell"].get("device") == "cuda" and has_nvidia_runtime(api)
@@ -923,9 +931,8 @@ def smoke_in_image(
                     echo(line.decode(errors="replace").rstrip())
                 status = container.wait(timeout=timeout_s)
             except docker.errors.APIError as exc:
-                full = {**host_where("image", image_tag, image.id)}
                 return crash_result(
-                    cell, f"the container did not start: {first_line(exc)}", full, started,
+                    cell, f"the container did not start: {first_line(exc)}", where, started,
                     results_root, modes, checks,
                 )  # fmt: skip
             except requests.exceptions.ReadTimeout:
@@ -944,9 +951,8 @@ def smoke_in_image(
                 why = (status.get("Error") or {}).get("Message") or f"exit code {code}"
                 if code == 137:
                     why = f"killed (exit 137: out of memory at {mem_limit}, or a hang)"
-                full = host_where("image", image_tag, image.id)
                 return crash_result(
-                    cell, f"the smoke runner wrote nothing: {why}", full, started,
+                    cell, f"the smoke runner wrote nothing: {why}", where, started,
                     results_root, modes, checks,
                 )  # fmt: skip
             return collect(cell, out, results_root, where, started)

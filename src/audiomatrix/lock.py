@@ -10,24 +10,34 @@ config files are ignored and UV_*/PIP_* variables are dropped.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import json
 import os
 import re
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+from pydantic import BaseModel, ConfigDict, Field
 
-from audiomatrix.files import json_text, sha256_file, sha256_json, write_atomic, write_json
+from audiomatrix.files import (
+    describe_error,
+    json_text,
+    read_text,
+    sha256_file,
+    sha256_json,
+    write_atomic,
+    write_json,
+)
 from audiomatrix.spec import Cell, Matrix
 
 LOCK_FILE = "requirements.txt"
@@ -196,38 +206,103 @@ def write_manifest(matrix: Matrix, root: Path) -> Path:
     return path
 
 
-def read_manifest(root: Path) -> list[dict[str, Any]]:
-    """The cells of environments/cells.json ([] when absent or damaged)."""
+class RecordError(Exception):
+    """A damaged or foreign cell.json or cells.json, with the one line that says where."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CellData(_Record):
+    """A resolved cell as `Cell.to_dict` writes it."""
+
+    id: str
+    os: str
+    python: str
+    torch: str
+    accelerator: str
+    stack: str
+    family: str
+    platform: str
+    base: str | None
+    runner: str
+    torchaudio: str
+    torchcodec: str | None
+    ffmpeg: bool
+    ffmpeg_major: str | None = None
+    device: str
+    variant: str
+    gpu_arch: list[str]
+    packages: list[str]
+    buildable: bool
+    reason: str | None
+
+
+class CellRecord(_Record):
+    """environments/<cell>/cell.json."""
+
+    schema_: int = Field(alias="schema")
+    cell: CellData
+    status: str
+    reason: str | None
+    lock: str | None
+    lock_sha256: str | None
+    input_sha256: str
+    inputs: dict[str, Any]
+
+
+class Manifest(_Record):
+    """environments/cells.json."""
+
+    schema_: int = Field(alias="schema")
+    cells: list[CellData]
+
+
+def _validated(path: Path, model: type[_Record], fix: str) -> dict[str, Any]:
     try:
-        cells = json.loads((root / MANIFEST_FILE).read_text()).get("cells")
-    except (OSError, ValueError, AttributeError):
+        return model.model_validate_json(read_text(path)).model_dump(by_alias=True)
+    except ValueError as exc:
+        raise RecordError(f"{path}: {describe_error(exc)}; {fix}") from None
+
+
+def read_manifest(root: Path) -> list[dict[str, Any]]:
+    """The cells of environments/cells.json ([] when there is none yet); RecordError when
+    it is damaged."""
+    path = root / MANIFEST_FILE
+    if not path.exists():
         return []
-    return (
-        [c for c in cells if isinstance(c, dict) and "id" in c] if isinstance(cells, list) else []
-    )
+    return _validated(path, Manifest, "rerun `audiomatrix lock` to rewrite it")["cells"]
 
 
 def read_record(folder: Path) -> dict[str, Any] | None:
-    """A cell folder's cell.json, or None when it is missing or not a JSON object: the one
-    reader of this stage's record, for the later stages too."""
-    try:
-        record = json.loads((folder / CELL_FILE).read_text())
-    except (OSError, ValueError):
+    """A cell folder's cell.json, validated, or None when there is none: the one reader of
+    this stage's record, for the later stages too. RecordError names a damaged one."""
+    path = folder / CELL_FILE
+    if not path.exists():
         return None
-    return record if isinstance(record, dict) else None
+    return _validated(path, CellRecord, f"rerun `audiomatrix lock --select {folder.name}`")
 
 
-def is_current(plan: LockPlan, folder: Path) -> bool:
-    """A lock exists for exactly these inputs and has not been edited since."""
-    record = read_record(folder)
+def _own_record(folder: Path) -> dict[str, Any] | None:
+    """This stage's previous record of a cell; a damaged one is simply relocked."""
+    try:
+        return read_record(folder)
+    except RecordError:
+        return None
+
+
+def _locked_record(folder: Path) -> dict[str, Any]:
+    """The previous record if it holds an intact lock ({} otherwise)."""
+    record = _own_record(folder)
     lock = folder / LOCK_FILE
-    return (
+    intact = (
         record is not None
-        and record.get("status") == Status.LOCKED
-        and record.get("input_sha256") == plan.input_sha256
+        and record["status"] == Status.LOCKED
         and lock.is_file()
-        and record.get("lock_sha256") == sha256_file(lock)
+        and record["lock_sha256"] == sha256_file(lock)
     )
+    return record if intact and record is not None else {}
 
 
 def _record(plan: LockPlan, status: Status, reason: str | None, lock_sha: str | None) -> dict:
@@ -243,49 +318,105 @@ def _record(plan: LockPlan, status: Status, reason: str | None, lock_sha: str | 
     }
 
 
-def _write_failure(plan: LockPlan, folder: Path, status: Status, reason: str) -> LockResult:
-    (folder / LOCK_FILE).unlink(missing_ok=True)
+def _write_finding(plan: LockPlan, folder: Path, status: Status, reason: str) -> LockResult:
+    """Record that the cell, as declared now, has no lock (unresolvable, or no index)."""
     write_json(folder / CELL_FILE, _record(plan, status, reason, None))
+    (folder / LOCK_FILE).unlink(missing_ok=True)
     return LockResult(plan.cell.id, status, reason)
 
 
-def lock_cell(plan: LockPlan, folder: Path, uv: str) -> LockResult:
-    """Lock one cell into `folder`; every outcome is a result, never an exception."""
+def _unreachable(plan: LockPlan, folder: Path, reason: str, kept: bool) -> LockResult:
+    """The index did not answer: a previous lock stays as it was (the outage says nothing
+    about the cell); with none, the cell records why it has no lock."""
+    if kept:
+        return LockResult(
+            plan.cell.id, Status.INDEX_UNREACHABLE, f"{reason}; kept the previous lock"
+        )
+    return _write_finding(plan, folder, Status.INDEX_UNREACHABLE, reason)
+
+
+class Stopped(Exception):
+    """The run is being interrupted: a worker records nothing more."""
+
+
+@dataclass
+class Stopper:
+    """What lets an interruption reach the uv processes the worker threads wait on: the main
+    thread sets `stopping` and terminates them; a worker then records nothing."""
+
+    stopping: bool = False
+    running: set[subprocess.Popen] = field(default_factory=set)
+
+    def stop(self) -> None:
+        self.stopping = True
+        for proc in list(self.running):
+            with contextlib.suppress(OSError):
+                proc.terminate()
+
+    def run(self, args: list[str], cwd: Path, timeout: float) -> tuple[int, str]:
+        """Run uv to completion (returncode, stderr); Stopped once stopping."""
+        if self.stopping:
+            raise Stopped
+        with subprocess.Popen(
+            args, cwd=cwd, env=clean_environment(os.environ), text=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        ) as proc:  # fmt: skip
+            self.running.add(proc)
+            try:
+                _, stderr = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise
+            finally:
+                self.running.discard(proc)
+        if self.stopping:
+            raise Stopped
+        return proc.returncode, stderr
+
+
+def lock_cell(plan: LockPlan, folder: Path, uv: str, stopper: Stopper | None = None) -> LockResult:
+    """Lock one cell into `folder`; every outcome is a result, never an exception, except
+    Stopped. The new lock is resolved in a scratch folder and moved in only when uv
+    succeeded, so an interruption or a tool failure leaves the previous files byte-identical;
+    only a real finding (unresolvable, no index and no previous lock) replaces them."""
     cell = plan.cell
+    stopper = stopper or Stopper()
     if not cell.buildable:
         return LockResult(cell.id, Status.NOT_BUILDABLE, cell.unbuildable or "")
-    if is_current(plan, folder):
-        record = read_record(folder) or {}
-        if record.get("cell") != cell.to_dict():
-            write_json(folder / CELL_FILE, {**record, "cell": cell.to_dict()})
+    previous = _locked_record(folder)
+    if previous and previous["input_sha256"] == plan.input_sha256:
+        if previous["cell"] != cell.to_dict():
+            write_json(folder / CELL_FILE, {**previous, "cell": cell.to_dict()})
         return LockResult(cell.id, Status.UNCHANGED)
     if plan.index and (problem := index_problem(plan.index)):
-        return _write_failure(plan, folder, Status.INDEX_UNREACHABLE, problem)
+        if previous:
+            return LockResult(
+                cell.id, Status.INDEX_UNREACHABLE, f"{problem}; kept the previous lock"
+            )
+        return _write_finding(plan, folder, Status.INDEX_UNREACHABLE, problem)
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / INPUT_FILE, "\n".join(plan.requirements) + "\n")
-    partial = f".{LOCK_FILE}.partial"
-    try:
-        proc = subprocess.run(
-            [uv, *uv_compile_args(plan, partial)],
-            cwd=folder,
-            env=clean_environment(os.environ),
-            capture_output=True,
-            text=True,
-            timeout=UV_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired:
-        (folder / partial).unlink(missing_ok=True)
-        return _write_failure(plan, folder, Status.ERROR, f"uv took over {UV_TIMEOUT_S} s")
-    if proc.returncode != 0:
-        (folder / partial).unlink(missing_ok=True)
-        reason = one_line(proc.stderr) or f"uv exited with {proc.returncode}"
-        network = _NETWORK_FAILURE.search(proc.stderr)
-        status = Status.INDEX_UNREACHABLE if network else Status.UNRESOLVABLE
-        return _write_failure(plan, folder, status, reason)
-    os.replace(folder / partial, folder / LOCK_FILE)
-    write_json(
-        folder / CELL_FILE, _record(plan, Status.LOCKED, None, sha256_file(folder / LOCK_FILE))
-    )
+    with tempfile.TemporaryDirectory(prefix=".lock-", dir=folder) as scratch:
+        work = Path(scratch)
+        (work / INPUT_FILE).write_text("\n".join(plan.requirements) + "\n")
+        try:
+            code, stderr = stopper.run([uv, *uv_compile_args(plan, LOCK_FILE)], work, UV_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return LockResult(
+                cell.id, Status.ERROR, f"uv took over {UV_TIMEOUT_S} s; nothing changed"
+            )
+        if code < 0:
+            reason = f"uv was killed by signal {-code}; nothing changed"
+            return LockResult(cell.id, Status.ERROR, reason)
+        if code != 0:
+            reason = one_line(stderr) or f"uv exited with {code}"
+            if _NETWORK_FAILURE.search(stderr):
+                return _unreachable(plan, folder, reason, kept=bool(previous))
+            return _write_finding(plan, folder, Status.UNRESOLVABLE, reason)
+        lock_sha = sha256_file(work / LOCK_FILE)
+        write_atomic(folder / INPUT_FILE, (work / INPUT_FILE).read_text())
+        write_atomic(folder / LOCK_FILE, (work / LOCK_FILE).read_bytes())
+        write_json(folder / CELL_FILE, _record(plan, Status.LOCKED, None, lock_sha))
     return LockResult(cell.id, Status.LOCKED, f"{_count_pins(folder / LOCK_FILE)} packages")
 
 
@@ -300,18 +431,28 @@ def lock_cells(
     on_done: Callable[[LockResult], None] = lambda _: None,
     workers: int = 2,
 ) -> list[LockResult]:
-    """Lock cells side by side; one cell's failure never stops the others."""
+    """Lock cells side by side; one cell's failure never stops the others. An interruption
+    (any BaseException: the CLI raises one for SIGINT and SIGTERM) stops the uv processes, records
+    nothing for the cells in flight and propagates."""
     write_manifest(matrix, root)
     uv = uv_binary()
     plans = [plan_for(c, matrix) for c in cells]
+    stopper = Stopper()
 
     def work(plan: LockPlan) -> LockResult:
         try:
-            result = lock_cell(plan, root / plan.cell.id, uv)
+            result = lock_cell(plan, root / plan.cell.id, uv, stopper)
         except OSError as exc:
             result = LockResult(plan.cell.id, Status.ERROR, f"{exc.filename}: {exc.strerror}")
         on_done(result)
         return result
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(work, plans))
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(work, plan) for plan in plans]
+        return [future.result() for future in futures]
+    except BaseException:
+        stopper.stop()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,5 +1,5 @@
 """The publish stage: push the images the table was made from, each with a CycloneDX SBOM,
-record where they went in compatibility.json, and pull a known-good cell back.
+record where they went in publications/<cell>.json, and pull a known-good cell back.
 
 It reads the report's compatibility.json (and the local images its rows name). The registry
 is configuration (`--registry` or AUDIOMATRIX_REGISTRY); the code names none. An image is
@@ -28,7 +28,7 @@ from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
-from audiomatrix import image, report, smoke
+from audiomatrix import image, publications, report, smoke
 from audiomatrix.files import sha256_bytes, write_atomic
 
 REPOSITORY = "audiomatrix/cell"
@@ -112,7 +112,7 @@ class Outcome:
     status: str
     """published, unchanged, skipped or failed."""
     detail: str = ""
-    published: report.Published | None = None
+    published: publications.Published | None = None
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -201,19 +201,6 @@ def sbom(
 
 def sbom_json(bom: Bom) -> str:
     return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
-
-
-def with_publications(
-    table: report.Compatibility, published: Mapping[str, report.Published]
-) -> report.Compatibility:
-    """The table with the new publications set on their (image) rows."""
-    rows = [
-        r.model_copy(update={"published": published[r.cell]})
-        if r.cell in published and r.where.kind == "image"
-        else r
-        for r in table.rows
-    ]
-    return table.model_copy(update={"rows": rows})
 
 
 def native_install(cell: smoke.CellLock, venv: str = ".venv") -> list[str]:
@@ -401,13 +388,14 @@ def publish_row(
         sbom_ref, sbom_digest = push_sbom(registry, subject, text, path.name)
     except (PublishError, docker.errors.APIError) as exc:
         return Outcome(row.cell, "failed", image.first_line(exc))
-    published = report.Published(
+    published = publications.Published(
+        cell=row.cell,
         reference=reference,
         tags=[f"{registry.repository}:{tag}", f"{registry.repository}:{row.cell}"],
         digest=digest,
         image_id=found.id,
         pushed=datetime.now(UTC).replace(microsecond=0),
-        sbom=report.Sbom(
+        sbom=publications.Sbom(
             path=path.relative_to(root).as_posix(),
             reference=sbom_ref,
             digest=sbom_digest,

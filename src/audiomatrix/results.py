@@ -1,67 +1,68 @@
-"""results/<cell>/<run>.json: what one smoke run of one cell found, raw and with compat.
+"""results/<cell>/<run>.json: what one smoke run of one cell measured, raw and with compat.
 
-A versioned schema, so a report can read results written by older audiomatrix versions
-and on other machines (macOS and Windows runners write the same files).
+A versioned schema built from the suite's own outcome contract (audiomatrix.suite.schema),
+so the runner, this collector and the report agree on one shape. A result records facts, not
+judgements: the environment as measured and each check's outcome. Which known failure a check
+hit, and whether the run stands for its cell, is decided by the report, so a catalog fix or a
+corrected declaration reclassifies old runs.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from audiomatrix.files import write_atomic
+from audiomatrix.files import describe_error, read_text, write_atomic
+from audiomatrix.suite.schema import FAILED, MODES, CheckOutcome, Environment, Mode, Status
 
-SCHEMA_VERSION = 1
-Status = Literal["pass", "fail", "corrupt", "hang", "crash", "skip"]
-Mode = Literal["raw", "compat"]
-FAILED: frozenset[str] = frozenset({"fail", "corrupt", "hang", "crash"})
+__all__ = ["FAILED", "MODES", "CheckOutcome", "Environment", "Mode", "Status"]
+SCHEMA_VERSION = 2
+
+
+class ResultError(Exception):
+    """A results file that cannot be used, with the one line that says which and why."""
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class CheckResult(_Model):
-    check: str
-    status: Status
-    duration_s: float
-    signature: str | None = None
-    """A known failure's id, `unclassified` for an unknown one, None when nothing failed."""
-    first_error: str | None = None
-    log: str | None = None
-    """The check's full output, relative to the cell's results folder."""
-
-
 class Where(_Model):
-    """Where the run happened: an image (with its digest) or a native venv, and the host."""
+    """Where the run happened: an image (its content tag and local id) or a native venv."""
 
     kind: Literal["image", "native"]
     image: str | None = None
     image_digest: str | None = None
-    os: str
-    machine: str
-    cpu: str
-    gpu: str | None = None
-    compute_capability: str | None = None
-    driver: str | None = None
-    cuda: str | None = None
+
+
+class Damaged(_Model):
+    """A file a stage could not use, and why: listed, never silently dropped."""
+
+    path: str
+    reason: str
+
+    @classmethod
+    def of(cls, shown: str, exc: Exception) -> Damaged:
+        """The file as the table names it, and the error's reason without its file name."""
+        return cls(path=shown, reason=str(exc).split(": ", 1)[-1])
 
 
 class RunResult(_Model):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     cell: str
     run: str
     started: datetime
     finished: datetime
     where: Where
     lock_sha256: str
-    versions: dict[str, str | None]
-    modes: dict[Mode, list[CheckResult]]
+    environment: Environment
+    modes: dict[Mode, list[CheckOutcome]]
 
-    def status(self, mode: Mode, check: str) -> CheckResult | None:
+    def status(self, mode: Mode, check: str) -> CheckOutcome | None:
         return next((c for c in self.modes.get(mode, []) if c.check == check), None)
 
 
@@ -80,17 +81,79 @@ def write(root: Path, result: RunResult) -> Path:
     return path
 
 
-def read(path: Path) -> RunResult:
-    return RunResult.model_validate_json(path.read_text())
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 result (before measured facts and provenance) in schema 2's shape: what it
+    recorded is kept, what it never measured stays unknown, so the report shows it apart."""
+    where = dict(data.get("where") or {})
+    versions = dict(data.get("versions") or {})
+    ffmpeg = versions.pop("ffmpeg", None)
+    host = {k: where.pop(k, None) for k in ("os", "machine", "cpu", "gpu", "compute_capability",
+                                            "driver")}  # fmt: skip
+    cuda = where.pop("cuda", None)
+    return {
+        **{k: v for k, v in data.items() if k not in ("versions", "where", "modes")},
+        "schema_version": 2,
+        "where": where,
+        "environment": {
+            "schema": 1,
+            "versions": versions,
+            "host": host,
+            "facts": {
+                "python": versions.get("python") or "",
+                "libpython": False,
+                "torch": versions.get("torch"),
+                "cuda": cuda,
+                "torchcodec": versions.get("torchcodec"),
+                "ffmpeg": ffmpeg.split()[0] if ffmpeg else None,
+            },
+            "provenance": {"suite_sha256": "", "compat_sha256": ""},
+        },
+        "modes": {
+            mode: [{k: v for k, v in c.items() if k != "signature"} for c in checks]
+            for mode, checks in (data.get("modes") or {}).items()
+        },
+    }
+
+
+def parse(text: str) -> RunResult:
+    """A result file's text, of either schema; ValueError or ValidationError when malformed."""
+    data = json.loads(text)
+    if isinstance(data, dict) and data.get("schema_version") == 1:
+        data = upgrade_v1(data)
+    return RunResult.model_validate(data)
+
+
+def read(path: Path, cell: str | None = None) -> RunResult:
+    """A result file; ResultError naming the file and what is wrong when it cannot be used,
+    including a run that names another cell than the folder it lies in."""
+    try:
+        result = parse(read_text(path))
+    except OSError as exc:
+        raise ResultError(f"{path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ResultError(f"{path}: {describe_error(exc)}") from None
+    expected = cell if cell is not None else path.parent.name
+    if result.cell != expected:
+        raise ResultError(
+            f"{path}: names cell '{result.cell}' but lies in results/{expected}/: "
+            "a run file belongs to the folder of its cell"
+        )
+    return result
+
+
+def runs(root: Path, cell: str) -> list[Path]:
+    """A cell's run files, newest first."""
+    return sorted((root / cell).glob("*.json"), reverse=True)
 
 
 def latest(root: Path, cell: str, kind: str | None = None) -> RunResult | None:
-    """The newest readable run of a cell, of one kind (image, native) if asked; a damaged
-    file is skipped, not fatal."""
-    for path in sorted((root / cell).glob("*.json"), reverse=True):
+    """The newest usable run of a cell, of one kind (image, native) if asked. A damaged file
+    does not stand in the way of deciding whether to rerun: it is skipped here and listed by
+    the report."""
+    for path in runs(root, cell):
         try:
-            run = read(path)
-        except (OSError, ValidationError):
+            run = read(path, cell)
+        except ResultError:
             continue
         if kind is None or run.where.kind == kind:
             return run

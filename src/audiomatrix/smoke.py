@@ -1,32 +1,31 @@
 """environments/<cell>/ -> results/<cell>/<run>.json: run the smoke suite for a cell.
 
-The suite itself (tests/smoke/, with its runner run.py) runs inside the cell's environment;
-this module prepares that environment, starts the runner, and turns what it wrote into a
-RunResult: failures classified against the signature catalog, logs kept beside the result.
-Natively, the environment is a venv made by uv from the cell's lock; uv's cache makes each
-torch wheel a single download per machine, and its hard links a single copy on disk.
+The suite (audiomatrix.suite, run by `python -m audiomatrix.suite.run`) runs inside the cell's
+environment; this module prepares that environment, starts the runner, and turns what it wrote
+into a RunResult, logs kept beside it. Natively, the environment is a venv made by uv from the
+cell's lock plus the system libraries the cell declares; uv's cache makes each torch wheel a
+single download per machine, and its hard links a single copy on disk. A native run whose
+measured environment is not the declared one records nothing.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from audiomatrix import lock, results, signatures
-from audiomatrix.files import cache_dir
+from pydantic import TypeAdapter
 
-MODES = ("raw", "compat")
+from audiomatrix import debs, evidence, lock, results
+from audiomatrix.files import cache_dir, describe_error
+from audiomatrix.suite import schema
+
 LOCK_MARKER = ".audiomatrix-lock-sha256"
 
 
@@ -61,7 +60,10 @@ class CellLock:
 
 def read_lock(environments: Path, cell: str) -> CellLock:
     folder = environments / cell
-    record = lock.read_record(folder)
+    try:
+        record = lock.read_record(folder)
+    except lock.RecordError as exc:
+        raise SmokeError(str(exc)) from None
     if record is None:
         raise SmokeError(f"{cell}: no {folder / lock.CELL_FILE}: run `audiomatrix lock` first")
     if record.get("status") != lock.Status.LOCKED or not (folder / lock.LOCK_FILE).is_file():
@@ -70,55 +72,44 @@ def read_lock(environments: Path, cell: str) -> CellLock:
     return CellLock(cell, folder, record)
 
 
-def classify_check(raw: Mapping[str, Any], log: str | None) -> results.CheckResult:
-    """One check as the runner reported it, with a signature when it failed."""
-    status = raw["status"]
-    signature = None
-    if status in results.FAILED:
-        text = "\n".join(t for t in (raw.get("first_error"), raw.get("error_text")) if t)
-        signature = signatures.classify(text)
-    return results.CheckResult(
-        check=raw["check"],
-        status=status,
-        duration_s=raw["duration_s"],
-        signature=signature,
-        first_error=raw.get("first_error"),
-        log=log,
-    )
+def read_runner_output(out: Path) -> tuple[schema.Environment, dict[str, schema.ModeRecord]]:
+    """The runner's files, validated against the suite's own schema."""
+    try:
+        environment = _ENVIRONMENT.validate_json((out / "environment.json").read_bytes())
+        modes = {
+            m: _MODE.validate_json((out / f"{m}.json").read_bytes())
+            for m in schema.MODES
+            if (out / f"{m}.json").exists()
+        }
+    except (OSError, ValueError) as exc:
+        raise SmokeError(f"the smoke runner's output is unusable: {describe_error(exc)}") from None
+    return environment, modes
+
+
+_ENVIRONMENT = TypeAdapter(schema.Environment)
+_MODE = TypeAdapter(schema.ModeRecord)
 
 
 def assemble(
     cell: CellLock,
     run: str,
-    environment: Mapping[str, Any],
-    modes: Mapping[str, Mapping[str, Any]],
+    environment: schema.Environment,
+    modes: Mapping[str, schema.ModeRecord],
     where: Mapping[str, Any],
-    logs: Callable[[str, Mapping[str, Any]], str | None],
+    logs: Callable[[str, schema.CheckOutcome], str | None],
 ) -> results.RunResult:
     """The RunResult for what the runner wrote (pure, given where the logs went)."""
-    host = environment["host"]
-    started = min(m["started"] for m in modes.values())
-    finished = max(m["finished"] for m in modes.values())
     return results.RunResult(
         cell=cell.cell,
         run=run,
-        started=datetime.fromtimestamp(started, UTC),
-        finished=datetime.fromtimestamp(finished, UTC),
-        where=results.Where(
-            **where,
-            os=host["os"],
-            machine=host["machine"],
-            cpu=host["cpu"],
-            gpu=host.get("gpu"),
-            compute_capability=host.get("compute_capability"),
-            driver=host.get("driver"),
-            cuda=host.get("cuda"),
-        ),
+        started=datetime.fromtimestamp(min(m.started for m in modes.values()), UTC),
+        finished=datetime.fromtimestamp(max(m.finished for m in modes.values()), UTC),
+        where=results.Where(**where),
         lock_sha256=cell.lock_sha256,
-        versions=environment["versions"],
+        environment=environment,
         modes={
-            mode: [classify_check(c, logs(mode, c)) for c in data["checks"]]
-            for mode, data in modes.items()
+            mode: [replace(c, log=logs(mode, c)) for c in record.checks]
+            for mode, record in modes.items()
         },
     )
 
@@ -128,21 +119,16 @@ def collect(
 ) -> results.RunResult:
     """Read the runner's files from `out`, keep the logs, write the result atomically."""
     run = results.run_id(started)
-    environment = json.loads((out / "environment.json").read_text())
-    modes = {
-        m: json.loads((out / f"{m}.json").read_text())
-        for m in MODES
-        if (out / f"{m}.json").exists()
-    }
+    environment, modes = read_runner_output(out)
     if not modes:
         raise SmokeError(f"{cell.cell}: the smoke runner wrote no results (see its output above)")
     log_root = results_root / cell.cell / "logs" / run
 
-    def keep_log(mode: str, check: Mapping[str, Any]) -> str | None:
-        source = out / str(check.get("log", ""))
-        if not check.get("log") or not source.is_file():
+    def keep_log(mode: str, check: schema.CheckOutcome) -> str | None:
+        source = out / str(check.log or "")
+        if not check.log or not source.is_file():
             return None
-        target = log_root / mode / f"{check['check']}.log"
+        target = log_root / mode / f"{check.check}.log"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         return str(target.relative_to(results_root / cell.cell))
@@ -156,18 +142,6 @@ def venv_root() -> Path:
     """Native venvs live in the machine's cache, keyed by cell and checked against the lock's
     hash, so every checkout on a machine (CI's fresh clones too) reuses them."""
     return cache_dir() / "venvs"
-
-
-@functools.cache
-def runner(suite: Path) -> ModuleType:
-    """The suite's own runner (run.py, standard library only) as a module, so that the host
-    asks it which checks exist and what the CPU is called instead of keeping twins."""
-    spec = importlib.util.spec_from_file_location("audiomatrix_smoke_runner", suite / "run.py")
-    if spec is None or spec.loader is None:
-        raise SmokeError(f"no smoke runner at {suite / 'run.py'}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def uv_environment() -> dict[str, str]:
@@ -193,13 +167,13 @@ def install_steps(
     ]  # fmt: skip
 
 
-def ensure_venv(cell: CellLock, venv: Path, python: str | None) -> Path:
+def ensure_venv(cell: CellLock, venv: Path) -> Path:
     """A venv holding exactly the cell's lock; rebuilt only when the lock changed."""
     interpreter = venv / "bin" / "python"
     marker = venv / LOCK_MARKER
     if interpreter.exists() and marker.exists() and marker.read_text() == cell.lock_sha256:
         return interpreter
-    for step in install_steps(cell, venv, python or cell.python, uv=lock.uv_binary()):
+    for step in install_steps(cell, venv, cell.python, uv=lock.uv_binary()):
         proc = subprocess.run(step, capture_output=True, text=True, env=uv_environment())
         if proc.returncode != 0:
             raise SmokeError(
@@ -211,15 +185,14 @@ def ensure_venv(cell: CellLock, venv: Path, python: str | None) -> Path:
 
 def run_suite(
     python: Path,
-    suite: Path,
     out: Path,
     modes: Iterable[str],
     checks: Iterable[str],
     env: Mapping[str, str],
     echo: Callable[[str], None],
 ) -> int:
-    """Start the runner with the cell's Python and pass its progress lines on."""
-    command = [str(python), str(suite / "run.py"), "--out", str(out)]
+    """Start the suite's runner with the cell's Python and pass its progress lines on."""
+    command = [str(python), "-m", "audiomatrix.suite.run", "--out", str(out)]
     command += [arg for m in modes for arg in ("--mode", m)]
     command += [arg for c in checks for arg in ("--check", c)]
     with subprocess.Popen(
@@ -231,41 +204,82 @@ def run_suite(
     return proc.returncode
 
 
-def compat_path() -> str:
-    """The folder that holds audiomatrix.compat, put on the suite's PYTHONPATH (the package's
-    __init__ imports nothing, so only torch and soundfile are needed there)."""
+def package_path() -> str:
+    """The folder that holds the audiomatrix package, put on the suite's PYTHONPATH: the
+    suite and compat import nothing else of it, so the cell needs none of its dependencies."""
     return str(Path(__file__).resolve().parent.parent)
 
 
-def suite_environment() -> dict[str, str]:
-    """The suite's environment: compat importable, every hub offline, no index settings."""
-    return {
+def suite_environment(libraries: Iterable[Path] = ()) -> dict[str, str]:
+    """The suite's environment: the suite and compat importable, every hub offline, no index
+    settings, and the system libraries provided for the cell (FFmpeg) first on the path."""
+    env = {
         **lock.clean_environment(os.environ),
-        "PYTHONPATH": compat_path(),
+        "PYTHONPATH": package_path(),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "COQUI_TOS_AGREED": "1",
     }
+    paths = [str(p) for p in libraries]
+    if paths:
+        env["LD_LIBRARY_PATH"] = os.pathsep.join([*paths, env.get("LD_LIBRARY_PATH", "")])
+    return env
+
+
+def measure(python: Path, env: Mapping[str, str]) -> schema.Environment:
+    """The environment as the suite will see it, before anything runs in it."""
+    proc = subprocess.run(
+        [str(python), "-m", "audiomatrix.suite.probe"],
+        capture_output=True, text=True, env=dict(env), timeout=600,
+    )  # fmt: skip
+    try:
+        return _ENVIRONMENT.validate_json(proc.stdout)
+    except ValueError:
+        raise SmokeError(f"the environment probe failed: {lock.one_line(proc.stderr)}") from None
+
+
+def refuse_other_environment(cell: CellLock, measured: schema.Environment) -> None:
+    """Record nothing for a cell whose declared environment this machine does not give."""
+    found = evidence.differences(
+        evidence.declaration(cell.record), measured.facts, measured.host, cell.lock_sha256
+    )
+    if found:
+        raise SmokeError(
+            f"{cell.cell}: this machine cannot give the environment the cell declares "
+            f"({'; '.join(found)}): nothing recorded; run it in its image instead"
+        )
 
 
 def smoke_native(
     cell: CellLock,
-    suite: Path,
     results_root: Path,
     venvs: Path,
     *,
-    python: str | None = None,
-    modes: Iterable[str] = MODES,
+    modes: Iterable[str] = schema.MODES,
     checks: Iterable[str] = (),
     echo: Callable[[str], None] = print,
 ) -> results.RunResult:
-    """Run the suite in a venv made from the cell's lock and write its result."""
-    interpreter = ensure_venv(cell, venvs / cell.cell, python)
-    env = suite_environment()
+    """Run the suite in a venv made from the cell's lock, with the system libraries the cell
+    declares, and write its result; SmokeError when this machine cannot give the cell's
+    declared environment (the result would not stand for the cell)."""
+    interpreter = ensure_venv(cell, venvs / cell.cell)
+    env = suite_environment(native_libraries(cell, echo))
+    refuse_other_environment(cell, measure(interpreter, env))
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix=f"smoke-{cell.cell}-") as tmp:
         out = Path(tmp)
-        code = run_suite(interpreter, suite, out, modes, checks, env, echo)
+        code = run_suite(interpreter, out, modes, checks, env, echo)
         if code != 0 and not (out / "environment.json").exists():
             raise SmokeError(f"{cell.cell}: the smoke runner failed with exit code {code}")
         return collect(cell, out, results_root, {"kind": "native"}, started)
+
+
+def native_libraries(cell: CellLock, echo: Callable[[str], None]) -> list[Path]:
+    """The library folders that give a native run the FFmpeg its cell declares: Debian's
+    packages for the host's own distribution, unpacked into the machine cache."""
+    if not cell.record["cell"].get("ffmpeg"):
+        return []
+    try:
+        return debs.unpacked(debs.FFMPEG_PACKAGES, echo=echo)
+    except debs.DebError as exc:
+        raise SmokeError(f"{cell.cell}: cannot provide FFmpeg natively: {exc}") from None

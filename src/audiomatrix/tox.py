@@ -27,12 +27,13 @@ package = skip
 setenv =
     PYTHONPATH = {{toxinidir}}/src
     HF_HUB_OFFLINE = 1
-commands = python tests/smoke/run.py --out {{envdir}}/smoke {{posargs}}
+commands = python -m audiomatrix.suite.run --out {{envdir}}/smoke {{posargs}}
 """
 
 
 def locked_cells(environments: Path) -> list[tuple[str, str]]:
-    """(cell id, Python X.Y) of every locked cell, sorted."""
+    """(cell id, Python X.Y) of every locked cell, sorted; lock.RecordError names a damaged
+    cell.json."""
     found = []
     for record_path in sorted(environments.glob(f"*/{lock.CELL_FILE}")):
         record = lock.read_record(record_path.parent) or {}

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from smokelib import CorruptOutput, assert_same_samples, tone
+
+from audiomatrix.suite.smokelib import CorruptOutput, assert_same_samples, tone
 
 # save_audio's 16-bit writers scale by 32767 (demucs 4.1.0, truncating) or 32768 (torchaudio's
 # backends, rounding); soundfile reads back dividing by 32768. Two steps of 1/32768 cover both.
@@ -27,11 +28,12 @@ def _rescaled(wav: np.ndarray) -> np.ndarray:
 @pytest.mark.timeout(120)
 def test_demucs(tmp_path):
     import soundfile as sf
-    import tiny_demucs
     import torch
     from demucs.apply import apply_model
     from demucs.audio import save_audio
     from demucs.states import load_model
+
+    from audiomatrix.suite import tiny_demucs
 
     torch.manual_seed(0)
     path = tiny_demucs.save_package(tiny_demucs.build_model(), tmp_path / "models")

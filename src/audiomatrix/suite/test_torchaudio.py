@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from smokelib import CorruptOutput, assert_same_samples, tone
+
+from audiomatrix.suite.smokelib import CorruptOutput, assert_same_samples, tone
 
 RATE = 44100
 # One int16 step is 1/32768; writers scale by 32767 or 32768 and round or truncate.

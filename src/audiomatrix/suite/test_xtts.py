@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from smokelib import assert_same_samples, tone
-from tiny_xtts import SAMPLE_RATE, build
+
+from audiomatrix.suite.smokelib import assert_same_samples, tone
+from audiomatrix.suite.tiny_xtts import SAMPLE_RATE, build
 
 SPEAKER_RATE = 24000
 INT16_ATOL = 2.0 / 32768  # float -> PCM_16 -> float: scale 32767 on write, 32768 on read

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from smokelib import CorruptOutput, tone
+
+from audiomatrix.suite.smokelib import CorruptOutput, tone
 
 RATE = 44100
 DOWNSAMPLING = 2048  # DiffRhythm's VAE: audio samples per latent frame

@@ -1,7 +1,8 @@
-"""The in-image smoke suite's plumbing: the compat switch and the outcome record.
+"""The pytest plugin every check runs under (`-p audiomatrix.suite.plugin`).
 
-The runner (run.py) starts pytest once per check and reads the outcome this file writes to
-$AUDIOMATRIX_SMOKE_REPORT, so that `corrupt` and the first error line survive intact.
+It applies audiomatrix.compat in the compat mode and writes each check's outcome to
+$AUDIOMATRIX_SMOKE_REPORT as a schema.CheckOutcome, so that `corrupt`, the skip reason and
+the first error line reach the runner intact instead of being parsed out of pytest's output.
 """
 
 from __future__ import annotations
@@ -9,15 +10,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from smokelib import CorruptOutput, compat_enabled
+from audiomatrix.suite.schema import CheckOutcome
+from audiomatrix.suite.smokelib import CorruptOutput, compat_enabled
 
 _outcomes: list[dict] = []
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -39,29 +39,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def _outcome(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> dict:
-    record = {
-        "check": item.name.removeprefix("test_"),
-        "status": "pass",
-        "duration_s": round(call.duration, 3),
-        "first_error": None,
-        "error_text": None,
-    }
+    check = item.name.removeprefix("test_")
+    duration = round(call.duration, 3)
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        record.update(status="skip", first_error=reason.removeprefix("Skipped: "))
+        result = CheckOutcome(check, "skip", duration, reason.removeprefix("Skipped: "))
     elif report.failed:
         excinfo = call.excinfo
         corrupt = excinfo is not None and excinfo.errisinstance(CorruptOutput)
         exconly = _ANSI.sub("", excinfo.exconly() if excinfo else str(report.longrepr))
-        record.update(
-            status="corrupt" if corrupt else "fail",
-            first_error=_first_line(exconly)[:500],
-            error_text=_ANSI.sub("", str(report.longrepr))[-20000:],
-        )
-    return record
+        status = "corrupt" if corrupt else "fail"
+        result = CheckOutcome(check, status, duration, first_line(exconly)[:500])
+    else:
+        result = CheckOutcome(check, "pass", duration)
+    return asdict(result)
 
 
-def _first_line(exconly: str) -> str:
+def first_line(exconly: str) -> str:
     """`Type: message`, taking the message from the next line when it starts there."""
     lines = [ln.strip() for ln in exconly.strip().splitlines() if ln.strip()]
     if len(lines) > 1 and lines[0].endswith(":"):

@@ -15,9 +15,10 @@ import pytest
 
 @pytest.mark.timeout(60)
 def test_torch_load(tmp_path):
-    import tiny_demucs
     import torch
     from demucs.htdemucs import HTDemucs
+
+    from audiomatrix.suite import tiny_demucs
 
     model = tiny_demucs.build_model()
     path = tiny_demucs.save_package(model, tmp_path)

@@ -1,0 +1,111 @@
+"""Whether a run stands for its cell: its measured environment against the cell's declaration.
+
+A row of the table may only say what was measured in the environment its cell declares. The
+declaration is environments/<cell>/cell.json (what the lock stage resolved from matrix.yaml);
+the measurement is what the suite read from inside the environment. Anything that differs is
+named, and the report shows such a run apart instead of as the cell's row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from audiomatrix.suite.schema import Facts, Host
+
+FFMPEG_BY_LIBAVUTIL_OFFSET = 52
+"""libavutil's major minus this is FFmpeg's (57 -> 5)."""
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What a cell promises about its environment, from its cell.json."""
+
+    family: str
+    distribution: str | None
+    """`debian bookworm`: the base image's distribution and codename (Linux cells)."""
+    python: str
+    ffmpeg: bool
+    ffmpeg_major: str | None
+    torchcodec: str | None
+    cuda: str | None
+    lock_sha256: str | None
+
+
+def cuda_of_variant(variant: str) -> str | None:
+    """The CUDA version a wheel variant is built against: cu128 -> 12.8, cu130 -> 13.0;
+    None for CPU and MPS builds."""
+    found = re.fullmatch(r"cu(\d+)(\d)", variant)
+    return f"{int(found.group(1))}.{found.group(2)}" if found else None
+
+
+def distribution_of_base(base: str | None) -> str | None:
+    """`debian:bookworm-slim` -> `debian bookworm`; `ubuntu:noble` -> `ubuntu noble`."""
+    if not base or ":" not in base:
+        return None
+    name, _, tag = base.rpartition(":")
+    return f"{name.rsplit('/', 1)[-1]} {tag.split('-')[0]}"
+
+
+def declaration(record: Mapping[str, Any]) -> Declaration:
+    """The declaration in a cell.json record (already validated by lock.read_record)."""
+    cell = record["cell"]
+    return Declaration(
+        family=cell["family"],
+        distribution=distribution_of_base(cell.get("base")),
+        python=cell["python"],
+        ffmpeg=bool(cell.get("ffmpeg")),
+        ffmpeg_major=cell.get("ffmpeg_major"),
+        torchcodec=cell.get("torchcodec"),
+        cuda=cuda_of_variant(cell["variant"]),
+        lock_sha256=record.get("lock_sha256"),
+    )
+
+
+def measured_distribution(host: Host) -> str | None:
+    """`debian 12 (bookworm)` -> `debian bookworm`, comparable with a declaration."""
+    if not host.distribution:
+        return None
+    found = re.fullmatch(r"(\S+)\s*\S*\s*\((\S+)\)", host.distribution)
+    return f"{found.group(1)} {found.group(2)}" if found else host.distribution
+
+
+def differences(declared: Declaration, facts: Facts, host: Host, lock_sha256: str) -> list[str]:
+    """Every way the measured environment departs from the declaration, in words; [] when
+    the run stands for the cell."""
+    found = []
+    if declared.family == "linux":
+        measured = measured_distribution(host)
+        if measured != declared.distribution:
+            found.append(f"OS: declared {declared.distribution}, measured {measured or 'unknown'}")
+    elif host.distribution and not host.distribution.startswith(declared.family):
+        found.append(f"OS: declared {declared.family}, measured {host.distribution}")
+    python = ".".join(facts.python.split(".")[:2])
+    if python != declared.python:
+        found.append(f"Python: declared {declared.python}, measured {python or 'unknown'}")
+    declared_ffmpeg = _ffmpeg(declared.ffmpeg, declared.ffmpeg_major)
+    measured_ffmpeg = _ffmpeg(facts.ffmpeg is not None, facts.ffmpeg)
+    wrong_major = declared.ffmpeg_major is not None and facts.ffmpeg != declared.ffmpeg_major
+    if declared.ffmpeg != (facts.ffmpeg is not None) or (declared.ffmpeg and wrong_major):
+        found.append(f"FFmpeg: declared {declared_ffmpeg}, measured {measured_ffmpeg}")
+    if facts.torchcodec != declared.torchcodec:
+        found.append(
+            f"TorchCodec: declared {declared.torchcodec or 'none'}, "
+            f"measured {facts.torchcodec or 'none'}"
+        )
+    if facts.cuda != declared.cuda:
+        found.append(
+            f"accelerator build: declared CUDA {declared.cuda or 'none'}, "
+            f"torch.version.cuda is {facts.cuda or 'none'}"
+        )
+    if declared.lock_sha256 and lock_sha256 != declared.lock_sha256:
+        found.append(
+            f"lock: ran {lock_sha256[:12]}, the cell's lock is {declared.lock_sha256[:12]}"
+        )
+    return found
+
+
+def _ffmpeg(present: bool, major: str | None) -> str:
+    return f"FFmpeg {major}" if present and major else "FFmpeg" if present else "none"

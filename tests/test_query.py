@@ -1,0 +1,94 @@
+"""diff and recommend, over tables built by the report stage from real result files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from audiomatrix import query, results
+from support import run_result
+from test_report import ALL_PASS, BROKEN, NEW, OLD, repo, table  # noqa: F401
+
+
+def test_diff_flags_what_went_red(repo: Path) -> None:  # noqa: F811
+    old = table(repo)
+    results.write(repo / "results", run_result(NEW, ALL_PASS, run="20261125T180000Z"))
+    results.write(
+        repo / "results",
+        run_result(OLD, ALL_PASS | {"xtts": "fail"}, ALL_PASS, run="20261125T180000Z"),
+    )
+    shutil.rmtree(repo / "results" / BROKEN)
+    new = table(repo)
+    changes = query.diff(old, new)
+    red = query.regressions(changes)
+    assert [(c.cell, c.where, c.check, c.mode, c.old, c.new) for c in red] == [
+        (OLD, "native", "xtts", "raw", "pass", "fail")
+    ]
+    assert str(red[0]).startswith("RED ")
+    green = [c for c in changes if c.new == "pass" and c.old != "pass"]
+    assert {(c.cell, c.check, c.mode) for c in green} == {
+        (NEW, "demucs", "raw"),
+        (NEW, "diffrhythm_write", "raw"),
+    }
+    gone = [c for c in changes if c.cell == BROKEN]
+    assert gone and all(c.new is None and not c.regression for c in gone)
+    assert query.diff(new, new) == []
+
+
+def test_diff_counts_a_vanished_check_in_a_kept_row(repo: Path) -> None:  # noqa: F811
+    old = table(repo)
+    results.write(
+        repo / "results",
+        run_result(
+            OLD, {k: v for k, v in ALL_PASS.items() if k != "demucs"}, run="20261125T180000Z"
+        ),
+    )
+    red = query.regressions(query.diff(old, table(repo)))
+    assert {(c.check, c.mode, c.new) for c in red} == {
+        ("demucs", "raw", None),
+        ("demucs", "compat", None),
+    }
+
+
+def test_recommend_prefers_raw_then_a_tested_image_then_newest_torch(repo: Path) -> None:  # noqa: F811
+    t = table(repo)
+    r = query.recommend(t, ["xtts", "demucs", "diffrhythm"])
+    assert (r.row.cell, r.row.where.kind, r.mode) == (OLD, "image", "raw")
+    assert "with a tested image" in r.explanation
+    assert "pass as installed (raw)" in r.explanation
+    assert f"a newer torch also works: {NEW}" in r.explanation
+    assert f"results/{OLD}/20261125T150000Z.json" in r.explanation
+    # An image is preferred over a newer torch that only ran natively.
+    r = query.recommend(t, ["xtts"])
+    assert (r.row.cell, r.row.where.kind, r.mode) == (OLD, "image", "raw")
+    native_only = t.model_copy(update={"rows": [r for r in t.rows if r.where.kind == "native"]})
+    assert query.recommend(native_only, ["xtts"]).row.cell == NEW
+
+
+def test_recommend_falls_back_to_compat_and_filters(repo: Path) -> None:  # noqa: F811
+    t = table(repo)
+    r = query.recommend(t, ["xtts", "demucs", "diffrhythm"], gpu_arch="sm_120")
+    assert (r.row.cell, r.mode) == (NEW, "compat")
+    assert "No matching row passes them all raw" in r.explanation
+    assert "sm_120" in r.explanation and "unverified" in r.explanation
+
+    r = query.recommend(t, ["xtts"], gpu_arch="sm_120", python="3.11", os="linux")
+    assert r.row.cell == NEW
+
+    none = query.recommend(t, ["xtts"], python="3.13")
+    assert none.row is None and "no tested cell matches with Python 3.13" in none.explanation
+
+    only_broken = t.model_copy(update={"rows": [r for r in t.rows if r.cell == BROKEN]})
+    none = query.recommend(only_broken, ["xtts"])
+    assert none.row is None and "xtts, xtts_service never passes" in none.explanation
+
+    bad = query.recommend(t, ["karaoke"])
+    assert bad.row is None and "unknown workload 'karaoke'" in bad.explanation
+
+
+def test_recommend_never_names_a_run_measured_elsewhere(repo: Path) -> None:  # noqa: F811
+    t = table(repo)
+    [apart] = t.apart  # BROKEN measured without its FFmpeg: every check passed there
+    assert apart.cell == BROKEN and apart.checks["xtts"].raw.status == "pass"
+    only_broken = t.model_copy(update={"rows": [r for r in t.rows if r.cell == BROKEN]})
+    assert query.recommend(only_broken, ["xtts"]).row is None

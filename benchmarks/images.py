@@ -27,7 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from audiomatrix import image, lock, smoke
+from audiomatrix import engine, imagebuild, lock, smoke
+from audiomatrix.files import cache_dir
+from audiomatrix.wheelhouse import fill_wheelhouse, split_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CELLS = (
@@ -41,7 +43,7 @@ DEFAULT_CELLS = (
 def layer_union(tags: list[str]) -> tuple[int, int]:
     """(bytes of the union of the images' layers, sum of the images' sizes). A step's local
     image id names its layer, so two images built through the same step share it."""
-    api = image.client().api
+    api = engine.client().api
     seen: dict[str, int] = {}
     naive = 0
     for tag in tags:
@@ -55,7 +57,7 @@ def layer_union(tags: list[str]) -> tuple[int, int]:
 def torch_parts(locks: list[smoke.CellLock], tags: list[str]) -> dict[str, tuple[str, int]]:
     """Per image: (what its torch layer is made of, the bytes from the base up to and including
     the torch install step). The same key means the same layer is possible."""
-    api = image.client().api
+    api = engine.client().api
     parts = {}
     for cell, tag in zip(locks, tags, strict=True):
         steps = list(reversed(api.history(tag)))
@@ -64,7 +66,7 @@ def torch_parts(locks: list[smoke.CellLock], tags: list[str]) -> dict[str, tuple
             for i, s in enumerate(steps)
             if "install.sh" in (by := s["CreatedBy"]) and "torch.txt" in by
         )
-        torch = image.split_lock(cell.requirements.read_text())[0]
+        torch = split_lock(cell.requirements.read_text())[0]
         key = "|".join((cell.record["cell"]["base"], cell.python, torch))
         parts[tag] = (
             hashlib.sha256(key.encode()).hexdigest()[:12] + " " + steps[last]["Id"],
@@ -91,11 +93,11 @@ def raw_sync(cell: smoke.CellLock, wheelhouse: Path) -> float:
 
 
 def main(cells: list[str], cold: bool = True) -> int:
-    image.ensure_engine()
+    engine.ensure_engine()
     locks = [smoke.read_lock(ROOT / "environments", c) for c in cells]
     built, built_locks = [], []
     for cell in locks:
-        result = image.build(cell, echo=lambda _: None)
+        result = imagebuild.build(cell, echo=lambda _: None)
         print(f"{cell.cell:55} {result.status:10} {result.seconds:7.1f}s {result.detail}")
         if result.ok and result.tag:
             built.append(result.tag)
@@ -113,8 +115,8 @@ def main(cells: list[str], cold: bool = True) -> int:
           f"{floor / 1e9:.2f} GB = {floor / naive:.2f}x)")  # fmt: skip
 
     first = locks[0]
-    wheelhouse = image.cache_dir() / "wheelhouse"
-    image.fill_wheelhouse(first, wheelhouse, echo=lambda _: None)
+    wheelhouse = cache_dir() / "wheelhouse"
+    fill_wheelhouse(first, wheelhouse, echo=lambda _: None)
     raw = raw_sync(first, wheelhouse)
     if cold:
         steps: list[tuple[float, str]] = []
@@ -123,10 +125,10 @@ def main(cells: list[str], cold: bool = True) -> int:
             if line.startswith("Step "):
                 steps.append((time.perf_counter(), line))
 
-        api = image.client()
-        tag = next(t for t in built if t.startswith(f"{image.CELL_REPO}:{first.cell}-"))
+        api = engine.client()
+        tag = next(t for t in built if t.startswith(f"{imagebuild.CELL_REPO}:{first.cell}-"))
         tested = api.images.get(tag)
-        rebuilt = image.build(first, echo=lambda _: None, progress=step, force=True)
+        rebuilt = imagebuild.build(first, echo=lambda _: None, progress=step, force=True)
         ended = time.perf_counter()
         # Put the tag back on the image the results were made with, and drop the cold copy
         # with its layers: else the next `make matrix` sees a new image and reruns its suite,
@@ -146,12 +148,13 @@ def main(cells: list[str], cold: bool = True) -> int:
         print(f"raw uv pip sync of {first.cell}: {raw:.1f} s (cold build skipped)")
 
     start = time.perf_counter()
-    again = [image.build(c, echo=lambda _: None) for c in locks]
+    again = [imagebuild.build(c, echo=lambda _: None) for c in locks]
     noop = time.perf_counter() - start
     cli = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-c", "from pathlib import Path; from audiomatrix import image, smoke;"
-         f"[image.build(smoke.read_lock(Path({str(ROOT / 'environments')!r}), c), "
+        [sys.executable, "-c",
+         "from pathlib import Path; from audiomatrix import imagebuild, smoke;"
+         f"[imagebuild.build(smoke.read_lock(Path({str(ROOT / 'environments')!r}), c), "
          f"echo=lambda _: None) for c in {cells!r}]"],
         check=True, env=dict(os.environ),
     )  # fmt: skip

@@ -25,7 +25,7 @@ def run(python: Path, jobs: int) -> tuple[float, list[dict]]:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         subprocess.run(
-            [str(python), str(ROOT / "tests/smoke/run.py"), "--out", tmp, "--mode", "raw",
+            [str(python), "-m", "audiomatrix.suite.run", "--out", tmp, "--mode", "raw",
              "--jobs", str(jobs)],
             check=True, capture_output=True, env={**smoke.suite_environment()},
         )  # fmt: skip
@@ -36,7 +36,7 @@ def run(python: Path, jobs: int) -> tuple[float, list[dict]]:
 def main() -> None:
     cell_id = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_CELL
     cell = smoke.read_lock(ROOT / "environments", cell_id)
-    python = smoke.ensure_venv(cell, smoke.venv_root() / cell_id, None)
+    python = smoke.ensure_venv(cell, smoke.venv_root() / cell_id)
     serial_wall, checks = run(python, jobs=1)
     parallel_wall, _ = run(python, jobs=2)
     print(f"{cell_id}: raw suite, one process per check")

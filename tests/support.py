@@ -3,17 +3,29 @@ stages write them (not a test module)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import docker
+import docker.errors
+
 from audiomatrix import evidence, lock, results, smoke
+from audiomatrix.base import BASE_REPO
+from audiomatrix.container import container_options
+from audiomatrix.engine import find_image
 from audiomatrix.files import sha256_file
+from audiomatrix.imagebuild import UV_REPO, BuildResult, build
 from audiomatrix.suite import probe, schema
+
+STEP_IMAGE = re.compile(r"---> ([0-9a-f]{12})")
+"""A build step's image in the classic builder's output."""
 
 
 def small_cell(root: Path, cell: str, python: str = "3.11") -> smoke.CellLock:
@@ -198,3 +210,84 @@ def run_result(
         ),
         modes={"raw": checks(raw), "compat": checks(compat or raw)},
     )
+
+
+class TrackedContainer:
+    """One test's container, in the spirit of jupyter/docker-stacks' TrackedContainer: run from
+    an image with the smoke containers' options, its output kept, and removed with its anonymous
+    volumes when the `with` block ends, whether the test passed or not."""
+
+    def __init__(self, api: docker.DockerClient, image: str, out: Path, **options: Any) -> None:
+        self.api = api
+        self.image = image
+        self.options = {**container_options(out), **options}
+        self.container: Any | None = None
+
+    def __enter__(self) -> TrackedContainer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+    def run(self, command: Sequence[str], timeout_s: float = 300) -> tuple[int, str]:
+        """Run `command` to its end in a new container: (exit code, stdout and stderr)."""
+        self.remove()
+        self.container = self.api.containers.run(
+            self.image, list(command), detach=True, **self.options
+        )
+        status = self.container.wait(timeout=timeout_s)
+        return status["StatusCode"], self.container.logs().decode(errors="replace")
+
+    def remove(self) -> None:
+        if self.container is not None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.container.remove(force=True, v=True)
+            self.container = None
+
+
+class TrackedImages:
+    """The images a test session builds, removed when it ends: each cell image it built that
+    was not there before, and the untagged step images its builds left behind (the split
+    stage's last step, a failed build's steps). An image that was there before is never
+    touched, nor one another build made meanwhile; the base and uv images stay, since every
+    build needs them (the next run would bootstrap the base again)."""
+
+    def __init__(self, api: docker.DockerClient) -> None:
+        self.api = api
+        self.before = {i.id for i in api.images.list(all=True)}
+        self.tags: list[str] = []
+        self.steps: list[str] = []
+
+    def build(self, cell: smoke.CellLock, **options: Any) -> BuildResult:
+        """imagebuild.build, quiet, recording the tag and the step images it makes."""
+        result = build(cell, echo=lambda _: None, progress=self._step, **options)
+        if result.tag:
+            self.tags.append(result.tag)
+        return result
+
+    def _step(self, line: str) -> None:
+        found = STEP_IMAGE.fullmatch(line)
+        if found:
+            self.steps.append(found.group(1))
+
+    def remove(self) -> list[str]:
+        """Remove the cell images, then the untagged step images the builds made, newest first.
+        The ids of the dangling ones still here after: none, since nothing depends on them."""
+        for ref in [*reversed(self.tags), *reversed(self.steps)]:
+            found = find_image(self.api, ref)
+            made = found is not None and found.id not in self.before
+            if made and (ref in self.tags or not found.tags):  # type: ignore[union-attr]
+                with contextlib.suppress(docker.errors.APIError):
+                    self.api.images.remove(ref)
+        dangling = self.api.images.list(filters={"dangling": True})
+        return [i.id for i in dangling if i.id not in self.before and i.id[7:19] in self.steps]
+
+    def new(self) -> list[str]:
+        """Images here now that were not when the session began, less the base and uv images:
+        what another build on this engine made meanwhile, or what the cleanup missed."""
+        kept = (f"{BASE_REPO}:", f"{UV_REPO}:")
+        return [
+            ", ".join(i.tags) or i.id
+            for i in self.api.images.list(all=True)
+            if i.id not in self.before and not any(t.startswith(kept) for t in i.tags)
+        ]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import image, spec
+from audiomatrix import engine, imagebuild, spec
 from support import small_cell
 
 pytestmark = pytest.mark.image
@@ -34,7 +34,7 @@ def _smoke(root: Path, cells: list[str]) -> subprocess.Popen[str]:
 
 
 def _running(cell: str) -> bool:
-    found = image.client().containers.list(filters={"label": f"{image.LABEL}.cell={cell}"})
+    found = engine.client().containers.list(filters={"label": f"{engine.LABEL}.cell={cell}"})
     return bool(found)
 
 
@@ -52,10 +52,10 @@ def _result_files(root: Path, cell: str) -> list[Path]:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="stopping and starting dockerd needs root")
 def test_engine_stopped_mid_run_then_resumed(tmp_path: Path) -> None:
-    image.ensure_engine()
-    if not image.DOCKERD_PIDFILE.exists():
+    engine.ensure_engine()
+    if not engine.DOCKERD_PIDFILE.exists():
         pytest.skip("this engine was not started as a local dockerd with a pid file")
-    pid = image.DOCKERD_PIDFILE.read_text().strip()
+    pid = engine.DOCKERD_PIDFILE.read_text().strip()
     if "docker.service" in Path(f"/proc/{pid}/cgroup").read_text():
         pytest.skip("dockerd belongs to systemd here: this test would replace it by its own")
     shutil.copy(REPO / "tests" / "matrices" / "small.yaml", tmp_path / "matrix.yaml")
@@ -68,19 +68,19 @@ def test_engine_stopped_mid_run_then_resumed(tmp_path: Path) -> None:
         _stop_and_resume(tmp_path, first, second)
     finally:
         for cell in (first, second):  # the images are this test's own
-            image.remove_stale(image.client(), cell, keep="")
+            imagebuild.remove_stale(engine.client(), cell, keep="")
 
 
 def _stop_and_resume(tmp_path: Path, first: str, second: str) -> None:
     run = _smoke(tmp_path, [first, second])
     try:
         _wait(lambda: _result_files(tmp_path, first) and _running(second), f"{second} to run")
-        os.kill(int(image.DOCKERD_PIDFILE.read_text()), signal.SIGTERM)
+        os.kill(int(engine.DOCKERD_PIDFILE.read_text()), signal.SIGTERM)
         output, _ = run.communicate(timeout=120)
     finally:
         if run.poll() is None:
             run.kill()
-        image.ensure_engine()  # back up for the rest of the tests, whatever happened
+        engine.ensure_engine()  # back up for the rest of the tests, whatever happened
 
     assert run.returncode == 1, output
     stopped = [line for line in output.splitlines() if f"smoke run of {second}" in line]

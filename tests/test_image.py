@@ -6,7 +6,6 @@ they take seconds once the base image exists; one test builds a real torch cell.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import re
@@ -14,31 +13,17 @@ import subprocess
 import tarfile
 import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import docker.errors
 import pytest
 
-from audiomatrix import image, smoke
-from support import small_cell
+from audiomatrix import container, engine, imagebuild, smoke
+from audiomatrix.wheelhouse import fill_wheelhouse, parse_lock, split_lock
+from support import TrackedContainer, TrackedImages, small_cell
 
 pytestmark = pytest.mark.image
 REPO = Path(__file__).resolve().parents[1]
 CI_CELL = "bookworm-py3.11-torch2.9.1-cu128-maintained"
-
-
-@pytest.fixture(scope="session")
-def engine() -> Iterator[str]:
-    version = image.ensure_engine()
-    yield version
-    # The small cells' images are this run's own: remove them so runs do not pile up.
-    api = image.client()
-    for tagged in api.images.list(name=image.CELL_REPO):
-        for tag in tagged.tags:
-            if tag.startswith(f"{image.CELL_REPO}:test-"):
-                with contextlib.suppress(docker.errors.APIError):
-                    api.images.remove(tag)
 
 
 @pytest.fixture(scope="session")
@@ -47,15 +32,15 @@ def envs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small(engine: str, envs: Path) -> tuple[smoke.CellLock, image.BuildResult]:
+def small(images: TrackedImages, envs: Path) -> tuple[smoke.CellLock, imagebuild.BuildResult]:
     cell = small_cell(envs, f"test-small-{uuid.uuid4().hex[:6]}")
-    return cell, image.build(cell, echo=lambda _: None)
+    return cell, images.build(cell)
 
 
 def test_builds_with_labels_and_a_non_root_user(small) -> None:
     cell, built = small
     assert built.status == "built", built.detail
-    attrs = image.client().images.get(built.tag).attrs
+    attrs = engine.client().images.get(built.tag).attrs
     labels = attrs["Config"]["Labels"]
     assert labels["org.audiomatrix.cell"] == cell.cell
     assert labels["org.audiomatrix.lock-sha256"] == cell.lock_sha256
@@ -64,9 +49,9 @@ def test_builds_with_labels_and_a_non_root_user(small) -> None:
     assert attrs["Config"]["User"] not in ("", "root", "0", "0:0")
 
 
-def test_content_tag_skips_a_rebuild(small) -> None:
+def test_content_tag_skips_a_rebuild(small, images: TrackedImages) -> None:
     cell, built = small
-    again = image.build(cell, echo=lambda _: None)
+    again = images.build(cell)
     assert (again.status, again.tag) == ("unchanged", built.tag)
     assert again.seconds < 2
 
@@ -81,10 +66,10 @@ def test_smoke_container_has_no_network_and_is_not_root(small, tmp_path: Path) -
     out = tmp_path / "out"
     out.mkdir()
     out.chmod(0o777)
-    logs = image.client().containers.run(
-        built.tag, ["python", "-c", probe], remove=True, **image.container_options(out)
-    )
-    uid, rest = logs.decode().split(" ", 1)
+    with TrackedContainer(engine.client(), built.tag, out) as probed:
+        code, logs = probed.run(["python", "-c", probe])
+    assert code == 0, logs
+    uid, rest = logs.split(" ", 1)
     assert uid != "0"
     assert "['lo']" in rest and "read-only" in rest
     assert (out / "ok").exists()
@@ -92,7 +77,7 @@ def test_smoke_container_has_no_network_and_is_not_root(small, tmp_path: Path) -
 
 def test_smoke_in_image_writes_a_result(small, tmp_path: Path) -> None:
     cell, built = small
-    result = image.smoke_in_image(
+    result = container.smoke_in_image(
         built.tag, cell, tmp_path, modes=["raw"], checks=["torch_load"], echo=lambda _: None
     )
     assert result.where.kind == "image" and result.where.image_digest
@@ -103,28 +88,28 @@ def test_smoke_in_image_writes_a_result(small, tmp_path: Path) -> None:
 
 def test_a_container_that_dies_gives_crash_results(small, tmp_path: Path) -> None:
     cell, built = small
-    result = image.smoke_in_image(
+    result = container.smoke_in_image(
         built.tag, cell, tmp_path, modes=["raw"], mem_limit="6m", echo=lambda _: None
     )
     checks = result.modes["raw"]
     assert checks and all(c.status == "crash" and c.first_error for c in checks)
 
 
-def test_no_ca_bundle_in_any_layer(engine: str, envs: Path, tmp_path: Path) -> None:
+def test_no_ca_bundle_in_any_layer(images: TrackedImages, envs: Path, tmp_path: Path) -> None:
     marker = f"audiomatrix-test-ca-{uuid.uuid4().hex}"
     bundle = tmp_path / "bundle.pem"
     bundle.write_text(f"# {marker}\n")
     cell = small_cell(envs, f"test-ca-{uuid.uuid4().hex[:6]}")
-    built = image.build(cell, ca_bundle=bundle, echo=lambda _: None)
+    built = images.build(cell, ca_bundle=bundle)
     assert built.status == "built", built.detail
-    api = image.client().api
+    api = engine.client().api
     # The install steps did fetch it (only its address is in the history) ...
     history = json.dumps(api.history(built.tag))
-    assert image.CA_PATH in history
+    assert imagebuild.CA_PATH in history
     # ... and nothing of it stayed: not in a layer, the history or the image's config.
     assert marker not in history
     assert marker not in json.dumps(api.inspect_image(built.tag))
-    saved = io.BytesIO(b"".join(image.client().images.get(built.tag).save(named=False)))
+    saved = io.BytesIO(b"".join(engine.client().images.get(built.tag).save(named=False)))
     with tarfile.open(fileobj=saved) as outer:
         layers = [m for m in outer.getmembers() if m.name.endswith("layer.tar")]
         assert layers
@@ -140,19 +125,19 @@ def test_no_ca_bundle_in_any_layer(engine: str, envs: Path, tmp_path: Path) -> N
 
 def _install_steps(tag: str) -> list[tuple[str, str]]:
     """(layer id, step) of the image's steps from the base up to the install of the rest."""
-    steps = [(s["Id"], s["CreatedBy"]) for s in reversed(image.client().api.history(tag))]
+    steps = [(s["Id"], s["CreatedBy"]) for s in reversed(engine.client().api.history(tag))]
     last = max(i for i, (_, by) in enumerate(steps) if "install.sh" in by and "rest.txt" in by)
     return steps[: last + 1]
 
 
 def test_a_suite_change_rebuilds_only_the_top_layers(
-    small, engine: str, envs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small, images: TrackedImages, envs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another cell with the same packages reuses every install layer, and so does a change to
     the smoke suite: only the layers above the installs are new."""
     _, built = small
     cell = small_cell(envs, f"test-suite-{uuid.uuid4().hex[:6]}")
-    other = image.build(cell, echo=lambda _: None)
+    other = images.build(cell)
     assert other.status == "built", other.detail
     installs = _install_steps(built.tag)
     assert any("install.sh" in by and "torch.txt" in by for _, by in installs)
@@ -160,34 +145,33 @@ def test_a_suite_change_rebuilds_only_the_top_layers(
     assert _install_steps(other.tag) == installs
 
     changed = tmp_path / "run.py"
-    changed.write_text((REPO / "tests/smoke/run.py").read_text() + "\n# changed\n")
-    files = image.context_files
-    monkeypatch.setattr(
-        image, "context_files", lambda c: {**files(c), "tests/smoke/run.py": changed}
-    )
-    again = image.build(cell, echo=lambda _: None)
+    suite_runner = "src/audiomatrix/suite/run.py"
+    changed.write_text((REPO / suite_runner).read_text() + "\n# changed\n")
+    files = imagebuild.context_files
+    monkeypatch.setattr(imagebuild, "context_files", lambda c: {**files(c), suite_runner: changed})
+    again = images.build(cell)
     assert again.status == "built" and again.tag != other.tag, again.detail
     assert _install_steps(again.tag) == installs
-    history = image.client().api.history(again.tag)
+    history = engine.client().api.history(again.tag)
     suite = [
-        s["Id"] for s in history if "COPY dir:" in s["CreatedBy"] and "smoke" in s["CreatedBy"]
+        s["Id"] for s in history if "COPY dir:" in s["CreatedBy"] and "suite" in s["CreatedBy"]
     ]
-    assert suite and not set(suite) & {s["Id"] for s in image.client().api.history(built.tag)}
+    assert suite and not set(suite) & {s["Id"] for s in engine.client().api.history(built.tag)}
 
 
-def test_a_broken_cell_does_not_stop_the_next(small, envs: Path) -> None:
+def test_a_broken_cell_does_not_stop_the_next(small, images: TrackedImages, envs: Path) -> None:
     cell, _ = small
     broken = small_cell(envs, f"test-broken-{uuid.uuid4().hex[:6]}")
     text = broken.requirements.read_text()
     broken.requirements.write_text(text.replace("--hash=sha256:", "--hash=sha256:0", 1))
-    results = [image.build(c, echo=lambda _: None) for c in (broken, cell)]
+    results = [images.build(c) for c in (broken, cell)]
     assert results[0].status == "failed" and "\n" not in results[0].detail
     assert results[1].ok
 
 
-def test_python_not_in_base_is_a_status(engine: str, envs: Path) -> None:
+def test_python_not_in_base_is_a_status(images: TrackedImages, envs: Path) -> None:
     cell = small_cell(envs, f"test-py310-{uuid.uuid4().hex[:6]}", python="3.10")
-    result = image.build(cell, echo=lambda _: None)
+    result = images.build(cell)
     assert result.status == "python unavailable in base"
     assert "3.10" in result.detail
 
@@ -207,24 +191,24 @@ def test_split_matches_the_dockerfile(small, tmp_path: Path) -> None:
         for part in ("torch.txt", "rest.txt"):
             (tmp_path / part).write_text("")
         subprocess.run(["awk", script, str(path)], check=True)
-        torch, rest = image.split_lock(path.read_text())
+        torch, rest = split_lock(path.read_text())
         assert (tmp_path / "torch.txt").read_text() == torch, path
         assert (tmp_path / "rest.txt").read_text() == rest, path
-    torch, rest = image.split_lock(locks[0].read_text())
+    torch, rest = split_lock(locks[0].read_text())
     assert "torch==" in torch and "# via" not in torch and not re.search("^torch==", rest, re.M)
     if len(locks) > 2:
-        assert image.split_lock(locks[1].read_text())[0] == torch
-    assert image.split_lock(small[0].requirements.read_text())[0] == ""
+        assert split_lock(locks[1].read_text())[0] == torch
+    assert split_lock(small[0].requirements.read_text())[0] == ""
 
 
 @pytest.mark.skipif(
     not (REPO / "environments" / CI_CELL / "cell.json").exists(), reason="no CI cell lock"
 )
-def test_a_real_torch_cell(engine: str, tmp_path: Path) -> None:
+def test_a_real_torch_cell(images: TrackedImages, tmp_path: Path) -> None:
     cell = smoke.read_lock(REPO / "environments", CI_CELL)
-    built = image.build(cell, echo=lambda _: None)
+    built = images.build(cell)
     assert built.ok, built.detail
-    result = image.smoke_in_image(
+    result = container.smoke_in_image(
         built.tag, cell, tmp_path, checks=["torch_load"], echo=lambda _: None
     )
     assert str(result.versions["torch"]).startswith(cell.record["cell"]["torch"])
@@ -235,7 +219,7 @@ def test_a_real_torch_cell(engine: str, tmp_path: Path) -> None:
 
 def test_wheelhouse_names_one_file_per_pin(small) -> None:
     cell, _ = small
-    pins = image.parse_lock(cell.requirements.read_text())
+    pins = parse_lock(cell.requirements.read_text())
     with tempfile.TemporaryDirectory() as tmp:
-        names = image.fill_wheelhouse(cell, Path(tmp), echo=lambda _: None)
+        names = fill_wheelhouse(cell, Path(tmp), echo=lambda _: None)
     assert len(names) >= len(pins)

@@ -22,9 +22,11 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from typer.testing import CliRunner
 
-from audiomatrix import image, publications, publish, render, report, results
+from audiomatrix import container, engine, publications, publish, render, report, results
 from audiomatrix.cli import app
-from support import environment, small_cell
+from audiomatrix.imagebuild import CELL_REPO
+from audiomatrix.wheelhouse import parse_lock
+from support import TrackedImages, environment, small_cell
 
 REPO = Path(__file__).resolve().parents[1]
 DIGEST = "sha256:" + "ab" * 32
@@ -191,15 +193,16 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[publish.Regis
 
 
 @pytest.mark.image
-def test_publish_and_pull_round_trip(registry: publish.Registry, tmp_path: Path) -> None:
-    image.ensure_engine()
-    api = image.client()
+def test_publish_and_pull_round_trip(
+    registry: publish.Registry, images: TrackedImages, tmp_path: Path
+) -> None:
+    api = engine.client()
     root = tmp_path / "repo"
     cell = small_cell(root / "environments", f"test-pub-{uuid.uuid4().hex[:6]}")
-    built = image.build(cell, echo=lambda _: None)
+    built = images.build(cell)
     assert built.ok and built.tag, built.detail
     try:
-        image.smoke_in_image(
+        container.smoke_in_image(
             built.tag, cell, root / "results", modes=["raw"], checks=["torch_load"],
             echo=lambda _: None,
         )  # fmt: skip
@@ -233,7 +236,7 @@ def test_publish_and_pull_round_trip(registry: publish.Registry, tmp_path: Path)
         text = (root / row.published.sbom.path).read_text()
         assert json.loads(text) == fetched
         _valid_cyclonedx(text)
-        pins = {p.name: p.version for p in image.parse_lock(cell.requirements.read_text())}
+        pins = {p.name: p.version for p in parse_lock(cell.requirements.read_text())}
         found = {
             re.sub(r"[-_.]+", "-", c["name"]).lower(): c["version"] for c in fetched["components"]
         }
@@ -256,8 +259,8 @@ def test_publish_and_pull_round_trip(registry: publish.Registry, tmp_path: Path)
             app, ["pull", cell.cell, "--table", str(table_path)], catch_exceptions=False
         )
         assert pulled.exit_code == 0, pulled.output
-        assert api.images.get(f"{image.CELL_REPO}:{cell.cell}").id == tested
+        assert api.images.get(f"{CELL_REPO}:{cell.cell}").id == tested
     finally:
-        for name in (built.tag, f"{image.CELL_REPO}:{cell.cell}"):
-            with contextlib.suppress(docker.errors.APIError):
-                api.images.remove(name, force=True)
+        # The pulled tag; `images` removes the built one.
+        with contextlib.suppress(docker.errors.APIError):
+            api.images.remove(f"{CELL_REPO}:{cell.cell}", force=True)

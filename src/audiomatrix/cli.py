@@ -18,9 +18,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from audiomatrix import container as container_stage
 from audiomatrix import doctor as doctor_stage
+from audiomatrix import engine as engine_stage
 from audiomatrix import fanout, publications, query, render
-from audiomatrix import image as image_stage
+from audiomatrix import imagebuild as build_stage
 from audiomatrix import lock as lock_stage
 from audiomatrix import publish as publish_stage
 from audiomatrix import report as report_stage
@@ -325,8 +327,8 @@ def publish(
     if unknown:
         raise _fail(f"{unknown[0]}: no image row in {table_path}")
     try:
-        image_stage.ensure_engine()
-    except image_stage.EngineError as exc:
+        engine_stage.ensure_engine()
+    except engine_stage.EngineError as exc:
         raise _fail(str(exc), 1) from None
     root = table_path.resolve().parent
     outcomes = []
@@ -339,7 +341,7 @@ def publish(
             out.print(f"[bold]{row.cell}[/] [{colour}]{outcome.status}[/] {outcome.detail}",
                       highlight=False)  # fmt: skip
             outcomes.append(outcome)
-    except image_stage.EngineError as exc:
+    except engine_stage.EngineError as exc:
         err.print(str(exc), markup=False, soft_wrap=True)
     for outcome in outcomes:
         if outcome.published is not None:
@@ -374,7 +376,7 @@ def pull(
     if rows and rows[0].published is not None:
         try:
             local = publish_stage.pull(rows[0], mirror)
-        except (publish_stage.PublishError, image_stage.EngineError) as exc:
+        except (publish_stage.PublishError, engine_stage.EngineError) as exc:
             raise _fail(str(exc), 1) from None
         out.print(f"pulled {rows[0].published.reference} as {local}", highlight=False)
         out.print(f"run: docker run --rm -it --network none {local} bash", highlight=False)
@@ -477,7 +479,7 @@ def _build(locks: list[smoke_stage.CellLock], ca_bundle: Path | None) -> list:
         task = progress.add_task("build", total=len(locks), last="")
         for cell_lock in locks:
             progress.update(task, last=f"{cell_lock.cell}: building")
-            result = image_stage.build(
+            result = build_stage.build(
                 cell_lock,
                 ca_bundle=ca_bundle,
                 echo=lambda line: progress.update(task, last=line[:80]),
@@ -517,8 +519,8 @@ def _image_smoke(
 ) -> bool:
     """Engine, build, smoke in the image for Linux cells; True when something failed."""
     try:
-        version = image_stage.ensure_engine()
-    except image_stage.EngineError as exc:
+        version = engine_stage.ensure_engine()
+    except engine_stage.EngineError as exc:
         err.print(str(exc), markup=False, soft_wrap=True)
         return True
     err.print(f"Docker Engine {version}", highlight=False)
@@ -533,17 +535,17 @@ def _image_smoke(
             if not b.ok or b.tag is None:
                 continue
             cell_lock = by_cell[b.cell]
-            image_id = image_stage.client().images.get(b.tag).id
+            image_id = engine_stage.client().images.get(b.tag).id
             if not checks and _smoke_is_current(results_root, cell_lock, image_id, wanted):
                 out.print(f"[bold]{b.cell}[/] smoke unchanged (image {image_id[7:19]})")
                 continue
             with err.status(f"[bold]{b.cell}[/]: smoke in {b.tag}"):
-                result = image_stage.smoke_in_image(
+                result = container_stage.smoke_in_image(
                     b.tag, cell_lock, results_root, modes=wanted, checks=checks or (),
                     echo=lambda line, cid=b.cell: err.print(f"{cid}: {line}", markup=False),
                 )  # fmt: skip
             out.print(f"[bold]{b.cell}[/] {_status_line(result, results_root)}", highlight=False)
-    except image_stage.EngineError as exc:
+    except engine_stage.EngineError as exc:
         err.print(str(exc), markup=False, soft_wrap=True)
         return True
     return failed
@@ -553,8 +555,8 @@ def _image_smoke(
 def engine() -> None:
     """Make sure a Docker Engine answers; as root with none running, start one."""
     try:
-        version = image_stage.ensure_engine()
-    except image_stage.EngineError as exc:
+        version = engine_stage.ensure_engine()
+    except engine_stage.EngineError as exc:
         raise _fail(str(exc), 1) from None
     out.print(f"Docker Engine {version} answers")
 
@@ -569,11 +571,11 @@ def build(
     """Build the image of each selected, locked Linux cell (tagged by content)."""
     loaded, chosen = _selected(ctx, matrix, select)
     try:
-        image_stage.ensure_engine()
+        engine_stage.ensure_engine()
         built = _build(
             _locked(loaded, [c for c in chosen if c.buildable and not c.os_value.native]), ca_bundle
         )
-    except image_stage.EngineError as exc:
+    except engine_stage.EngineError as exc:
         raise _fail(str(exc), 1) from None
     if any(b.status == "failed" for b in built):
         raise typer.Exit(1)

@@ -28,8 +28,10 @@ from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
-from audiomatrix import image, publications, report, smoke
+from audiomatrix import publications, report, smoke
+from audiomatrix.engine import LABEL, client, engine_call, find_image, first_line
 from audiomatrix.files import sha256_bytes, write_atomic
+from audiomatrix.imagebuild import CELL_REPO
 
 REPOSITORY = "audiomatrix/cell"
 """The path of the cell images under the registry (and its namespace, if any)."""
@@ -229,7 +231,7 @@ def manifest_head(registry: Registry, ref: str) -> tuple[str, str, int] | None:
             timeout=30,
         )  # fmt: skip
     except requests.RequestException as exc:
-        raise PublishError(f"registry {registry.host}: {image.first_line(exc)}") from None
+        raise PublishError(f"registry {registry.host}: {first_line(exc)}") from None
     if response.status_code == 404:
         return None
     _check(response, f"registry {registry.host}: manifest {ref}")
@@ -294,7 +296,7 @@ def push_sbom(
             f"SBOM manifest {tag}",
         )  # fmt: skip
     except requests.RequestException as exc:
-        raise PublishError(f"registry {registry.host}: {image.first_line(exc)}") from None
+        raise PublishError(f"registry {registry.host}: {first_line(exc)}") from None
     return f"{registry.repository}:{tag}", "sha256:" + sha256_bytes(body)
 
 
@@ -315,7 +317,7 @@ def fetch_sbom(registry: Registry, image_digest: str) -> dict[str, Any]:
 
 def inventory(tag: str) -> dict[str, Any]:
     """What is installed in the image, read by its own Python, without network, non-root."""
-    api = image.client()
+    api = client()
     try:
         output = api.containers.run(
             tag, ["python", "-c", _INVENTORY], network_mode="none", user="10001:10001",
@@ -345,9 +347,9 @@ def publish_row(
 ) -> Outcome:
     """Push one row's tested image and its SBOM; every outcome is an Outcome, only a
     vanished engine raises."""
-    api = image.client()
+    api = client()
     local_tag = row.where.image or ""
-    found = image.find_image(api, local_tag)
+    found = find_image(api, local_tag)
     if found is None:
         return Outcome(row.cell, "skipped", f"{local_tag} is not on this machine")
     if found.id != row.where.image_digest:
@@ -367,7 +369,7 @@ def publish_row(
             and previous.reference.startswith(f"{registry.repository}@")
         ):
             return Outcome(row.cell, "unchanged", previous.reference, previous)
-        with image.engine_call(f"the push of {row.cell}"):
+        with engine_call(f"the push of {row.cell}"):
             found.tag(registry.repository, tag=tag)
             found.tag(registry.repository, tag=row.cell)
             try:
@@ -387,7 +389,7 @@ def publish_row(
         write_atomic(path, text)
         sbom_ref, sbom_digest = push_sbom(registry, subject, text, path.name)
     except (PublishError, docker.errors.APIError) as exc:
-        return Outcome(row.cell, "failed", image.first_line(exc))
+        return Outcome(row.cell, "failed", first_line(exc))
     published = publications.Published(
         cell=row.cell,
         reference=reference,
@@ -413,25 +415,25 @@ def pull(row: report.Row, registry: Registry | None = None) -> str:
     repository, digest = row.published.reference.split("@", 1)
     if registry is not None:
         repository = registry.repository
-    api = image.client()
-    with image.engine_call(f"the pull of {row.cell}"):
+    api = client()
+    with engine_call(f"the pull of {row.cell}"):
         try:
             for chunk in api.api.pull(repository, tag=digest, stream=True, decode=True):
                 if "error" in chunk:
                     raise PublishError(f"pull {repository}@{digest}: {chunk['error']}")
             pulled = api.images.get(f"{repository}@{digest}")
         except docker.errors.APIError as exc:
-            raise PublishError(f"pull {repository}@{digest}: {image.first_line(exc)}") from None
+            raise PublishError(f"pull {repository}@{digest}: {first_line(exc)}") from None
         labels = pulled.labels
         if (
-            labels.get(f"{image.LABEL}.cell") != row.cell
-            or labels.get(f"{image.LABEL}.lock-sha256") != row.lock_sha256
+            labels.get(f"{LABEL}.cell") != row.cell
+            or labels.get(f"{LABEL}.lock-sha256") != row.lock_sha256
         ):
             raise PublishError(
                 f"{repository}@{digest}: its labels name another cell or lock than {row.cell}"
             )
-        local = f"{image.CELL_REPO}:{row.cell}"
-        pulled.tag(image.CELL_REPO, tag=row.cell)
+        local = f"{CELL_REPO}:{row.cell}"
+        pulled.tag(CELL_REPO, tag=row.cell)
     return local
 
 

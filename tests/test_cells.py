@@ -262,7 +262,29 @@ def test_select_unknown_axis(matrix: spec.Matrix) -> None:
 def test_select_term_that_matches_no_cell(matrix: spec.Matrix) -> None:
     with pytest.raises(SelectError) as info:
         matrix.select(["torch=2.9.1", "torch=1.13.1"])
-    assert str(info.value) == "--select 'torch=1.13.1' matches no cell"
+    assert str(info.value) == (
+        "--select 'torch=1.13.1' matches no cell;"
+        " torch is one of 2.5.1, 2.6.0, 2.8.0, 2.9.1, 2.10.0, 2.11.0"
+    )
+
+
+def test_select_hints_one_equals_sign(matrix: spec.Matrix) -> None:
+    with pytest.raises(SelectError) as info:
+        matrix.select(["torch==2.9.1"])
+    assert (
+        str(info.value) == "--select 'torch==2.9.1' matches no cell; write one '=': 'torch=2.9.1'"
+    )
+
+
+def test_select_terms_that_together_match_no_cell(matrix: spec.Matrix) -> None:
+    # macOS cells exist and CUDA 12.8 cells exist, but no macOS cell is a CUDA one.
+    assert matrix.select(["os=macos"]) and matrix.select(["accelerator=cu128"])
+    with pytest.raises(SelectError) as info:
+        matrix.select(["os=macos", "accelerator=cu128"])
+    assert str(info.value) == (
+        "--select 'os=macos' 'accelerator=cu128': each matches a cell, but no cell matches"
+        " them all (terms on different axes must all hold); drop one"
+    )
 
 
 def test_select_rejects_what_is_no_term(matrix: spec.Matrix) -> None:

@@ -47,7 +47,21 @@ def test_bad_select_is_one_line_and_exit_2():
         == "--select 'tourch=2.9.1': unknown axis 'tourch' (did you mean 'torch'?)"
     )
     proc = audiomatrix("cells", "--matrix", str(SMALL), "--select", "torch=1.0")
-    assert proc.stderr.strip() == "--select 'torch=1.0' matches no cell"
+    assert (
+        proc.stderr.strip() == "--select 'torch=1.0' matches no cell; torch is one of 2.5.1, 2.9.1"
+    )
+
+
+def test_selects_that_together_match_nothing_are_one_line_and_exit_2():
+    proc = audiomatrix(
+        "cells", "--matrix", str(SMALL), "-s", "stack=impossible", "-s", "accelerator=cu124"
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip() == (
+        "--select 'stack=impossible' 'accelerator=cu124': each matches a cell, but no cell"
+        " matches them all (terms on different axes must all hold); drop one"
+    )
 
 
 def test_cells_json_lists_every_cell_with_reasons():

@@ -124,16 +124,22 @@ CASES: list[tuple[str, str, str]] = [
     (
         "control-character",
         edit("runner: macos-14", "runner: macos\x07-14"),
-        "12:18: invalid YAML: unacceptable character #x0007: special characters are not allowed",
+        "12:18: invalid YAML: unacceptable character #x0007: special characters are not allowed;"
+        " delete it",
     ),
     (
         "unknown-tag",
         edit("    family: macos\n", "    family: !os macos\n"),
-        "10:13: invalid YAML: could not determine a constructor for the tag '!os'",
+        "10:13: unsupported tag '!os': a matrix holds plain mappings, lists, strings, numbers"
+        " and booleans; remove the tag",
     ),
     ("empty-file", "", "1:1: the file is empty"),
     ("only-comments", "# nothing yet\n", "1:1: the file is empty"),
-    ("top-level-list", "- version: 1\n", "1:1: the top level must be a mapping of keys"),
+    (
+        "top-level-list",
+        "- version: 1\n",
+        "1:1: the top level must be a mapping of keys, got [{'version': 1}]",
+    ),
     (
         "duplicate-yaml-key",
         edit("    runner: macos-14\n", "    runner: macos-14\n    runner: macos-15\n"),
@@ -229,7 +235,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "bad-date",
         edit("version: 1\n", "version: 1\nexclude_newer: soon\n"),
-        "2:16: exclude_newer: input should be a valid date, got 'soon'",
+        "2:16: exclude_newer: 'soon' is not a date; write it as YYYY-MM-DD",
     ),
     # ---- unknown and missing keys
     (
@@ -422,7 +428,8 @@ CASES: list[tuple[str, str, str]] = [
     (
         "selection-matches-no-cell",
         edit("  ci: [bookworm-py3.11-torch2.5.1-cpu-legacy,", "  ci: [bookworm-py3.13-*,"),
-        "66:8: selections.ci: 'bookworm-py3.13-*' matches no cell",
+        "66:8: selections.ci: 'bookworm-py3.13-*' matches no cell;"
+        " `audiomatrix cells` lists the cell ids",
     ),
 ]
 

@@ -29,7 +29,7 @@ from audiomatrix import report as report_stage
 from audiomatrix import results as results_stage
 from audiomatrix import smoke as smoke_stage
 from audiomatrix import tox as tox_stage
-from audiomatrix.spec import Cell, Matrix, MatrixError, SelectError, load
+from audiomatrix.spec import MAX_CELLS, Cell, Matrix, MatrixError, SelectError, load
 from audiomatrix.suite.schema import MODES
 
 app = typer.Typer(
@@ -53,6 +53,15 @@ SelectOption = Annotated[
         "the same axis ORs, different axes AND.",
     ),
 ]
+MaxCellsOption = Annotated[
+    int,
+    typer.Option(
+        "--max-cells",
+        envvar="AUDIOMATRIX_MAX_CELLS",
+        min=1,
+        help="The most cells a matrix may expand to; a bigger one is refused before it is built.",
+    ),
+]
 CaBundleOption = Annotated[
     Path | None,
     typer.Option(
@@ -68,12 +77,18 @@ CaBundleOption = Annotated[
 class Options:
     matrix: Path = Path("matrix.yaml")
     select: tuple[str, ...] = ()
+    max_cells: int = MAX_CELLS
 
 
 @app.callback()
-def main(ctx: typer.Context, matrix: MatrixOption = None, select: SelectOption = None) -> None:
+def main(
+    ctx: typer.Context,
+    matrix: MatrixOption = None,
+    select: SelectOption = None,
+    max_cells: MaxCellsOption = MAX_CELLS,
+) -> None:
     """Global options; each command also takes --matrix and --select itself."""
-    ctx.obj = Options(matrix or Path("matrix.yaml"), tuple(select or ()))
+    ctx.obj = Options(matrix or Path("matrix.yaml"), tuple(select or ()), max_cells)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -87,7 +102,7 @@ def _selected(
     opts: Options = ctx.obj
     path = matrix or opts.matrix
     try:
-        loaded = load(path)
+        loaded = load(path, opts.max_cells)
         return loaded, loaded.select([*opts.select, *(select or ())])
     except (MatrixError, SelectError) as exc:
         raise _fail(str(exc)) from None
@@ -638,7 +653,7 @@ def doctor(ctx: typer.Context, matrix: MatrixOption = None) -> None:
     """What this machine can do: uv, Docker Engine, debootstrap, GPU, package indexes."""
     path = matrix or ctx.obj.matrix
     try:
-        loaded: Matrix | None = load(path)
+        loaded: Matrix | None = load(path, ctx.obj.max_cells)
     except MatrixError as exc:
         err.print(f"{exc} (index checks skipped)", markup=False)
         loaded = None

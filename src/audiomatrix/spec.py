@@ -4,7 +4,7 @@ The first stage of the pipeline. It reads only matrix.yaml and answers three que
 without touching the network: which cells exist (GitHub Actions' include/exclude
 semantics), what each one means (the attributes of its axis values), and whether it can
 be built at all (the facts, each citing its source). Every mistake in the file comes back
-as one `matrix.yaml:LINE:COL: message` line, so the YAML loader keeps each node's position.
+as one `matrix.yaml:LINE:COL: message` line: yamlpos keeps each node's position.
 """
 
 from __future__ import annotations
@@ -12,25 +12,29 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import itertools
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
     model_validator,
 )
+
+from audiomatrix.yamlpos import MatrixError, Positions, load_yaml, read_text, shown
 
 AXES: tuple[str, ...] = ("os", "python", "torch", "accelerator", "stack")
 """The axes of a cell, in the order they appear in its id."""
@@ -44,13 +48,13 @@ PythonVersion = Annotated[str, StringConstraints(strict=True, pattern=r"^3\.\d+$
 TorchVersion = Annotated[str, StringConstraints(strict=True, pattern=r"^\d+\.\d+\.\d+$")]
 Family = Literal["linux", "macos", "windows"]
 
+MAX_CELLS = 10_000
+"""The most cells a matrix may expand to unless the caller allows more (--max-cells): the
+product is sized before it is built, so a typo cannot make a million cells."""
 
-class MatrixError(Exception):
-    """A mistake in matrix.yaml, with where it is."""
-
-    def __init__(self, file: str, line: int, col: int, message: str):
-        super().__init__(f"{file}:{line}:{col}: {message}")
-        self.file, self.line, self.col, self.message = file, line, col, message
+MAX_SELECTION_TERMS = 256
+"""The most terms all named selections may list: each is tried against every cell, and a
+selection is a few globs, not a list of ids."""
 
 
 class SelectError(Exception):
@@ -140,6 +144,21 @@ class StackValue(_Strict):
 Scalar = str | int | float | bool
 
 
+def _iso_date(value: Any) -> Any:
+    """YYYY-MM-DD, quoted or not (yamlpos keeps dates as text), as a date."""
+    if not isinstance(value, str):
+        return value  # strict validation refuses it with its type
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError(f"{shown(value)} is not a date; write it as YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{shown(value)} is not a date: {exc}; write a real date") from None
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
 class Product(_Strict):
     """The `matrix:` block: axes to multiply, then exclude and include as in GitHub Actions."""
 
@@ -154,7 +173,7 @@ class Product(_Strict):
 
 class MatrixFile(_Strict):
     version: Literal[1]
-    exclude_newer: date | None = None
+    exclude_newer: IsoDate | None = None
     smoke_requirements: list[str]
     os: dict[Name, OsValue]
     python: list[PythonVersion]
@@ -176,8 +195,8 @@ class Combination:
     include: int | None = None
 
 
-def _matches(values: Mapping[str, Any], pattern: Mapping[str, Any]) -> bool:
-    return all(k in values and values[k] == v for k, v in pattern.items())
+def _projection(values: Mapping[str, Any], keys: Sequence[str]) -> tuple[Any, ...]:
+    return tuple(values[k] for k in keys)
 
 
 def expand(
@@ -185,21 +204,38 @@ def expand(
     include: Sequence[Mapping[str, Any]] = (),
     exclude: Sequence[Mapping[str, Any]] = (),
 ) -> list[Combination]:
-    """GitHub Actions' matrix expansion, exactly.
+    """GitHub Actions' matrix expansion, exactly (values must be hashable).
 
     The product of the axes (first axis slowest); then every exclude removes the
     combinations it partially matches; then each include extends every original
     combination whose original values it does not contradict (overwriting only values
     earlier includes added) and, when it extends none, becomes a combination of its own.
+    Entries are looked up by the axes they name, so thousands of them cost no more than the
+    product's size times the number of distinct sets of axes they name.
     """
-    originals = set(axes)
-    product = [dict(zip(axes, vals, strict=True)) for vals in itertools.product(*axes.values())]
-    kept = [c for c in product if axes and not any(_matches(c, e) for e in exclude)]
+    names = list(axes)
+    product = [dict(zip(names, v, strict=True)) for v in itertools.product(*axes.values())]
+    # An exclude naming a key no combination has matches nothing.
+    excluded: dict[tuple[str, ...], set[tuple[Any, ...]]] = {}
+    for entry in exclude:
+        if all(k in axes for k in entry):
+            keys = tuple(k for k in names if k in entry)
+            excluded.setdefault(keys, set()).add(_projection(entry, keys))
+    kept = [
+        c for c in product if names and not any(_projection(c, k) in v for k, v in excluded.items())
+    ]
+    by_keys: dict[tuple[str, ...], dict[tuple[Any, ...], list[dict[str, Any]]]] = {}
     added: list[Combination] = []
     for i, entry in enumerate(include):
-        matched = [c for c in kept if all(c[k] == v for k, v in entry.items() if k in originals)]
+        keys = tuple(k for k in names if k in entry)
+        if keys not in by_keys:
+            by_keys[keys] = {}
+            for combo in kept:
+                by_keys[keys].setdefault(_projection(combo, keys), []).append(combo)
+        matched = by_keys[keys].get(_projection(entry, keys), [])
+        extension = {k: v for k, v in entry.items() if k not in axes}
         for combo in matched:
-            combo.update({k: v for k, v in entry.items() if k not in originals})
+            combo.update(extension)
         if not matched:
             added.append(Combination(dict(entry), i))
     return [Combination(c) for c in kept] + added
@@ -223,7 +259,7 @@ class Cell:
     stack_value: StackValue = field(repr=False, compare=False)
     unbuildable: str | None = None
 
-    @property
+    @cached_property  # selecting among thousands of cells asks for it once per term
     def id(self) -> str:
         return cell_id(self.os, self.python, self.torch, self.accelerator, self.stack)
 
@@ -302,84 +338,6 @@ def unbuildable_reason(
     return None
 
 
-# --------------------------------------------------------------------------- YAML with positions
-
-
-@dataclass
-class Positions:
-    """Where each key and value of the document starts (1-based line, column)."""
-
-    keys: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
-    values: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
-
-    def of(self, path: tuple[Any, ...], *, key: bool = False) -> tuple[int, int]:
-        """The position of `path`, or of its nearest ancestor that has one."""
-        table = (self.keys, self.values) if key else (self.values, self.keys)
-        for end in range(len(path), -1, -1):
-            for positions in table:
-                if path[:end] in positions:
-                    return positions[path[:end]]
-        return (1, 1)
-
-
-def _mark(node: yaml.Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
-
-
-def _construct(node: yaml.Node, path: tuple[Any, ...], pos: Positions, file: str) -> Any:
-    pos.values[path] = _mark(node)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise MatrixError(file, *_mark(key_node), "a key must be a plain value")
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise MatrixError(file, *_mark(key_node), "merge keys (<<) are not supported")
-            key = yaml.SafeLoader("").construct_object(key_node)
-            if key in out:
-                raise MatrixError(file, *_mark(key_node), f"duplicate key '{key}'")
-            pos.keys[(*path, key)] = _mark(key_node)
-            out[key] = _construct(value_node, (*path, key), pos, file)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*path, i), pos, file) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader("").construct_object(node)
-
-
-def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> MatrixError:
-    mark = exc.problem_mark or exc.context_mark
-    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-    message = f"invalid YAML: {exc.problem}"
-    if "'\\t'" in str(exc.problem):
-        message += "; indent with spaces, YAML does not allow tabs"
-    elif "expected <block end>" in str(exc.problem):
-        message += "; check the indentation"
-    elif "mapping values are not allowed" in str(exc.problem):
-        message += "; check the indentation, or quote a value that contains ': '"
-    start = exc.context_mark
-    if exc.context and start and (start.line, start.column) != (line - 1, col - 1):
-        # Where the unclosed bracket or the mapping with the bad indentation begins.
-        message += f" ({exc.context} started at line {start.line + 1}, column {start.column + 1})"
-    return MatrixError(file, line, col, message)
-
-
-def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
-    """Parse YAML into plain data plus the position of every node."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if root is None:
-            raise MatrixError(file, 1, 1, "the file is empty")
-        pos = Positions()
-        return _construct(root, (), pos, file), pos
-    except yaml.MarkedYAMLError as exc:
-        raise _yaml_error(exc, file) from None
-    except yaml.reader.ReaderError as exc:  # a control character: no mark, an offset
-        line = text.count("\n", 0, exc.position) + 1
-        col = exc.position - text.rfind("\n", 0, exc.position)
-        message = f"invalid YAML: unacceptable character #x{exc.character:04x}: {exc.reason}"
-        raise MatrixError(file, line, col, message) from None
-
-
 # --------------------------------------------------------------------------- validation
 
 
@@ -409,8 +367,17 @@ def _fields_at(model: Any, loc: Sequence[Any]) -> list[str]:
 
 
 def _type_hint(value: Any) -> str:
+    """Why YAML read no string where one was written, and how to make it one."""
+    if isinstance(value, bool):
+        return "; quote it (YAML reads yes, no, on, off, true and false as booleans)"
+    if value is None:
+        return (
+            "; YAML reads an empty value, ~ and null as nothing: write one (quote a literal null)"
+        )
     if isinstance(value, float):
-        return f"; write versions in quotes (YAML reads {value!r} as a number)"
+        return f"; write versions in quotes (YAML reads {shown(value)} as a number)"
+    if isinstance(value, int):
+        return f"; quote it (YAML reads {shown(value)} as a number)"
     return ""
 
 
@@ -429,34 +396,53 @@ def _describe(err: Any) -> str:
         return f"input should be {_PATTERNS[err['ctx']['pattern']]}"
     if err["type"] in ("model_type", "dict_type"):
         return "input should be a mapping of keys"
+    if err["type"] == "date_type":
+        return "input should be a date as YYYY-MM-DD"
     return f"{err['msg'][0].lower()}{err['msg'][1:]}"
 
 
-def _pydantic_error(exc: ValidationError, pos: Positions, file: str) -> MatrixError:
+def _data_path(data: Any, loc: Sequence[Any]) -> tuple[Any, ...]:
+    """pydantic's loc without the parts that are no place in the data (a union member's type)."""
+    path: list[Any] = []
+    for part in loc:
+        places = (
+            data if isinstance(data, dict) else range(len(data)) if isinstance(data, list) else ()
+        )
+        if part in places:
+            data = data[part]
+            path.append(part)
+    return tuple(path)
+
+
+def _pydantic_error(exc: ValidationError, data: Any, pos: Positions, file: str) -> MatrixError:
     errors = exc.errors(include_url=False)
     # A misspelt key is also a missing one: report the unknown key, it has the did-you-mean.
     err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(p for p in err["loc"] if p != "[key]")
     kind = err["type"]
-    where = ".".join(str(p) for p in loc)
     if kind == "extra_forbidden":
         allowed = _fields_at(MatrixFile, loc[:-1])
-        msg = f"unknown key '{loc[-1]}'{_did_you_mean(loc[-1], allowed)}"
+        msg = f"unknown key {shown(loc[-1])}{_did_you_mean(loc[-1], allowed)}"
         return MatrixError(file, *pos.of(loc, key=True), msg)
     if kind == "missing":
         return MatrixError(file, *pos.of(loc[:-1], key=True), f"missing key '{loc[-1]}'")
-    if err["loc"] and err["loc"][-1] == "[key]":
+    if kind == "invalid_key" or err["loc"][-1] == "[key]":
         key = err["input"]  # pydantic's loc has the key as a string; YAML may have read a number
         parent = ".".join(str(p) for p in loc[:-1])
         return MatrixError(
             file,
             *pos.of((*loc[:-1], key), key=True),
-            f"{parent}: key {key!r} is not valid: {_describe(err)}{_type_hint(key)}",
+            f"{parent + ': ' if parent else ''}key {shown(key)} is not valid: {_describe(err)}"
+            f"{_type_hint(key)}",
         )
-    if kind == "value_error":
-        return MatrixError(file, *pos.of(loc, key=True), f"{where}: {err['ctx']['error']}")
+    loc = _data_path(data, loc)
+    where = ".".join(str(p) for p in loc)
     value = err.get("input")
-    msg = f"{where}: {_describe(err)}, got {value!r}{_type_hint(value)}"
+    if kind == "value_error":  # a model's own check points at its key, a field's at its value
+        where_at = pos.of(loc, key=isinstance(value, dict))
+        return MatrixError(file, *where_at, f"{where}: {err['ctx']['error']}")
+    hint = _type_hint(value) if kind == "string_type" else ""
+    msg = f"{where}: {_describe(err)}, got {shown(value)}{hint}"
     return MatrixError(file, *pos.of(loc), msg)
 
 
@@ -483,12 +469,13 @@ class _Checker:
 
     def __init__(self, doc: MatrixFile, pos: Positions, file: str):
         self.doc, self.pos, self.file = doc, pos, file
-        self.defined: dict[str, Sequence[str]] = {
-            "os": list(doc.os),
-            "python": doc.python,
-            "torch": list(doc.torch),
-            "accelerator": list(doc.accelerator),
-            "stack": list(doc.stack),
+        # Mappings, so that checking thousands of include values stays linear.
+        self.defined: dict[str, Mapping[str, Any]] = {
+            "os": doc.os,
+            "python": dict.fromkeys(doc.python),
+            "torch": doc.torch,
+            "accelerator": doc.accelerator,
+            "stack": doc.stack,
         }
 
     def fail(self, path: tuple[Any, ...], message: str, *, key: bool = False) -> MatrixError:
@@ -521,7 +508,7 @@ class _Checker:
                     if axis not in AXES:
                         raise self.fail(
                             path,
-                            f"unknown axis '{axis}' in {block}{_did_you_mean(axis, AXES)}",
+                            f"unknown axis {shown(axis)} in {block}{_did_you_mean(axis, AXES)}",
                             key=True,
                         )
                     self._check_value(path, axis, value)
@@ -536,11 +523,11 @@ class _Checker:
     def _check_value(self, path: tuple[Any, ...], axis: str, value: Any) -> None:
         if not isinstance(value, str):
             raise self.fail(
-                path, f"{axis} value must be a string, got {value!r}{_type_hint(value)}"
+                path, f"{axis} value must be a string, got {shown(value)}{_type_hint(value)}"
             )
         if value not in self.defined[axis]:
             hint = _did_you_mean(value, self.defined[axis])
-            raise self.fail(path, f"unknown {axis} '{value}'{hint}")
+            raise self.fail(path, f"unknown {axis} {shown(value)}{hint}")
 
     def _check_pairs(self) -> None:
         for version, value in self.doc.torch.items():
@@ -556,7 +543,7 @@ class _Checker:
                 except InvalidVersion:
                     raise self.fail(
                         ("torch", version, "torchcodec"),
-                        f"torchcodec '{value.torchcodec}' is not a version",
+                        f"torchcodec {shown(value.torchcodec)} is not a version",
                     ) from None
 
     def _facts(self) -> Iterable[tuple[tuple[Any, ...], Fact]]:
@@ -583,7 +570,7 @@ class _Checker:
                 SpecifierSet(spec)
             except InvalidSpecifier:
                 raise self.fail(
-                    path, f"'{spec}' is not a version specifier (e.g. '>=2.7')"
+                    path, f"{shown(spec)} is not a version specifier (e.g. '>=2.7')"
                 ) from None
         for path, fact in self._facts():
             for axis in ("accelerator", "stack"):
@@ -599,12 +586,26 @@ class _Checker:
                     Requirement(text)
                 except InvalidRequirement as exc:
                     reason = str(exc).splitlines()[0]  # one line; packaging adds a caret
-                    message = f"'{text}' is not a requirement: {reason}"
+                    message = f"{shown(text)} is not a requirement: {reason}"
                     raise self.fail((*path, i), message) from None
 
-    def cells(self) -> tuple[Cell, ...]:
+    def _check_size(self, axes: Mapping[str, Sequence[str]], max_cells: int) -> None:
+        """Size the matrix before building it: its product, and at most one cell per include."""
+        product = math.prod(len(v) for v in axes.values()) if axes else 0
+        includes = len(self.doc.matrix.include)
+        if product + includes > max_cells:
+            sizes = " x ".join(f"{len(v)} {a}" for a, v in axes.items())
+            message = (
+                f"the matrix makes up to {product + includes} cells ({sizes or 'no axis'},"
+                f" plus {includes} include), over the limit of {max_cells}; drop axis values,"
+                " or allow more with --max-cells or AUDIOMATRIX_MAX_CELLS"
+            )
+            raise self.fail(("matrix",), message, key=True)
+
+    def cells(self, max_cells: int) -> tuple[Cell, ...]:
         product = self.doc.matrix
         axes = {a: getattr(product, a) for a in AXES if getattr(product, a) is not None}
+        self._check_size(axes, max_cells)
         combos = expand(axes, product.include, product.exclude)
         cells: dict[str, Cell] = {}
         for combo in combos:
@@ -643,43 +644,69 @@ class _Checker:
         )
 
     def check_selections(self, cells: Sequence[Cell]) -> None:
+        """Each selection's terms each match a cell, and together match one too."""
+        count = sum(len(terms) for terms in self.doc.selections.values())
+        if count > MAX_SELECTION_TERMS:
+            message = (
+                f"selections list {count} terms in all, over the limit of {MAX_SELECTION_TERMS};"
+                " match cell ids with globs (bookworm-*-cu128-*) instead of listing them"
+            )
+            raise self.fail(("selections",), message, key=True)
         for name, terms in self.doc.selections.items():
+            if not terms:
+                message = f"selections.{name} is empty; list cell-id globs or axis=value terms"
+                raise self.fail(("selections", name), message, key=True)
             for i, term in enumerate(terms):
-                try:
-                    select(cells, [term], {})
-                except SelectError as exc:
-                    message = f"selections.{name}: {str(exc).removeprefix('--select ')}"
-                    raise self.fail(("selections", name, i), message) from None
+                if term in self.doc.selections:
+                    message = (
+                        f"selections.{name}: {shown(term)} is a selection, and selections"
+                        " cannot nest; list its terms here instead"
+                    )
+                    raise self.fail(("selections", name, i), message)
+                self._check_terms(("selections", name, i), [term], cells)
+            self._check_terms(("selections", name), terms, cells)
+
+    def _check_terms(
+        self, path: tuple[Any, ...], terms: Sequence[str], cells: Sequence[Cell]
+    ) -> None:
+        """A term fails at itself; terms that only together match nothing, at their key."""
+        try:
+            select(cells, terms, {})
+        except SelectError as exc:
+            message = f"selections.{path[1]}: {str(exc).removeprefix('--select ')}"
+            raise self.fail(path, message, key=len(path) == 2) from None
 
 
-def parse(text: str, file: str = "matrix.yaml") -> Matrix:
+def parse(text: str, file: str = "matrix.yaml", max_cells: int = MAX_CELLS) -> Matrix:
     """Validate matrix.yaml's text and expand it; raise MatrixError at the first mistake."""
     data, pos = load_yaml(text, file)
     if not isinstance(data, dict):
-        raise MatrixError(file, 1, 1, "the top level must be a mapping of keys")
+        message = f"the top level must be a mapping of keys, got {shown(data)}"
+        raise MatrixError(file, *pos.of(()), message)
     try:
         doc = MatrixFile.model_validate(data)
     except ValidationError as exc:
-        raise _pydantic_error(exc, pos, file) from None
+        raise _pydantic_error(exc, data, pos, file) from None
     checker = _Checker(doc, pos, file)
     checker.run()
-    cells = checker.cells()
+    cells = checker.cells(max_cells)
     checker.check_selections(cells)
     return Matrix(file=doc, cells=cells, path=file)
 
 
-def load(path: Path) -> Matrix:
-    """Read and parse a matrix file; a missing file is a MatrixError too."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MatrixError(str(path), 1, 1, f"cannot read: {exc.strerror}") from None
-    return parse(text, str(path))
+def load(path: Path, max_cells: int = MAX_CELLS) -> Matrix:
+    """Read and parse a matrix file; a missing or undecodable file is a MatrixError too."""
+    return parse(read_text(path), str(path), max_cells)
 
 
 # --------------------------------------------------------------------------- selection
 
 _ID_GROUP = "id"
+
+
+def _glob(pattern: str) -> Any:
+    """fnmatchcase's test, compiled once: a term is tried against every cell."""
+    return re.compile(fnmatch.translate(pattern)).match
 
 
 def _term_matcher(term: str, selections: Mapping[str, Sequence[str]]) -> tuple[str, Any]:
@@ -691,13 +718,16 @@ def _term_matcher(term: str, selections: Mapping[str, Sequence[str]]) -> tuple[s
         axis, _, pattern = term.partition("=")
         axis = axis.strip()
         if axis not in AXES:
-            raise SelectError(
-                f"--select '{term}': unknown axis '{axis}'{_did_you_mean(axis, AXES)}"
-            )
-        return axis, lambda cell: fnmatch.fnmatchcase(cell.axis(axis), pattern.strip())
+            hint = _did_you_mean(axis, AXES)
+            raise SelectError(f"--select {shown(term)}: unknown axis {shown(axis)}{hint}")
+        match = _glob(pattern.strip())
+        return axis, lambda cell: match(cell.axis(axis))
     if not re.fullmatch(r"[A-Za-z0-9._*?\[\]!-]+", term):
-        raise SelectError(f"--select '{term}': not a cell id glob, an axis=value or a selection")
-    return _ID_GROUP, lambda cell: fnmatch.fnmatchcase(cell.id, term)
+        raise SelectError(
+            f"--select {shown(term)}: not a cell id glob, an axis=value or a selection"
+        )
+    match = _glob(term)
+    return _ID_GROUP, lambda cell: match(cell.id)
 
 
 def _matches_all(cell: Cell, matchers: Sequence[tuple[str, Any]]) -> bool:
@@ -707,13 +737,33 @@ def _matches_all(cell: Cell, matchers: Sequence[tuple[str, Any]]) -> bool:
     return all(any(p(cell) for p in predicates) for predicates in groups.values())
 
 
+def _no_match_hint(term: str, cells: Sequence[Cell]) -> str:
+    """How to write a term that matches no cell: one '=', a value that exists, an id."""
+    axis, equals, pattern = term.partition("=")
+    if not equals:
+        return "; `audiomatrix cells` lists the cell ids"
+    if pattern.startswith("="):
+        return f"; write one '=': {shown(axis + '=' + pattern.lstrip('='))}"
+    values = list(dict.fromkeys(c.axis(axis.strip()) for c in cells))
+    listed = ", ".join(values[:8]) + (", ..." if len(values) > 8 else "")
+    return f"; {axis.strip()} is one of {listed}"
+
+
 def select(
     cells: Sequence[Cell], terms: Sequence[str], selections: Mapping[str, Sequence[str]]
 ) -> list[Cell]:
     """Cells that every group of terms admits: terms on the same axis (or cell ids and named
-    selections) are alternatives, different axes must all hold. No term: every cell."""
+    selections) are alternatives, different axes must all hold. No term: every cell. A term
+    that matches no cell, or terms that together match none, are a SelectError."""
     matchers = [_term_matcher(t, selections) for t in terms]
     for term, matcher in zip(terms, matchers, strict=True):
         if not any(matcher[1](c) for c in cells):
-            raise SelectError(f"--select '{term}' matches no cell")
-    return [c for c in cells if _matches_all(c, matchers)]
+            hint = _no_match_hint(term, cells)
+            raise SelectError(f"--select {shown(term)} matches no cell{hint}")
+    chosen = [c for c in cells if _matches_all(c, matchers)]
+    if terms and not chosen:
+        raise SelectError(
+            f"--select {' '.join(shown(t) for t in terms)}: each matches a cell, but no cell"
+            " matches them all (terms on different axes must all hold); drop one"
+        )
+    return chosen

@@ -59,7 +59,8 @@ if found:
     facts["libavutil"] = found.group(1)
 try:
     from audiomatrix.suite import fatbin
-    facts["gpu_arch"] = fatbin.measure_torch(torch.__file__)
+    import os
+    facts["gpu_arch"] = fatbin.measure_torch(os.path.dirname(torch.__file__))
 except Exception as exc:
     facts["gpu_arch"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
 print(json.dumps(facts))

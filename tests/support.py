@@ -54,15 +54,9 @@ def small_cell(root: Path, cell: str, python: str = "3.11") -> smoke.CellLock:
         check=True,
         env=lock.clean_environment(os.environ),
     )
-    record = {
-        "schema": 1,
-        "status": "locked",
-        "lock": "requirements.txt",
-        "lock_sha256": sha256_file(folder / "requirements.txt"),
-        "inputs": {"index": None},
-        "cell": {"id": cell, "python": python, "platform": "x86_64-manylinux_2_36",
-                 "base": "debian:bookworm-slim", "ffmpeg": False, "device": "cpu"},
-    }  # fmt: skip
+    record = cell_record(f"bookworm-py{python}-torch2.9.1-cpu-small")
+    record["cell"].update(id=cell, device="cpu", gpu_arch=[])
+    record["lock_sha256"] = sha256_file(folder / "requirements.txt")
     (folder / "cell.json").write_text(json.dumps(record))
     return smoke.read_lock(root, cell)
 

@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from packaging.version import Version
+
+from audiomatrix.suite.probe import normalise
 from audiomatrix.suite.schema import Facts, Host
 
 FFMPEG_BY_LIBAVUTIL_OFFSET = 52
@@ -72,9 +75,36 @@ def measured_distribution(host: Host) -> str | None:
     return f"{found.group(1)} {found.group(2)}" if found else host.distribution
 
 
-def differences(declared: Declaration, facts: Facts, host: Host, lock_sha256: str) -> list[str]:
+def lock_drift(pins: Mapping[str, str], installed: Mapping[str, str]) -> list[str]:
+    """How the installed distributions depart from the lock's pins: pins missing or at
+    another version (a local tag such as +cu128 satisfies a pin without one, as pip agrees),
+    then distributions the lock does not have. Names are normalised by the caller's probe."""
+    wrong = []
+    for name, version in sorted(pins.items()):
+        have = installed.get(normalise(name))
+        if have is None or Version(have).public != Version(version).public:
+            wrong.append(f"{name} {have or 'missing'} (lock {version})")
+    extra = sorted(set(installed) - {normalise(n) for n in pins})
+    found = []
+    if wrong:
+        shown = ", ".join(wrong[:4]) + (f" and {len(wrong) - 4} more" if len(wrong) > 4 else "")
+        found.append(f"{len(wrong)} of {len(pins)} pins not as locked: {shown}")
+    if extra:
+        shown = ", ".join(extra[:4]) + (f" and {len(extra) - 4} more" if len(extra) > 4 else "")
+        found.append(f"{len(extra)} distributions beyond the lock: {shown}")
+    return found
+
+
+def differences(
+    declared: Declaration,
+    facts: Facts,
+    host: Host,
+    lock_sha256: str,
+    pins: Mapping[str, str] | None = None,
+) -> list[str]:
     """Every way the measured environment departs from the declaration, in words; [] when
-    the run stands for the cell."""
+    the run stands for the cell. With the lock's pins, the installed distributions (where
+    the run measured them) are checked against them too."""
     found = []
     if declared.family == "linux":
         measured = measured_distribution(host)
@@ -104,6 +134,8 @@ def differences(declared: Declaration, facts: Facts, host: Host, lock_sha256: st
         found.append(
             f"lock: ran {lock_sha256[:12]}, the cell's lock is {declared.lock_sha256[:12]}"
         )
+    if pins and facts.installed:
+        found += [f"packages: {d}" for d in lock_drift(pins, facts.installed)]
     return found
 
 

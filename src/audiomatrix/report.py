@@ -29,6 +29,7 @@ from audiomatrix.files import describe_error, json_text, read_text, sha256_file
 from audiomatrix.suite import probe
 from audiomatrix.suite.schema import CHECKS as SUITE_CHECKS
 from audiomatrix.suite.schema import Facts, Host, Mode, Status, workloads
+from audiomatrix.wheelhouse import parse_lock
 
 SCHEMA_VERSION = 2
 CHECKS: tuple[str, ...] = tuple(c.name for c in SUITE_CHECKS)
@@ -242,14 +243,24 @@ def newest(runs: Iterable[tuple[Path, results.RunResult]]) -> list[tuple[Path, r
     return [found[k] for k in sorted(found)]
 
 
-def _differs(run: results.RunResult, record: dict[str, Any] | None) -> list[str]:
+def lock_pins(environments: Path, cell: str) -> dict[str, str]:
+    """The cell's committed lock as {name: version} ({} without one)."""
+    try:
+        text = (environments / cell / lock.LOCK_FILE).read_text()
+    except OSError:
+        return {}
+    return {pin.name: pin.version for pin in parse_lock(text)}
+
+
+def _differs(
+    run: results.RunResult, record: dict[str, Any] | None, pins: dict[str, str]
+) -> list[str]:
     if record is None:
         return ["no cell.json declares this cell: run `audiomatrix lock` for it"]
-    declared = evidence.declaration(record)
-    found = evidence.differences(
-        declared, run.environment.facts, run.environment.host, run.lock_sha256
+    environment = run.environment
+    return evidence.differences(
+        evidence.declaration(record), environment.facts, environment.host, run.lock_sha256, pins
     )
-    return found
 
 
 def make_row(
@@ -258,6 +269,7 @@ def make_row(
     record: dict[str, Any] | None,
     root: Path,
     made_with: Provenance,
+    pins: dict[str, str],
 ) -> Row:
     cell = (record or {}).get("cell") or {}
     present = {c.check for m in run.modes.values() for c in m}
@@ -282,7 +294,7 @@ def make_row(
             name: CheckRow(**{m: _outcome(run.status(m, name), run.cell, root) for m in MODES})
             for name in names
         },
-        differs=_differs(run, record),
+        differs=_differs(run, record, pins),
         stale=(provenance.suite_sha256, provenance.compat_sha256)
         != (made_with.suite_sha256, made_with.compat_sha256),
     )
@@ -378,7 +390,8 @@ def build(results_root: Path, environments: Path, published: Path) -> Compatibil
     pushed, bad_publications = publications.read_all(published)
     rows = []
     for path, run in latest:
-        row = make_row(path, run, records.get(run.cell), results_root, made_with)
+        pins = lock_pins(environments, run.cell)
+        row = make_row(path, run, records.get(run.cell), results_root, made_with, pins)
         rows.append(row.model_copy(update={"published": publications.for_row(pushed, row)}))
     rows.sort(key=lambda r: sort_key(r.axes, r.where.kind))
     standing = [r for r in rows if not r.differs]

@@ -58,9 +58,12 @@ found = re.search(r"libavutil[^/\s]*\.so\.(\d+)", maps)
 if found:
     facts["libavutil"] = found.group(1)
 try:
-    from audiomatrix.suite import fatbin
     import os
-    facts["gpu_arch"] = fatbin.measure_torch(os.path.dirname(torch.__file__))
+    from audiomatrix.suite import fatbin
+    where = os.path.dirname(torch.__file__)
+    measured = json.dumps(fatbin.measure_torch(where))
+    # Paths of this machine stay here: the library paths are kept relative to torch's folder.
+    facts["gpu_arch"] = json.loads(measured.replace(os.path.dirname(where) + os.sep, ""))
 except Exception as exc:
     facts["gpu_arch"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
 print(json.dumps(facts))
@@ -99,14 +102,24 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def cuda_libraries() -> dict[str, str]:
-    """The nvidia-* runtime wheels installed beside torch, and their versions."""
+def normalise(name: str) -> str:
+    """A distribution name as the packaging standards compare it."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed() -> dict[str, str]:
+    """Every distribution this interpreter sees, by normalised name."""
     found = {}
     for dist in metadata.distributions():
-        name = (dist.metadata["Name"] or "").lower()
-        if name.startswith("nvidia-"):
-            found[name] = dist.version
+        name = dist.metadata["Name"]
+        if name:
+            found.setdefault(normalise(name), dist.version)
     return dict(sorted(found.items()))
+
+
+def cuda_libraries(everything: dict[str, str]) -> dict[str, str]:
+    """The nvidia-* runtime wheels installed beside torch, and their versions."""
+    return {name: v for name, v in everything.items() if name.startswith("nvidia-")}
 
 
 def ffmpeg_major(libavutil_major: int) -> int:
@@ -197,6 +210,7 @@ def torch_facts() -> dict:
 def measure() -> schema.Environment:
     """The environment as the suite sees it: versions, host, facts, provenance."""
     probed = torch_facts()
+    everything = installed()
     libavutil = probed.get("libavutil") or linked_libavutil()
     host = schema.Host(
         os=platform.platform(),
@@ -216,7 +230,8 @@ def measure() -> schema.Environment:
         ffmpeg=str(ffmpeg_major(int(libavutil))) if libavutil else None,
         libavutil=libavutil,
         gpu_arch=probed.get("gpu_arch") or {},
-        cuda_libraries=cuda_libraries(),
+        cuda_libraries=cuda_libraries(everything),
+        installed=everything,
     )
     return schema.Environment(
         schema=schema.SCHEMA,

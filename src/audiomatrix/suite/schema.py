@@ -125,6 +125,8 @@ class Facts:
     """The wheel's compiled GPU code (fatbin.measure_torch), measured without a GPU."""
     cuda_libraries: dict[str, str] = field(default_factory=dict)
     """Installed nvidia-* runtime distributions and their versions."""
+    installed: dict[str, str] = field(default_factory=dict)
+    """Every installed distribution by normalised name: compared with the lock's pins."""
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from audiomatrix import engine, imagebuild, lock, smoke
+from audiomatrix import engine, imagebuild, imageplan, lock, smoke
 from audiomatrix.files import cache_dir
-from audiomatrix.wheelhouse import fill_wheelhouse, split_lock
+from audiomatrix.wheelhouse import fill_wheelhouse
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CELLS = (
@@ -66,7 +66,7 @@ def torch_parts(locks: list[smoke.CellLock], tags: list[str]) -> dict[str, tuple
             for i, s in enumerate(steps)
             if "install.sh" in (by := s["CreatedBy"]) and "torch.txt" in by
         )
-        torch = split_lock(cell.requirements.read_text())[0]
+        torch = imageplan.parts_for(cell).torch
         key = "|".join((cell.record["cell"]["base"], cell.python, torch))
         parts[tag] = (
             hashlib.sha256(key.encode()).hexdigest()[:12] + " " + steps[last]["Id"],

@@ -1,6 +1,11 @@
 #!/bin/sh
-# Install one part of a cell's lock into /opt/venv (made on first use), strictly from the
-# lock: hashes required, no dependency resolution. Run by docker/Dockerfile's install steps.
+# The install steps of docker/Dockerfile, strictly from the cell's lock: hashes required, no
+# dependency resolution.
+#
+#   install.sh cuda FILE      the shared CUDA libraries into /opt/cuda (no venv, no Python)
+#   install.sh interpreter    register /opt/python (a copied CPython), if there is one
+#   install.sh venv FILE      into /opt/venv (made on first use, with /opt/cuda on its path)
+#   install.sh debs NAME...   Debian packages fetched from $WHEELS/debs/, installed, deleted
 #
 # Packages come from $WHEELS (a --find-links address; nothing else is reached, no TLS) or
 # else from uv's default index plus $EXTRA_INDEX_URL. $CA_URL, when set, is fetched into a
@@ -10,23 +15,63 @@ export UV_PYTHON_DOWNLOADS=never UV_NO_CACHE=1
 # uv unpacks into a temporary folder on the same filesystem and hardlinks from it: each file
 # is written once (a copy would write the tree twice and need twice the disk).
 export UV_LINK_MODE=hardlink
-part="$1"
+step="$1"
+shift
+fetch() {
+    python3 -c 'import sys, urllib.request
+open(sys.argv[2], "wb").write(urllib.request.urlopen(sys.argv[1], timeout=300).read())' "$1" "$2"
+}
 ca=""
 trap '[ -z "$ca" ] || rm -f "$ca"' EXIT
 if [ -n "${CA_URL:-}" ]; then
     ca=$(mktemp)
-    python3 -c 'import sys, urllib.request
-open(sys.argv[2], "wb").write(urllib.request.urlopen(sys.argv[1], timeout=60).read())' \
-        "$CA_URL" "$ca"
+    fetch "$CA_URL" "$ca"
     export SSL_CERT_FILE="$ca"
 fi
-if [ -n "${WHEELS:-}" ]; then
-    set -- --no-index --find-links "$WHEELS"
-else
-    set -- ${EXTRA_INDEX_URL:+--extra-index-url "$EXTRA_INDEX_URL"}
-fi
-[ -x /opt/venv/bin/python ] || uv venv --quiet --python "python$PYTHON" /opt/venv
-if [ -s "$part" ]; then
+source_args() {
+    if [ -n "${WHEELS:-}" ]; then
+        echo --no-index --find-links "$WHEELS"
+    else
+        echo ${EXTRA_INDEX_URL:+--extra-index-url "$EXTRA_INDEX_URL"}
+    fi
+}
+case "$step" in
+cuda)
+    [ -s "$1" ] || exit 0
+    # shellcheck disable=SC2046
+    uv pip install --quiet --python python3 --target /opt/cuda --require-hashes --no-deps \
+        $(source_args) -r "$1"
+    ;;
+interpreter)
+    found=$(find /opt/python/bin -maxdepth 1 -name 'python3.*' ! -name '*-config' 2>/dev/null \
+            | head -n 1)
+    [ -n "$found" ] || exit 0
+    echo /opt/python/lib > /etc/ld.so.conf.d/audiomatrix-python.conf
+    ldconfig
+    ln -s "$found" "/usr/local/bin/$(basename "$found")"
+    ;;
+venv)
+    if [ ! -x /opt/venv/bin/python ]; then
+        uv venv --quiet --python "python$PYTHON" /opt/venv
+        site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+        echo /opt/cuda > "$site/audiomatrix-cuda.pth"
+    fi
+    [ -s "$1" ] || exit 0
+    # shellcheck disable=SC2046
     uv pip install --quiet --python /opt/venv/bin/python --require-hashes --no-deps \
-        --compile-bytecode "$@" -r "$part"
-fi
+        --compile-bytecode $(source_args) -r "$1"
+    ;;
+debs)
+    [ "$#" -gt 0 ] || exit 0
+    folder=$(mktemp -d)
+    for name in "$@"; do
+        fetch "${WHEELS:?Debian packages come from the wheelhouse}debs/$name" "$folder/$name"
+    done
+    dpkg -i "$folder"/*.deb > /dev/null
+    rm -rf "$folder"
+    ;;
+*)
+    echo "install.sh: unknown step $step" >&2
+    exit 2
+    ;;
+esac

@@ -137,6 +137,7 @@ def cell_record(
             "torchcodec": torchcodec,
             "ffmpeg": ffmpeg,
             "ffmpeg_major": "5" if ffmpeg else None,
+            "ffmpeg_packages": ["libavutil57", "libavcodec59"] if ffmpeg else [],
             "device": "cuda",
             "variant": axes["accelerator"],
             "gpu_arch": arch,

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
-import subprocess
 import tarfile
 import tempfile
 import uuid
@@ -17,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import container, engine, imagebuild, smoke
-from audiomatrix.wheelhouse import fill_wheelhouse, parse_lock, split_lock
+from audiomatrix import container, engine, evidence, imagebuild, interpreters, report, smoke
+from audiomatrix.wheelhouse import fill_wheelhouse, parse_lock
 from support import TrackedContainer, TrackedImages, small_cell
 
 pytestmark = pytest.mark.image
@@ -169,36 +167,30 @@ def test_a_broken_cell_does_not_stop_the_next(small, images: TrackedImages, envs
     assert results[1].ok
 
 
-def test_python_not_in_base_is_a_status(images: TrackedImages, envs: Path) -> None:
+def test_a_python_the_base_lacks_is_copied_from_this_machine(
+    images: TrackedImages, envs: Path, tmp_path: Path
+) -> None:
+    if interpreters.find("3.10") is None:
+        pytest.skip("this machine has no CPython 3.10 to copy")
     cell = small_cell(envs, f"test-py310-{uuid.uuid4().hex[:6]}", python="3.10")
+    built = images.build(cell)
+    assert built.ok, built.detail
+    labels = engine.client().images.get(built.tag).labels
+    assert labels["org.audiomatrix.python"] == "3.10"
+    assert labels["org.audiomatrix.python-source"].startswith("CPython 3.10.")
+    api = engine.client()
+    with TrackedContainer(api, built.tag, tmp_path) as box:
+        probe = "import ssl, sqlite3, ctypes, sys; ctypes.CDLL('libpython3.10.so.1.0');"
+        code, logs = box.run(["python", "-c", probe + "print(sys.version)"])
+    assert code == 0 and logs.startswith("3.10."), logs
+
+
+def test_a_python_this_machine_cannot_give_is_a_status(images: TrackedImages, envs: Path) -> None:
+    cell = small_cell(envs, f"test-py399-{uuid.uuid4().hex[:6]}")
+    cell.record["cell"]["python"] = "3.99"
     result = images.build(cell)
-    assert result.status == "python unavailable in base"
-    assert "3.10" in result.detail
-
-
-def test_split_matches_the_dockerfile(small, tmp_path: Path) -> None:
-    """split_lock gives, byte for byte, what the Dockerfile's awk writes (run here with the
-    host's awk); the torch part is the same text for two locks that differ elsewhere."""
-    dockerfile = (REPO / "docker" / "Dockerfile").read_text().replace("\\\n", "")
-    program = re.search(r"RUN awk '(.*?)'\s+/split/lock.txt", dockerfile, re.DOTALL)
-    assert program, "the Dockerfile's split step changed: update this test and split_lock"
-    script = program.group(1).replace('"/split/', f'"{tmp_path}/')
-    envs = REPO / "environments"
-    cells = [CI_CELL, f"{CI_CELL}-nocodec", "bookworm-py3.11-torch2.5.1-cu124-legacy"]
-    locks = [envs / c / "requirements.txt" for c in cells if (envs / c).is_dir()]
-    locks.append(small[0].requirements)
-    for path in locks:
-        for part in ("torch.txt", "rest.txt"):
-            (tmp_path / part).write_text("")
-        subprocess.run(["awk", script, str(path)], check=True)
-        torch, rest = split_lock(path.read_text())
-        assert (tmp_path / "torch.txt").read_text() == torch, path
-        assert (tmp_path / "rest.txt").read_text() == rest, path
-    torch, rest = split_lock(locks[0].read_text())
-    assert "torch==" in torch and "# via" not in torch and not re.search("^torch==", rest, re.M)
-    if len(locks) > 2:
-        assert split_lock(locks[1].read_text())[0] == torch
-    assert split_lock(small[0].requirements.read_text())[0] == ""
+    assert result.status == "python unavailable"
+    assert "the cell needs 3.99" in result.detail and "\n" not in result.detail
 
 
 @pytest.mark.skipif(
@@ -211,7 +203,12 @@ def test_a_real_torch_cell(images: TrackedImages, tmp_path: Path) -> None:
     result = container.smoke_in_image(
         built.tag, cell, tmp_path, checks=["torch_load"], echo=lambda _: None
     )
-    assert str(result.versions["torch"]).startswith(cell.record["cell"]["torch"])
+    assert str(result.environment.versions["torch"]).startswith(cell.record["cell"]["torch"])
+    # Measured inside, the image is the environment its cell declares, package for package.
+    pins = report.lock_pins(REPO / "environments", cell.cell)
+    declared = evidence.declaration(cell.record)
+    facts, host = result.environment.facts, result.environment.host
+    assert evidence.differences(declared, facts, host, result.lock_sha256, pins) == []
     # torch 2.6+ refuses the pickled package by default; compat's allow-list loads it.
     assert result.status("raw", "torch_load").status == "fail"
     assert result.status("compat", "torch_load").status == "pass"

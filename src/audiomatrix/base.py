@@ -5,11 +5,13 @@ Debian images are made, so a machine without registry access still builds.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from typing import Any
 import docker.errors
 
 from audiomatrix.engine import LABEL, client, find_image, first_line
-from audiomatrix.files import cache_dir, sha256_bytes
+from audiomatrix.files import cache_dir, sha256_bytes, write_atomic
 
 BASE_REPO = "audiomatrix/base"
 
@@ -72,6 +74,24 @@ def apt_mirror(suite: str, sources: Path = Path("/etc/apt")) -> str | None:
             if len(words) >= 3 and words[0] == "deb" and words[2] == suite:
                 return words[1]
     return None
+
+
+def dpkg_status(image: Any) -> Path:
+    """The base image's /var/lib/dpkg/status, copied once into the machine cache: apt plans
+    the packages an image needs against it, as if it ran inside the image."""
+    path = cache_dir() / "debs" / "status" / image.id.removeprefix("sha256:")[:16]
+    if path.exists():
+        return path
+    container = client().containers.create(image.id, command=["true"])
+    try:
+        stream, _ = container.get_archive("/var/lib/dpkg/status")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.extractfile("status")
+            assert member is not None, "the archive of one file holds it"
+            write_atomic(path, member.read())
+    finally:
+        container.remove(force=True)
+    return path
 
 
 def image_python(image: Any) -> str | None:

@@ -18,9 +18,6 @@ from packaging.version import Version
 from audiomatrix.suite.probe import normalise
 from audiomatrix.suite.schema import Facts, Host
 
-FFMPEG_BY_LIBAVUTIL_OFFSET = 52
-"""libavutil's major minus this is FFmpeg's (57 -> 5)."""
-
 
 @dataclass(frozen=True)
 class Declaration:
@@ -67,12 +64,13 @@ def declaration(record: Mapping[str, Any]) -> Declaration:
     )
 
 
-def measured_distribution(host: Host) -> str | None:
-    """`debian 12 (bookworm)` -> `debian bookworm`, comparable with a declaration."""
-    if not host.distribution:
+def comparable_distribution(measured: str | None) -> str | None:
+    """`debian 12 (bookworm)` (as the suite reads /etc/os-release) -> `debian bookworm`,
+    comparable with a declaration's base."""
+    if not measured:
         return None
-    found = re.fullmatch(r"(\S+)\s*\S*\s*\((\S+)\)", host.distribution)
-    return f"{found.group(1)} {found.group(2)}" if found else host.distribution
+    found = re.fullmatch(r"(\S+)\s*\S*\s*\((\S+)\)", measured)
+    return f"{found.group(1)} {found.group(2)}" if found else measured
 
 
 def lock_drift(pins: Mapping[str, str], installed: Mapping[str, str]) -> list[str]:
@@ -107,7 +105,7 @@ def differences(
     the run measured them) are checked against them too."""
     found = []
     if declared.family == "linux":
-        measured = measured_distribution(host)
+        measured = comparable_distribution(host.distribution)
         if measured != declared.distribution:
             found.append(f"OS: declared {declared.distribution}, measured {measured or 'unknown'}")
     elif host.distribution and not host.distribution.startswith(declared.family):

@@ -1,8 +1,10 @@
 """A cell's image from docker/Dockerfile, tagged by the hash of everything it is made of (base,
-uv, Python, FFmpeg, the build context's files) so an unchanged cell is never rebuilt.
+uv, the build context: lock parts, interpreter, suite; FFmpeg's packages) so an unchanged cell
+is never rebuilt.
 
-Packages come from the loopback wheelhouse, installed once, in the image's own stage, torch
-first: identical torch lines in two locks make an identical torch layer, which the images share.
+Packages come from the loopback wheelhouse (wheels) and the machine's Debian package cache
+(FFmpeg), installed once, in the image's own stage, in layers ordered by how widely they are
+shared (imageplan, layers): identical parts make identical layers, which the images share.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from audiomatrix import lock
-from audiomatrix.base import BaseUnavailable, ensure_base, image_python
+from audiomatrix import imageplan, interpreters, lock
+from audiomatrix.base import BaseUnavailable, ensure_base
 from audiomatrix.engine import client, engine_call, find_image
 from audiomatrix.files import cache_dir, sha256_bytes
+from audiomatrix.imageplan import Plan
 from audiomatrix.smoke import CellLock, SmokeError
 from audiomatrix.suite import probe
 from audiomatrix.wheelhouse import fill_wheelhouse, serve
@@ -80,13 +83,9 @@ def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 def context_files(cell: CellLock) -> dict[str, Path]:
-    """What the build context holds, by path in the context (mirrors the repository). Never
-    a CA bundle: a build fetches that from the loopback server (see `build`)."""
-    files = {
-        DOCKERFILE: REPO / DOCKERFILE,
-        INSTALLER: REPO / INSTALLER,
-        lock_path(cell): cell.requirements,
-    }
+    """The repository's files in every build context, by path in the context (it mirrors the
+    repository). Never a CA bundle: a build fetches that from the loopback server."""
+    files = {DOCKERFILE: REPO / DOCKERFILE, INSTALLER: REPO / INSTALLER}
     for name in PACKAGE_FILES:
         files[name] = REPO / name
     for path in probe.suite_files():
@@ -94,32 +93,56 @@ def context_files(cell: CellLock) -> dict[str, Path]:
     return files
 
 
-def lock_path(cell: CellLock) -> str:
-    return f"environments/{cell.cell}/{lock.LOCK_FILE}"
+def generated_files(plan: Plan) -> dict[str, bytes]:
+    """What the host prepared for this cell: its lock parts."""
+    parts = plan.parts
+    return {"parts/cuda.txt": parts.cuda.encode(), "parts/torch.txt": parts.torch.encode(),
+            "parts/rest.txt": parts.rest.encode()}  # fmt: skip
 
 
-def _context_tar(files: Mapping[str, Path]) -> io.BytesIO:
+def write_context(out: tarfile.TarFile, files: Mapping[str, Path], plan: Plan) -> None:
+    """The build context: the repository's files, the generated parts and python/ (the copied
+    interpreter's tree, or empty)."""
+    for name, path in sorted(files.items()):
+        out.add(path, arcname=name, filter=_normalise)
+    for name, data in sorted(generated_files(plan).items()):
+        info = _normalise(tarfile.TarInfo(name))
+        info.size = len(data)
+        out.addfile(info, io.BytesIO(data))
+    folder = _normalise(tarfile.TarInfo("python"))
+    folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+    out.addfile(folder)
+    if plan.python.archive is not None:
+        with tarfile.open(plan.python.archive) as interpreter:
+            for member in interpreter.getmembers():
+                data = interpreter.extractfile(member) if member.isfile() else None
+                member.name = f"python/{member.name}"
+                out.addfile(member, data)
+
+
+def _context_tar(files: Mapping[str, Path], plan: Plan) -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as out:
-        for name, path in sorted(files.items()):
-            out.add(path, arcname=name, filter=_normalise)
+        write_context(out, files, plan)
     buffer.seek(0)
     return buffer
 
 
-def content_hash(cell: CellLock, base_id: str, uv_id: str, ffmpeg: bool) -> str:
+def content_hash(cell: CellLock, base_id: str, uv_id: str, plan: Plan) -> str:
     """The hash an image is tagged by: everything it is made of, nothing about when."""
     files = context_files(cell)
-    parts = {
+    made_of = {
         "base": base_id,
         "uv": uv_id,
         "python": cell.python,
-        "ffmpeg": ffmpeg,
+        "interpreter": interpreters.manifest(plan.python.archive) if plan.python.archive else None,
+        "debs": [p.name for p in plan.debs],
         "files": {
             name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()
         },
+        "generated": {name: sha256_bytes(data) for name, data in generated_files(plan).items()},
     }
-    return sha256_bytes(json.dumps(parts, sort_keys=True).encode())
+    return sha256_bytes(json.dumps(made_of, sort_keys=True).encode())
 
 
 def cell_tag(cell: str, digest: str) -> str:
@@ -161,16 +184,12 @@ def build(
             return result("base unavailable", detail=str(exc))
         api = client()
         base_image = api.images.get(base)
-        has = image_python(base_image)
-        if has and has != cell.python:
-            return result(
-                "python unavailable in base",
-                detail=f"{base} has Python {has}, the cell needs {cell.python} "
-                "(no Python downloads here; only the base's own python3 is used)",
-            )
+        try:
+            made = imageplan.plan(cell, base, base_image, echo)
+        except imageplan.PlanError as exc:
+            return result(exc.status, detail=exc.detail)
         uv_image = ensure_uv_image()
-        ffmpeg = bool(info.get("ffmpeg"))
-        digest = content_hash(cell, base_image.id, api.images.get(uv_image).id, ffmpeg)
+        digest = content_hash(cell, base_image.id, api.images.get(uv_image).id, made)
         tag = cell_tag(cell.cell, digest)
         if find_image(api, tag) and not force:
             return result("unchanged", tag)
@@ -183,8 +202,8 @@ def build(
             "BASE": base,
             "UV_IMAGE": uv_image,
             "PYTHON": cell.python,
-            "LOCK": lock_path(cell),
-            "FFMPEG": "1" if ffmpeg else "0",
+            "PYTHON_SOURCE": made.python.source,
+            "DEBS": " ".join(p.name for p in made.debs),
             "CELL": cell.cell,
             "LOCK_SHA256": cell.lock_sha256,
             "REVISION": git_revision(),
@@ -193,8 +212,9 @@ def build(
         }
         if ca_bundle and not ca_bundle.is_file():
             return result("failed", detail=f"the CA bundle {ca_bundle} is not a readable file")
-        context = _context_tar(context_files(cell))
-        extra = {CA_PATH: ca_bundle} if ca_bundle else {}
+        context = _context_tar(context_files(cell), made)
+        extra = {f"debs/{p.name}": p for p in made.debs}
+        extra |= {CA_PATH: ca_bundle} if ca_bundle else {}
         try:
             with serve(wheelhouse or cache_dir() / "wheelhouse", files=extra) as url:
                 args["WHEELS"] = url

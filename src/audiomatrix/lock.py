@@ -231,6 +231,7 @@ class CellData(_Record):
     torchcodec: str | None
     ffmpeg: bool
     ffmpeg_major: str | None = None
+    ffmpeg_packages: list[str] = []
     device: str
     variant: str
     gpu_arch: list[str]

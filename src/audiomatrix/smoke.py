@@ -277,9 +277,10 @@ def smoke_native(
 def native_libraries(cell: CellLock, echo: Callable[[str], None]) -> list[Path]:
     """The library folders that give a native run the FFmpeg its cell declares: Debian's
     packages for the host's own distribution, unpacked into the machine cache."""
-    if not cell.record["cell"].get("ffmpeg"):
+    packages = cell.record["cell"]["ffmpeg_packages"]
+    if not packages:
         return []
     try:
-        return debs.unpacked(debs.FFMPEG_PACKAGES, echo=echo)
+        return debs.unpacked(packages, echo=echo)
     except debs.DebError as exc:
         raise SmokeError(f"{cell.cell}: cannot provide FFmpeg natively: {exc}") from None

@@ -91,6 +91,14 @@ class Fact(_Strict):
         return self
 
 
+class Ffmpeg(_Strict):
+    """The FFmpeg a Linux distribution ships: its major version and the packages of its
+    shared libraries (what a cell that declares FFmpeg gets, in its image or natively)."""
+
+    major: Annotated[str, StringConstraints(strict=True, pattern=r"^\d+$")]
+    packages: list[Name]
+
+
 class OsValue(_Strict):
     """An operating system: Linux values run as images from `base`, the others natively."""
 
@@ -98,6 +106,7 @@ class OsValue(_Strict):
     platform: str = Field(description="uv's --python-platform target for locks")
     runner: str = Field(description="CI runner label")
     base: str | None = None
+    ffmpeg: Ffmpeg | None = None
     requires: list[Fact] = []
 
     @property
@@ -110,6 +119,8 @@ class OsValue(_Strict):
             raise ValueError("a linux os needs `base`, the image its cells build on")
         if self.family != "linux" and self.base:
             raise ValueError(f"a {self.family} os runs natively and takes no `base`")
+        if self.family != "linux" and self.ffmpeg:
+            raise ValueError(f"a {self.family} os takes no `ffmpeg`: only images get packages")
         return self
 
 
@@ -268,6 +279,11 @@ class Cell:
         return self.unbuildable is None
 
     @property
+    def ffmpeg(self) -> Ffmpeg | None:
+        """The FFmpeg this cell gets: its stack wants one and its (Linux) os ships one."""
+        return self.os_value.ffmpeg if self.stack_value.ffmpeg else None
+
+    @property
     def torchcodec(self) -> str | None:
         """The TorchCodec this cell installs: the stack wants it and the torch pairs one."""
         return self.torch_value.torchcodec if self.stack_value.torchcodec else None
@@ -286,7 +302,9 @@ class Cell:
             "runner": self.os_value.runner,
             "torchaudio": self.torch_value.torchaudio,
             "torchcodec": self.torchcodec,
-            "ffmpeg": self.stack_value.ffmpeg and not self.os_value.native,
+            "ffmpeg": self.ffmpeg is not None,
+            "ffmpeg_major": self.ffmpeg.major if self.ffmpeg else None,
+            "ffmpeg_packages": list(self.ffmpeg.packages) if self.ffmpeg else [],
             "device": self.accelerator_value.device,
             "variant": self.accelerator_value.variant,
             "gpu_arch": list(self.accelerator_value.gpu_arch),

@@ -31,7 +31,6 @@ from audiomatrix.smoke import CellLock, SmokeError
 DEFAULT_PORT = 47391
 """The wheelhouse's loopback port. Build args are part of the layer cache key, so the
 find-links address must not change between runs (AUDIOMATRIX_WHEELHOUSE_PORT overrides)."""
-TORCH_LINE = re.compile(r"^(torch|triton|pytorch-triton|nvidia-[a-z0-9-]+)==")
 
 
 @dataclass(frozen=True)
@@ -52,21 +51,6 @@ def parse_lock(text: str) -> list[Pin]:
             hashes = frozenset(re.findall(r"--hash=sha256:([0-9a-f]{64})", entry))
             pins.append(Pin(head.group(1), head.group(2), hashes))
     return pins
-
-
-def split_lock(text: str) -> tuple[str, str]:
-    """(torch part, the rest), line for line as docker/Dockerfile's awk split does: a
-    requirement line and its `--hash` lines go to the part the requirement belongs to,
-    comments are dropped, so the torch part's text is the same in every cell with that torch."""
-    parts: tuple[list[str], list[str]] = ([], [])
-    torch = False
-    for line in text.splitlines():
-        starts = re.match(r"[A-Za-z0-9]", line)
-        if starts:
-            torch = bool(TORCH_LINE.match(line))
-        if starts or re.match(r" +--hash", line):
-            parts[0 if torch else 1].append(line + "\n")
-    return "".join(parts[0]), "".join(parts[1])
 
 
 def default_index() -> str:

@@ -18,19 +18,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from audiomatrix import container as container_stage
 from audiomatrix import doctor as doctor_stage
 from audiomatrix import engine as engine_stage
 from audiomatrix import fanout, publications, query, render
-from audiomatrix import imagebuild as build_stage
 from audiomatrix import lock as lock_stage
 from audiomatrix import publish as publish_stage
 from audiomatrix import report as report_stage
-from audiomatrix import results as results_stage
-from audiomatrix import smoke as smoke_stage
 from audiomatrix import tox as tox_stage
 from audiomatrix.spec import MAX_CELLS, Cell, Matrix, MatrixError, SelectError, load
-from audiomatrix.suite.schema import MODES
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -192,27 +187,6 @@ def lock(ctx: typer.Context, matrix: MatrixOption = None, select: SelectOption =
     loaded, chosen = _selected(ctx, matrix, select)
     results = _run_lock(loaded, chosen)
     if any(r.failed for r in results):
-        raise typer.Exit(1)
-
-
-@app.command("matrix")
-def run_matrix(
-    ctx: typer.Context,
-    matrix: MatrixOption = None,
-    select: SelectOption = None,
-    ca_bundle: CaBundleOption = None,
-) -> None:
-    """The pipeline for the selection: lock, engine, build, smoke in the images (raw and
-    compat). Unchanged cells are skipped at every stage; macOS and Windows cells run natively
-    on their own runners (`audiomatrix smoke --native`)."""
-    loaded, chosen = _selected(ctx, matrix, select)
-    locked = _run_lock(loaded, chosen)
-    if any(r.failed for r in locked):
-        raise typer.Exit(1)
-    linux = [c for c in chosen if c.buildable and not c.os_value.native]
-    failed = bool(linux) and _image_smoke(loaded, linux, ca_bundle)
-    _write_report(Path(loaded.path).parent)
-    if failed:
         raise typer.Exit(1)
 
 
@@ -407,195 +381,6 @@ def pull(
         out.print(f"  {line}", markup=False, highlight=False)
 
 
-def _status_line(result: results_stage.RunResult, results_root: Path) -> str:
-    """`raw: xtts=pass demucs=fail[weights-only-demucs] ...; compat: ...`, classified as the
-    report will classify it."""
-    parts = []
-    for mode, checks in result.modes.items():
-        shown = []
-        for c in checks:
-            log = (results_root / result.cell / c.log) if c.log else None
-            text = log.read_text(errors="replace") if log and log.is_file() else ""
-            signature = report_stage.signature_of(c, text)
-            shown.append(f"{c.check}={c.status}" + (f"[{signature}]" if signature else ""))
-        parts.append(f"{mode}: {' '.join(shown)}")
-    return "; ".join(parts)
-
-
-@app.command()
-def smoke(
-    ctx: typer.Context,
-    cell_ids: Annotated[
-        list[str] | None, typer.Argument(help="Cell ids (or use --select).")
-    ] = None,
-    matrix: MatrixOption = None,
-    select: SelectOption = None,
-    native: Annotated[
-        bool, typer.Option("--native", help="Run in a venv made from the lock, not an image.")
-    ] = False,
-    mode: Annotated[
-        list[str] | None, typer.Option(help="raw and/or compat [default: both].")
-    ] = None,
-    check: Annotated[list[str] | None, typer.Option(help="Only these checks.")] = None,
-    ca_bundle: CaBundleOption = None,
-) -> None:
-    """Run the smoke suite for each cell and write results/<cell>/<run>.json: inside the
-    cell's image (built if needed), or natively with --native (only where this machine gives
-    the environment the cell declares)."""
-    unknown = sorted(set(mode or ()) - set(MODES))
-    if unknown:
-        raise _fail(f"--mode {unknown[0]}: choose raw or compat")
-    loaded, chosen = _selected(ctx, matrix, [*(select or ()), *(cell_ids or ())])
-    root = Path(loaded.path).parent
-    if not native:
-        linux = [c for c in chosen if c.buildable and not c.os_value.native]
-        if _image_smoke(loaded, linux, ca_bundle, modes=mode, checks=check):
-            raise typer.Exit(1)
-        return
-    failed = 0
-    for cell in chosen:
-        if not cell.buildable:
-            continue
-        try:
-            lock_record = smoke_stage.read_lock(_environments(loaded), cell.id)
-            with err.status(f"[bold]{cell.id}[/]: preparing the venv and running the suite"):
-                result = smoke_stage.smoke_native(
-                    lock_record,
-                    root / "results",
-                    smoke_stage.venv_root(),
-                    modes=mode or MODES,
-                    checks=check or (),
-                    echo=lambda line, cid=cell.id: err.print(f"{cid}: {line}", markup=False),
-                )
-        except smoke_stage.SmokeError as exc:
-            failed += 1
-            err.print(str(exc), markup=False, soft_wrap=True)
-            continue
-        out.print(f"[bold]{cell.id}[/] {_status_line(result, root / 'results')}", highlight=False)
-    if failed:
-        raise typer.Exit(1)
-
-
-def _locked(loaded: Matrix, cells: list[Cell]) -> list[smoke_stage.CellLock]:
-    """The cells' lock records; a cell without a lock is reported and left out."""
-    found = []
-    for cell in cells:
-        try:
-            found.append(smoke_stage.read_lock(_environments(loaded), cell.id))
-        except smoke_stage.SmokeError as exc:
-            err.print(f"skipped {exc}", markup=False)
-    return found
-
-
-def _build(locks: list[smoke_stage.CellLock], ca_bundle: Path | None) -> list:
-    """Build each cell's image (unchanged ones are found by their content tag)."""
-    built = []
-    with _progress() as progress:
-        task = progress.add_task("build", total=len(locks), last="")
-        for cell_lock in locks:
-            progress.update(task, last=f"{cell_lock.cell}: building")
-            result = build_stage.build(
-                cell_lock,
-                ca_bundle=ca_bundle,
-                echo=lambda line: progress.update(task, last=line[:80]),
-                progress=lambda line: progress.update(task, last=line[:80]),
-            )
-            built.append(result)
-            progress.update(task, advance=1, last=f"{cell_lock.cell}: {result.status}")
-    table = Table(title="build")
-    for column in ("cell", "status", "image", "seconds", "detail"):
-        table.add_column(column, overflow="fold")
-    for r in built:
-        style = "green" if r.ok else "red"
-        table.add_row(r.cell, f"[{style}]{r.status}[/]", r.tag or "", f"{r.seconds:.1f}", r.detail)
-    out.print(table)
-    return built
-
-
-def _smoke_is_current(
-    results_root: Path, cell_lock: smoke_stage.CellLock, image_id: str, modes: list[str]
-) -> bool:
-    """The newest result already ran this very image on this lock, in every mode asked."""
-    latest = results_stage.latest(results_root, cell_lock.cell, kind="image")
-    return (
-        latest is not None
-        and latest.where.image_digest == image_id
-        and latest.lock_sha256 == cell_lock.lock_sha256
-        and set(modes) <= set(latest.modes)
-    )
-
-
-def _image_smoke(
-    loaded: Matrix,
-    cells: list[Cell],
-    ca_bundle: Path | None,
-    modes: list[str] | None = None,
-    checks: list[str] | None = None,
-) -> bool:
-    """Engine, build, smoke in the image for Linux cells; True when something failed."""
-    try:
-        version = engine_stage.ensure_engine()
-    except engine_stage.EngineError as exc:
-        err.print(str(exc), markup=False, soft_wrap=True)
-        return True
-    err.print(f"Docker Engine {version}", highlight=False)
-    locks = _locked(loaded, cells)
-    results_root = Path(loaded.path).parent / "results"
-    wanted = list(modes or MODES)
-    try:
-        built = _build(locks, ca_bundle)
-        failed = any(not b.ok and b.status == "failed" for b in built)
-        by_cell = {c.cell: c for c in locks}
-        for b in built:
-            if not b.ok or b.tag is None:
-                continue
-            cell_lock = by_cell[b.cell]
-            image_id = engine_stage.client().images.get(b.tag).id
-            if not checks and _smoke_is_current(results_root, cell_lock, image_id, wanted):
-                out.print(f"[bold]{b.cell}[/] smoke unchanged (image {image_id[7:19]})")
-                continue
-            with err.status(f"[bold]{b.cell}[/]: smoke in {b.tag}"):
-                result = container_stage.smoke_in_image(
-                    b.tag, cell_lock, results_root, modes=wanted, checks=checks or (),
-                    echo=lambda line, cid=b.cell: err.print(f"{cid}: {line}", markup=False),
-                )  # fmt: skip
-            out.print(f"[bold]{b.cell}[/] {_status_line(result, results_root)}", highlight=False)
-    except engine_stage.EngineError as exc:
-        err.print(str(exc), markup=False, soft_wrap=True)
-        return True
-    return failed
-
-
-@app.command()
-def engine() -> None:
-    """Make sure a Docker Engine answers; as root with none running, start one."""
-    try:
-        version = engine_stage.ensure_engine()
-    except engine_stage.EngineError as exc:
-        raise _fail(str(exc), 1) from None
-    out.print(f"Docker Engine {version} answers")
-
-
-@app.command()
-def build(
-    ctx: typer.Context,
-    matrix: MatrixOption = None,
-    select: SelectOption = None,
-    ca_bundle: CaBundleOption = None,
-) -> None:
-    """Build the image of each selected, locked Linux cell (tagged by content)."""
-    loaded, chosen = _selected(ctx, matrix, select)
-    try:
-        engine_stage.ensure_engine()
-        built = _build(
-            _locked(loaded, [c for c in chosen if c.buildable and not c.os_value.native]), ca_bundle
-        )
-    except engine_stage.EngineError as exc:
-        raise _fail(str(exc), 1) from None
-    if any(b.status == "failed" for b in built):
-        raise typer.Exit(1)
-
-
 ci_app = typer.Typer(help="CI files generated from the matrix: fan the cells out.")
 app.add_typer(ci_app, name="ci")
 OutOption = Annotated[Path | None, typer.Option("--out", help="Where to write it.")]
@@ -665,6 +450,9 @@ def doctor(ctx: typer.Context, matrix: MatrixOption = None) -> None:
         table.add_row(check.what, "[green]yes[/]" if check.ok else "[red]no[/]", check.detail)
     out.print(table)
 
+
+# The image commands (engine, build, smoke, sweep, matrix) register themselves on `app`.
+from audiomatrix import cli_images  # noqa: E402, F401
 
 INTERRUPTED = (
     "interrupted: finished work is kept and nothing was recorded for the work in progress; "

@@ -157,6 +157,41 @@ def git_revision() -> str:
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A cell ready to build: what its image will be made of, and so its content tag."""
+
+    cell: CellLock
+    base: str
+    uv_image: str
+    plan: Plan
+    tag: str
+
+
+def prepare(cell: CellLock, echo: Callable[[str], None] = print) -> Prepared | BuildResult:
+    """The cell's base, uv image, plan and content tag, without building: enough to know
+    whether a result for exactly this image exists. A BuildResult says why it cannot be."""
+    started = time.monotonic()
+
+    def refused(status: str, detail: str) -> BuildResult:
+        return BuildResult(cell.cell, status, None, detail, round(time.monotonic() - started, 2))
+
+    with engine_call(f"the build of {cell.cell}"):
+        try:
+            base = ensure_base(cell.record["cell"]["base"], echo)
+        except BaseUnavailable as exc:
+            return refused("base unavailable", str(exc))
+        api = client()
+        base_image = api.images.get(base)
+        try:
+            made = imageplan.plan(cell, base, base_image, echo)
+        except imageplan.PlanError as exc:
+            return refused(exc.status, exc.detail)
+        uv_image = ensure_uv_image()
+        digest = content_hash(cell, base_image.id, api.images.get(uv_image).id, made)
+    return Prepared(cell, base, uv_image, made, cell_tag(cell.cell, digest))
+
+
 def build(
     cell: CellLock,
     *,
@@ -165,6 +200,7 @@ def build(
     echo: Callable[[str], None] = print,
     progress: Callable[[str], None] = lambda _: None,
     force: bool = False,
+    prepared: Prepared | None = None,
 ) -> BuildResult:
     """Build (or find) the image of one locked Linux cell. Every outcome is a BuildResult;
     only a vanished engine raises (EngineError), since then no other cell can build either.
@@ -172,25 +208,16 @@ def build(
     fetches it, uses it and deletes it, so no layer holds it. `force` rebuilds with the layer
     cache off (the benchmark's cold build)."""
     started = time.monotonic()
-    info = cell.record["cell"]
+    ready = prepared or prepare(cell, echo)
+    if isinstance(ready, BuildResult):
+        return ready
 
     def result(status: str, tag: str | None = None, detail: str = "") -> BuildResult:
         return BuildResult(cell.cell, status, tag, detail, round(time.monotonic() - started, 2))
 
+    base, uv_image, made, tag = ready.base, ready.uv_image, ready.plan, ready.tag
     with engine_call(f"the build of {cell.cell}"):
-        try:
-            base = ensure_base(info["base"], echo)
-        except BaseUnavailable as exc:
-            return result("base unavailable", detail=str(exc))
         api = client()
-        base_image = api.images.get(base)
-        try:
-            made = imageplan.plan(cell, base, base_image, echo)
-        except imageplan.PlanError as exc:
-            return result(exc.status, detail=exc.detail)
-        uv_image = ensure_uv_image()
-        digest = content_hash(cell, base_image.id, api.images.get(uv_image).id, made)
-        tag = cell_tag(cell.cell, digest)
         if find_image(api, tag) and not force:
             return result("unchanged", tag)
         try:

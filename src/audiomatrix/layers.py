@@ -15,8 +15,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from audiomatrix.wheelhouse import Pin, parse_lock
-
 TORCH_LINE = re.compile(r"^(torch|triton|pytorch-triton|nvidia-[a-z0-9-]+|cuda-[a-z0-9-]+)$")
 """What the torch layer holds: torch, its compiler, and its CUDA packages not shared."""
 SHARED_LIBRARY = re.compile(r"^nvidia-[a-z0-9-]+$")
@@ -33,35 +31,44 @@ class Parts:
     rest: str
 
 
-def shared_cuda(locks: Iterable[str]) -> frozenset[Pin]:
-    """The nvidia-* pins (with their hashes) that every one of these locks has, identically:
-    the group's shared CUDA layer. Empty when one lock has none (a CPU build in the group)."""
-    common: set[Pin] | None = None
+@dataclass(frozen=True)
+class Entry:
+    """One requirement of a lock, verbatim (its line and `--hash` lines; comments dropped)."""
+
+    name: str
+    text: str
+
+
+def entries(lock: str) -> list[Entry]:
+    """The lock's requirements, each exactly as written: a damaged hash stays damaged, so uv
+    refuses it in the image as it would from the lock."""
+    found = []
+    for block in re.split(r"\n(?=[A-Za-z0-9])", lock):
+        head = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==", block)
+        if head:
+            kept = [ln for ln in block.splitlines() if not ln.lstrip().startswith("#")]
+            found.append(Entry(head.group(1).lower(), "".join(f"{ln}\n" for ln in kept)))
+    return found
+
+
+def shared_cuda(locks: Iterable[str]) -> frozenset[Entry]:
+    """The nvidia-* requirements (with their hashes) that every one of these locks has,
+    identically: the group's shared CUDA layer. Empty when one lock has none (a CPU build)."""
+    common: set[Entry] | None = None
     for text in locks:
-        pins = {p for p in parse_lock(text) if SHARED_LIBRARY.match(p.name.lower())}
+        pins = {e for e in entries(text) if SHARED_LIBRARY.match(e.name)}
         common = pins if common is None else common & pins
     return frozenset(common or ())
 
 
-def requirement_text(pins: Iterable[Pin]) -> str:
-    """Pins as a hash-checked requirements file, sorted: the same pins give the same bytes,
-    so the layer's COPY and RUN are cached across cells."""
-    lines = []
-    for pin in sorted(pins, key=lambda p: p.name.lower()):
-        hashes = sorted(pin.hashes)
-        lines.append(f"{pin.name}=={pin.version}" + (" \\" if hashes else ""))
-        lines += [f"    --hash=sha256:{h}" + (" \\" if i < len(hashes) - 1 else "")
-                  for i, h in enumerate(hashes)]  # fmt: skip
-    return "".join(f"{line}\n" for line in lines)
-
-
-def split(lock: str, shared: frozenset[Pin]) -> Parts:
-    """One cell's lock as its shared CUDA part, its torch part and the rest."""
-    pins = parse_lock(lock)
-    cuda = [p for p in pins if p in shared]
-    torch = [p for p in pins if p not in shared and TORCH_LINE.match(p.name.lower())]
-    rest = [p for p in pins if p not in shared and not TORCH_LINE.match(p.name.lower())]
-    return Parts(requirement_text(cuda), requirement_text(torch), requirement_text(rest))
+def split(lock: str, shared: frozenset[Entry]) -> Parts:
+    """One cell's lock as its shared CUDA part, its torch part and the rest, each sorted by
+    name so that the same requirements give the same bytes (and the same cached layer)."""
+    found = sorted(entries(lock), key=lambda e: e.name)
+    cuda = [e for e in found if e in shared]
+    torch = [e for e in found if e not in shared and TORCH_LINE.match(e.name)]
+    rest = [e for e in found if e not in shared and not TORCH_LINE.match(e.name)]
+    return Parts(*("".join(e.text for e in part) for part in (cuda, torch, rest)))
 
 
 def group_key(record: Mapping[str, object]) -> tuple[str, str]:

@@ -22,7 +22,7 @@ from audiomatrix.container import container_options
 from audiomatrix.engine import find_image
 from audiomatrix.files import sha256_file
 from audiomatrix.imagebuild import UV_REPO, BuildResult, build
-from audiomatrix.suite import probe, schema
+from audiomatrix.suite import fatbin, probe, schema
 
 STEP_IMAGE = re.compile(r"---> ([0-9a-f]{12})")
 """A build step's image in the classic builder's output."""
@@ -71,6 +71,8 @@ def environment(
     ffmpeg: str | None = None,
     versions: dict[str, str | None] | None = None,
     suite_sha256: str | None = None,
+    gpu_arch: dict[str, Any] | None = None,
+    compute_capability: str | None = None,
 ) -> schema.Environment:
     """An Environment as the suite would measure it (the current suite's hashes unless told)."""
     made = probe.provenance()
@@ -86,7 +88,12 @@ def environment(
             "demucs": "4.0.1",
         },
         host=schema.Host(
-            os="Linux-6.1-x86_64", machine="x86_64", cpu="EPYC", distribution=distribution
+            os="Linux-6.1-x86_64",
+            machine="x86_64",
+            cpu="EPYC",
+            distribution=distribution,
+            gpu="NVIDIA test GPU" if compute_capability else None,
+            compute_capability=compute_capability,
         ),
         facts=schema.Facts(
             python=python,
@@ -96,6 +103,7 @@ def environment(
             torchcodec=torchcodec,
             ffmpeg=ffmpeg,
             libavutil=str(int(ffmpeg) + 52) if ffmpeg else None,
+            gpu_arch=gpu_arch or {},
         ),
         provenance=schema.Provenance(
             suite_sha256=suite_sha256 or made.suite_sha256, compat_sha256=made.compat_sha256
@@ -159,6 +167,21 @@ def write_cell_json(envs: Path, cell: str, *args: Any, **kwargs: Any) -> None:
     (envs / cell / "cell.json").write_text(json.dumps(cell_record(cell, *args, **kwargs)))
 
 
+WHEEL_SASS = {
+    "cu124": ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"],
+    "cu128": ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"],
+}
+"""What torch's PyPI wheels of these CUDA lines carry (their _cuda_getArchFlags())."""
+
+
+def wheel_gpu_code(variant: str) -> dict[str, Any]:
+    """A fatbin measurement as the suite writes it, for a wheel with WHEEL_SASS[variant]."""
+    sass = WHEEL_SASS.get(variant)
+    if sass is None:
+        return {}
+    return {"sass": sass, "ptx": [], "predictions": fatbin.predict_all(sass, [])}
+
+
 def run_result(
     cell: str,
     raw: dict[str, str],
@@ -189,6 +212,7 @@ def run_result(
     started = datetime.strptime(run, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     image = kind == "image"
     cuda = evidence.cuda_of_variant(axes["accelerator"])
+    measured.setdefault("gpu_arch", wheel_gpu_code(axes["accelerator"]))
     return results.RunResult(
         cell=cell,
         run=run,

@@ -70,7 +70,7 @@ def test_recommend_falls_back_to_compat_and_filters(repo: Path) -> None:  # noqa
     r = query.recommend(t, ["xtts", "demucs", "diffrhythm"], gpu_arch="sm_120")
     assert (r.row.cell, r.mode) == (NEW, "compat")
     assert "No matching row passes them all raw" in r.explanation
-    assert "sm_120" in r.explanation and "unverified" in r.explanation
+    assert "On sm_120: native, predicted from the wheel's compiled code (sm_120)" in (r.explanation)
 
     r = query.recommend(t, ["xtts"], gpu_arch="sm_120", python="3.11", os="linux")
     assert r.row.cell == NEW
@@ -92,3 +92,29 @@ def test_recommend_never_names_a_run_measured_elsewhere(repo: Path) -> None:  # 
     assert apart.cell == BROKEN and apart.checks["xtts"].raw.status == "pass"
     only_broken = t.model_copy(update={"rows": [r for r in t.rows if r.cell == BROKEN]})
     assert query.recommend(only_broken, ["xtts"]).row is None
+
+
+def test_recommend_for_a_gpu_uses_the_measured_kernels(repo: Path) -> None:  # noqa: F811
+    t = table(repo)
+    # OLD (torch 2.5.1+cu124) passes everything raw, but its wheel has no sm_120 code.
+    old = next(r for r in t.rows if r.cell == OLD)
+    assert old.gpu["sm_120"].verdict == "no-kernel-image" and old.gpu["sm_90"].verdict == "native"
+    r = query.recommend(t, ["xtts", "demucs", "diffrhythm"], gpu_arch="sm_120")
+    assert r.row is not None and r.row.cell != OLD
+    assert query.recommend(t, ["xtts", "demucs", "diffrhythm"], gpu_arch="sm_90").row.cell == OLD
+    # A run on a real sm_120 GPU is observed, not predicted; a row measured nothing never counts.
+    results.write(
+        repo / "results",
+        run_result(
+            NEW,
+            ALL_PASS | {"accelerator": "pass"},
+            run="20261127T000000Z",
+            compute_capability="sm_120",
+        ),
+    )
+    r = query.recommend(table(repo), ["xtts"], gpu_arch="sm_120")
+    assert "observed on NVIDIA test GPU (sm_120)" in r.explanation
+    unmeasured = run_result(NEW, ALL_PASS, run="20261128T000000Z", gpu_arch={"error": "x"})
+    results.write(repo / "results", unmeasured)
+    rows = [r for r in table(repo).rows if r.cell == NEW and not r.host.compute_capability]
+    assert rows[0].gpu == {} and not query.runs_on(rows[0], "sm_90")

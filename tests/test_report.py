@@ -137,7 +137,7 @@ def test_damaged_and_foreign_files_are_listed_not_dropped(repo: Path) -> None:
 
 def test_markdown_table_legend_and_missing_cells(repo: Path) -> None:
     md = render.markdown(table(repo))
-    results_part = md.split("## Runs measured elsewhere")[0]
+    results_part = md.split("## Results")[1].split("\n## ")[0]
     rows = [line for line in results_part.splitlines() if line.startswith("| `bookworm")]
     assert len(rows) == 4
     new = next(r for r in rows if NEW in r)
@@ -150,6 +150,9 @@ def test_markdown_table_legend_and_missing_cells(repo: Path) -> None:
     assert "TTS 0.22.0 + demucs 4.0.1" in image
     broken = next(r for r in rows if BROKEN in r)
     assert "hang → hang ([unclassified](#unclassified))" in broken
+    kernels = md.split("## GPU kernels")[1].split("\n## ")[0]
+    old_gpu = next(line for line in kernels.splitlines() if f"`{OLD}` | image" in line)
+    assert "| native (predicted: sm_90) | no kernel image (predicted: no SASS for sm_100" in old_gpu
     apart = md.split("## Runs measured elsewhere")[1].split("## Signatures")[0]
     assert f"| `{BROKEN}` | native |" in apart and "FFmpeg: declared FFmpeg 5" in apart
     # The legend has exactly the signatures that appear, each an anchor target with its remedy.

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from audiomatrix.render import device_label, stack_label, where_label
+from audiomatrix.render import GPU_WORDS, stack_label, where_label
 from audiomatrix.report import MODES, WORKLOADS, CheckRow, Compatibility, Row, version_key
 from audiomatrix.results import FAILED, Mode, Status
 
@@ -36,9 +36,15 @@ class Change:
         )
 
 
+def where_key(row: Row) -> str:
+    """`image`, `native`, or `image@sm_120` for a run on a GPU: rows of one cell apart."""
+    gpu = row.host.compute_capability
+    return f"{row.where.kind}@{gpu}" if gpu else row.where.kind
+
+
 def _statuses(table: Compatibility) -> dict[tuple[str, str, str, Mode], Status]:
     return {
-        (r.cell, r.where.kind, name, mode): outcome.status
+        (r.cell, where_key(r), name, mode): outcome.status
         for r in table.rows
         for name, check in r.checks.items()
         for mode in MODES
@@ -54,7 +60,7 @@ def diff(old: Compatibility, new: Compatibility) -> list[Change]:
     listed but is not a regression.
     """
     before, after = _statuses(old), _statuses(new)
-    rows_after = {(r.cell, r.where.kind) for r in new.rows}
+    rows_after = {(r.cell, where_key(r)) for r in new.rows}
     changes = []
     for key in sorted(before.keys() | after.keys()):
         was, now = before.get(key), after.get(key)
@@ -77,6 +83,13 @@ class Recommendation:
     mode: Mode | None
     """raw: passes as installed; compat: passes with audiomatrix.compat."""
     explanation: str
+
+
+def runs_on(row: Row, gpu_arch: str) -> bool:
+    """The row's wheel has kernels for the GPU (native or through the PTX JIT), as measured;
+    a row without a measurement never qualifies."""
+    kernels = row.gpu.get(gpu_arch)
+    return kernels is not None and kernels.verdict != "no-kernel-image"
 
 
 def _passes(row: Row, checks: Sequence[str], mode: Mode) -> bool:
@@ -121,15 +134,18 @@ def recommend(
         rows = [r for r in rows if os in (r.axes.os, r.family)]
     if gpu_arch:
         filters.append(f"GPU {gpu_arch}")
-        rows = [r for r in rows if gpu_arch in r.gpu_arch]
+        rows = [r for r in rows if runs_on(r, gpu_arch)]
     constraints = f" with {', '.join(filters)}" if filters else ""
     among = f" (among rows{constraints})" if filters else ""
     if not rows:
         return Recommendation(None, None, f"no tested cell matches{constraints}")
 
     def rank(row: Row) -> tuple[Any, ...]:
-        """A tested image first (one pull away), then the newest torch, then Python."""
+        """Seen on the asked GPU first, then a tested image (one pull away), then the newest
+        torch, then Python."""
+        seen = bool(gpu_arch) and row.gpu[str(gpu_arch)].basis == "observed"
         return (
+            seen,
             row.where.kind == "image",
             version_key(row.axes.torch),
             version_key(row.axes.python),
@@ -145,7 +161,7 @@ def recommend(
         text = [
             f"{best.cell} ({where_label(best.where, best.cell)}): torch {best.axes.torch}, Python "
             f"{best.versions.get('python') or best.axes.python}, {stack_label(best.versions)}.",
-            f"It is the newest torch{among}{' with a tested image' if rank(best)[0] else ''} "
+            f"It is the newest torch{among}{' with a tested image' if rank(best)[1] else ''} "
             f"whose {', '.join(checks)} checks all pass {how}; {len(passing)} of {len(rows)} "
             f"matching rows pass {mode}.",
         ]
@@ -155,7 +171,7 @@ def recommend(
             newer = [
                 r
                 for r in rows
-                if _passes(r, checks, "compat") and version_key(r.axes.torch) > rank(best)[1]
+                if _passes(r, checks, "compat") and version_key(r.axes.torch) > rank(best)[2]
             ]
             if newer:
                 top = max(newer, key=rank)
@@ -163,16 +179,14 @@ def recommend(
                     f"With compat, a newer torch also works: {top.cell} (torch {top.axes.torch})."
                 )
         if gpu_arch:
-            acc = getattr(best.checks.get("accelerator") or CheckRow(), mode)
-            verified = acc is not None and acc.status == "pass"
-            text.append(
-                f"{best.axes.accelerator} builds declare {gpu_arch}; "
-                + (
-                    f"the accelerator check passed on {device_label(best)}."
-                    if verified
-                    else "the accelerator check did not run on a GPU here, so that is unverified."
-                )
+            kernels = best.gpu[gpu_arch]
+            basis = (
+                f"observed on {kernels.evidence}"
+                if kernels.basis == "observed"
+                else f"predicted from the wheel's compiled code ({kernels.evidence}); no "
+                f"{gpu_arch} GPU ran it here"
             )
+            text.append(f"On {gpu_arch}: {GPU_WORDS[kernels.verdict]}, {basis}.")
         text.append(f"Evidence: {best.source} (run {best.run}, lock {best.lock_sha256[:12]}).")
         return Recommendation(best, mode, " ".join(text))
     never = [c for c in checks if not any(_passes(r, [c], "compat") for r in rows)]

@@ -14,6 +14,7 @@ import jinja2
 
 from audiomatrix import results
 from audiomatrix.files import write_atomic
+from audiomatrix.gpu import Kernels
 from audiomatrix.report import (
     JSON_FILE,
     NOT_BUILDABLE,
@@ -132,6 +133,7 @@ def markdown(table: Compatibility) -> str:
     ]
     lines += _table_md(table.rows, table.checks) if table.rows else ["No row yet."]
     lines += _published_md(table.rows)
+    lines += _gpu_md([*table.rows, *table.apart])
     lines += _apart_md(table.apart)
     lines += ["", "## Signatures", ""]
     if not table.signatures:
@@ -151,6 +153,44 @@ def markdown(table: Compatibility) -> str:
     lines += _damaged_md(table.damaged)
     lines += _provenance_md(table)
     return "\n".join(lines) + "\n"
+
+
+GPU_WORDS = {"native": "native", "ptx-jit": "PTX JIT only", "no-kernel-image": "no kernel image"}
+
+
+def gpu_label(kernels: Kernels) -> str:
+    """`native (predicted: sm_80)`, `no kernel image (observed on NVIDIA H200 ...)`."""
+    how = "observed on" if kernels.basis == "observed" else "predicted:"
+    return f"{GPU_WORDS[kernels.verdict]} ({how} {kernels.evidence})"
+
+
+def _gpu_md(rows: Sequence[Row]) -> list[str]:
+    """Per CUDA row and GPU architecture: kernels, PTX JIT only (a slow first run), or no
+    kernel image; each predicted from the wheel's code or observed on a GPU."""
+    cuda = [r for r in rows if r.gpu]
+    if not cuda:
+        return []
+    archs = sorted({a for r in cuda for a in r.gpu}, key=lambda a: int(a.removeprefix("sm_")))
+    lines = [
+        "",
+        "## GPU kernels",
+        "",
+        "What each CUDA row's torch wheel can run on, per GPU architecture: **native** kernels, "
+        "**PTX JIT only** (the driver compiles them at first use: a slow first run), or **no "
+        "kernel image** (CUDA's error on that GPU). Predicted from the code compiled into the "
+        "wheel (its fatbins, read without a GPU) unless observed on a GPU. Rows listed apart "
+        "are marked so.",
+        "",
+        "| cell | where | " + " | ".join(archs) + " | findings |",
+        "|" + " --- |" * (len(archs) + 3),
+    ]
+    for r in cuda:
+        where = where_label(r.where, r.cell) + (" (apart)" if r.differs else "")
+        cells = [gpu_label(r.gpu[a]) if a in r.gpu else NONE for a in archs]
+        findings = "; ".join(r.gpu_findings) or NONE
+        lines.append(f"| `{r.cell}` | {_md(where)} | " + " | ".join(_md(c) for c in cells)
+                     + f" | {_md(findings)} |")  # fmt: skip
+    return lines
 
 
 def _apart_md(rows: Sequence[Row]) -> list[str]:

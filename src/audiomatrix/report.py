@@ -24,8 +24,9 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict
 
-from audiomatrix import evidence, lock, publications, results, signatures
+from audiomatrix import evidence, gpu, lock, publications, results, signatures
 from audiomatrix.files import describe_error, json_text, read_text, sha256_file
+from audiomatrix.gpu import Kernels
 from audiomatrix.suite import probe
 from audiomatrix.suite.schema import CHECKS as SUITE_CHECKS
 from audiomatrix.suite.schema import Facts, Host, Mode, Status, workloads
@@ -100,6 +101,11 @@ class Row(_Model):
     the table; a run that differs is listed apart)."""
     stale: bool = False
     """The run came from another suite or compat than the current one."""
+    gpu: dict[str, Kernels] = {}
+    """Per GPU architecture people buy: kernels native, by PTX JIT only, or none, predicted
+    from the wheel's compiled code or observed on the run's GPU (CUDA builds only)."""
+    gpu_findings: list[str] = []
+    """Where the declared GPU architectures and the measurement disagree."""
     published: publications.Published | None = None
     """Where this very image was pushed, from publications/."""
 
@@ -234,10 +240,11 @@ def read_runs(root: Path) -> tuple[list[tuple[Path, results.RunResult]], list[re
 
 
 def newest(runs: Iterable[tuple[Path, results.RunResult]]) -> list[tuple[Path, results.RunResult]]:
-    """The newest run per cell and per where.kind."""
-    found: dict[tuple[str, str], tuple[Path, results.RunResult]] = {}
+    """The newest run per cell, per where.kind and per GPU architecture it ran on (a CUDA
+    cell's run on a Blackwell runner is other evidence than its run on a CPU runner)."""
+    found: dict[tuple[str, str, str], tuple[Path, results.RunResult]] = {}
     for path, run in runs:
-        key = (run.cell, run.where.kind)
+        key = (run.cell, run.where.kind, run.environment.host.compute_capability or "")
         if key not in found or run.run > found[key][1].run:
             found[key] = (path, run)
     return [found[k] for k in sorted(found)]
@@ -275,6 +282,16 @@ def make_row(
     present = {c.check for m in run.modes.values() for c in m}
     names = [c for c in CHECKS if c in present] + sorted(present - set(CHECKS))
     provenance = run.environment.provenance
+    checks = {
+        name: CheckRow(**{m: _outcome(run.status(m, name), run.cell, root) for m in MODES})
+        for name in names
+    }
+    accelerator = (checks.get("accelerator") or CheckRow()).raw
+    facts, host = run.environment.facts, run.environment.host
+    kernels = gpu.verdicts(
+        facts.gpu_arch, host.compute_capability, host.gpu,
+        accelerator.status if accelerator else None, accelerator.signature if accelerator else None,
+    )  # fmt: skip
     return Row(
         cell=run.cell,
         axes=_axes(record, run.cell),
@@ -290,11 +307,10 @@ def make_row(
         started=run.started,
         finished=run.finished,
         source=f"{root.name}/{path.relative_to(root).as_posix()}",
-        checks={
-            name: CheckRow(**{m: _outcome(run.status(m, name), run.cell, root) for m in MODES})
-            for name in names
-        },
+        checks=checks,
         differs=_differs(run, record, pins),
+        gpu=kernels,
+        gpu_findings=gpu.findings(cell.get("gpu_arch") or [], kernels, facts.gpu_arch),
         stale=(provenance.suite_sha256, provenance.compat_sha256)
         != (made_with.suite_sha256, made_with.compat_sha256),
     )

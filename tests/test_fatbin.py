@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from audiomatrix import smoke, spec
 from audiomatrix.suite import fatbin
 
 MODULE = Path(fatbin.__file__)
+REPO = Path(__file__).resolve().parents[1]
+CI_CELLS = [c.id for c in spec.load(REPO / "matrix.yaml").select(["ci"])]
 PTX, SASS, LTO = 1, 2, 8
 LINUX_64 = 0x11
 LZ4, ZSTD, ARCH_SPECIFIC, FAMILY = 0x2000, 0x8000, 0x100000, 0x200000
@@ -430,18 +433,17 @@ def test_nvcc_library_agrees_with_cuobjdump(compiled: dict[str, str]) -> None:
 
 
 @pytest.mark.smoke
-def test_installed_torch_matches_its_arch_flags() -> None:
-    """AUDIOMATRIX_TORCH_PYTHON: a python with a CUDA torch; AUDIOMATRIX_TORCH_DIR: its
-    site-packages/torch (found from the python when unset)."""
-    python = os.environ.get("AUDIOMATRIX_TORCH_PYTHON")
-    torch_dir = os.environ.get("AUDIOMATRIX_TORCH_DIR")
-    if not python:
-        pytest.skip("set AUDIOMATRIX_TORCH_PYTHON to a python with a CUDA torch installed")
+@pytest.mark.parametrize("cell", CI_CELLS)
+def test_the_ci_cells_wheels_match_their_arch_flags(cell: str) -> None:
+    """On the CI cells' real torch wheels (their venvs from the committed locks): what every
+    container of libtorch_cuda.so carries is what torch says it was built for."""
+    python = smoke.ensure_venv(
+        smoke.read_lock(REPO / "environments", cell), smoke.venv_root() / cell
+    )
     probe = ("import os, torch; print(os.path.dirname(torch.__file__)); "
              "print(torch._C._cuda_getArchFlags())")  # fmt: skip
-    out = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
-    found_dir, flags = out.stdout.strip().splitlines()
-    torch_dir = torch_dir or found_dir
+    out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True)
+    torch_dir, flags = out.stdout.strip().splitlines()
     started = time.perf_counter()
     result = fatbin.measure_torch(torch_dir)
     seconds = time.perf_counter() - started

@@ -206,7 +206,9 @@ def test_publish_and_pull_round_trip(
             built.tag, cell, root / "results", modes=["raw"], checks=["torch_load"],
             echo=lambda _: None,
         )  # fmt: skip
-        report.write_all(report.build(root / "results", root / "environments"), root)
+        table = report.build(root / "results", root / "environments", root / "publications")
+        assert [r.cell for r in table.rows] == [cell.cell], table.apart
+        render.write_all(table, root)
         table_path = root / report.JSON_FILE
         runner = CliRunner()
         args = ["publish", "--registry", f"{registry.host}/test", "--table", str(table_path)]
@@ -243,7 +245,8 @@ def test_publish_and_pull_round_trip(
         assert all(found.get(name) == version for name, version in pins.items()), pins
         assert any(c["purl"].startswith("pkg:deb/debian/python3@") for c in fetched["components"])
         assert fetched["metadata"]["component"]["version"] == row.published.digest
-        assert row.published.reference in (root / report.MD_FILE).read_text()
+        assert row.published.reference in (root / render.MD_FILE).read_text()
+        assert (root / publications.FOLDER / f"{cell.cell}.json").is_file()
 
         # Nothing changed: nothing pushed again. A row whose image changed is not pushed.
         again = runner.invoke(app, args, catch_exceptions=False)

@@ -55,8 +55,12 @@ ci: lint test test-lock test-site test-smoke test-image ## everything CI checks
 matrix: engine ## the pipeline for a selection: make matrix SELECT='torch=2.9.1' MATRIX=matrix.yaml
 	$(BIN)/audiomatrix matrix --matrix $(MATRIX) $(foreach s,$(SELECT),--select '$(s)')
 
-report: ## COMPATIBILITY.md, compatibility.json and site/index.html from results/
-	$(BIN)/audiomatrix report
+report: ## COMPATIBILITY.md, compatibility.json and site/index.html from results/; SINCE=HEAD: what changed since that commit's table
+	@if [ -n "$(SINCE)" ]; then \
+		previous=$$(mktemp) && trap 'rm -f "$$previous"' EXIT && \
+		git show '$(SINCE):compatibility.json' > "$$previous" && \
+		$(BIN)/audiomatrix report --previous "$$previous"; \
+	else $(BIN)/audiomatrix report; fi
 
 publish: ## push the table's tested images with SBOMs: make publish REGISTRY=host[:port][/ns]
 	$(BIN)/audiomatrix publish $(if $(REGISTRY),--registry '$(REGISTRY)')

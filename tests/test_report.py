@@ -231,7 +231,7 @@ def test_html_is_offline_escaped_and_embeds_the_table(repo: Path) -> None:
     )  # fmt: skip
     page = render.html(table(repo))
     assert "<img src=x" not in page
-    assert page.count("<script") == 2 and "</script><img" not in page
+    assert page.count("<script") == 3 and "</script><img" not in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "must not load anything"
     assert "<link" not in page
     embedded = page.split('<script type="application/json" id="data">')[1].split("</script>")[0]

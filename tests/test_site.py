@@ -7,17 +7,23 @@ the test's tmp folder and, when $SITE_SCREENSHOTS names a folder, there too.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from audiomatrix import publish, report, signatures
-from test_report import repo, table  # noqa: F401  (the fixture and helper)
+from audiomatrix import grid, publications, query, render, report, results, signatures
+from support import run_result
+from test_report import ALL_PASS, BROKEN, NEW, OLD, repo, table  # noqa: F401
 
 pytestmark = pytest.mark.site
+LAPTOP = 1366
+"""The width the list must fit without horizontal scrolling."""
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = [
     "--no-sandbox",
@@ -42,41 +48,161 @@ def browser() -> Iterator[object]:
 
 
 def _shoot(page, tmp_path: Path, name: str) -> Path:
+    """A full-page screenshot, checked to be a non-empty PNG as wide as the viewport."""
     path = tmp_path / f"site-{name}.png"
     page.screenshot(path=str(path), full_page=True)
     if out := os.environ.get("SITE_SCREENSHOTS"):
         Path(out).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(out) / path.name)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", path
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height > 100, len(data) > 5000) == (page.viewport_size["width"], True, True)
     return path
 
 
-def _open(browser, site: Path, problems: list[str]):
-    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+def _open(browser, site: Path, problems: list[str], width: int = 1600, fragment: str = ""):
+    page = browser.new_page(viewport={"width": width, "height": 1000})
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in (
         "error", "warning") else None)  # fmt: skip
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-    page.goto(site.as_uri())
+    page.goto(site.as_uri() + fragment)
     return page
 
 
-def test_page_renders_filters_searches_and_explains(browser, repo: Path, tmp_path: Path) -> None:  # noqa: F811
-    site = report.write_all(table(repo), tmp_path / "out")[2]
+def _rgb(colour: str) -> str:
+    """#1a7f37 as the browser computes it: rgb(26, 127, 55)."""
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
+
+
+MARKS = """ms => ms.map(m => ({workload: m.dataset.workload, row: m.dataset.row ?? null,
+    cell: m.dataset.cell, status: m.dataset.status, title: m.title,
+    colour: getComputedStyle(m).backgroundColor}))"""
+
+
+def _embedded(page) -> Any:
+    return json.loads(page.evaluate("document.getElementById('data').textContent"))
+
+
+def _colours_agree(page, t: report.Compatibility) -> list[dict[str, Any]]:
+    """Every row has one mark per grid, coloured by its raw outcome there; the declared cells
+    without a row are grey; nothing else is in the grid. Returns the marks."""
+    marks = page.eval_on_selector_all(".glance .mark", MARKS)
+    views = grid.views(t)
+    placed = {(m["workload"], int(m["row"])): m for m in marks if m["row"] is not None}
+    assert sorted(placed) == sorted((w, i) for w in views for i in range(len(t.rows)))
+    for (workload, index), mark in placed.items():
+        row = t.rows[index]
+        raw = grid.verdict(row, views[workload], "raw").status
+        compat = grid.verdict(row, views[workload], "compat")
+        seen = (mark["cell"], mark["status"], mark["colour"])
+        assert seen == (row.cell, raw, _rgb(grid.colour(raw))), (workload, index, mark)
+        assert f"with compat: {compat.status}" in mark["title"], mark
+        assert all(sig in mark["title"] for sig in compat.signatures), mark
+    pending = [m for m in marks if m["row"] is None]
+    assert sorted(m["cell"] for m in pending) == sorted(
+        c.cell for c in grid.not_run(t) for _ in views
+    )
+    assert {m["colour"] for m in pending} <= {_rgb(grid.PALETTE[grid.NOT_RUN])}
+    return marks
+
+
+def test_the_grid_is_coloured_as_the_table_says(browser, repo: Path, tmp_path: Path) -> None:  # noqa: F811
+    t = table(repo)
+    site = render.write_all(t, tmp_path / "out")[2]
+    problems: list[str] = []
+    page = _open(browser, site, problems, LAPTOP)
+    shot = _shoot(page, tmp_path, "grid")
+    assert page.locator("#grid-view").is_visible() and page.locator("#list-view").is_hidden()
+    assert report.Compatibility.model_validate(_embedded(page)) == t, shot
+    marks = _colours_agree(page, t)
+    # The run measured elsewhere (BROKEN, natively) is not in the grid; its image row is.
+    assert {m["title"].split("\n")[0] for m in marks if m["cell"] == BROKEN} == {
+        f"{BROKEN} (image)"
+    }
+    xtts = page.locator(".glance[data-workload=xtts]")
+    assert xtts.locator(".tally").inner_text() == (
+        "3 of 4 rows pass as installed, 3 with compat; 2 not run"
+    )
+    demucs = page.locator(".glance[data-workload=demucs] .mark[data-row='2']")
+    assert "raw: fail (weights-only-demucs)" in demucs.get_attribute("title")
+    assert "fixed" in demucs.get_attribute("class")  # compat makes it pass: the white dot
+    demucs.click()
+    detail = page.locator("#detail")
+    shots = [shot, _shoot(page, tmp_path, "grid-detail")]
+    assert detail.is_visible() and NEW in detail.locator("h2").inner_text(), shots
+    remedy = signatures.by_id("weights-only-demucs").remedy
+    assert " ".join(remedy.split()) in " ".join(detail.inner_text().split()), shots
+    page.keyboard.press("Escape")
+    assert detail.is_hidden()
+
+    page.select_option("select[data-axis=accelerator]", "cu124")
+    shots.append(_shoot(page, tmp_path, "grid-cu124"))
+    assert xtts.locator(".tally").inner_text() == (
+        "2 of 2 rows pass as installed, 2 with compat; 0 not run"
+    ), shots
+    assert xtts.locator("tbody tr:visible").count() == 1, shots
+    assert xtts.locator("thead th:visible").all_inner_texts() == ["torch ╲ Python", "3.11"]
+    page.select_option("select[data-axis=accelerator]", "cu130")
+    assert xtts.locator(".mark:visible").count() == 1  # the unreachable cell, not run
+    page.select_option("select[data-axis=installer]", "uv")
+    page.select_option("select[data-axis=accelerator]", "")
+    assert xtts.locator(".mark:visible").count() == 6
+    assert problems == [], f"{problems} {shots}"
+    page.close()
+
+
+def test_an_unknown_status_is_drawn_generically(browser, repo: Path, tmp_path: Path) -> None:  # noqa: F811
+    """A status a newer suite adds (drift, or one not known at all) still gets a colour."""
+    t = table(repo)
+
+    def with_status(row: report.Row, check: str, status: str) -> report.Row:
+        outcome = report.Outcome.model_construct(status=status, signature=None)
+        checks = {**row.checks, check: report.CheckRow(raw=outcome, compat=outcome)}
+        return row.model_copy(update={"checks": checks})
+
+    rows = [with_status(t.rows[0], "demucs", "drift"), with_status(t.rows[1], "xtts", "weird")]
+    odd = t.model_copy(update={"rows": rows + t.rows[2:]})
+    site = render.write_all(odd, tmp_path / "out")[2]
     problems: list[str] = []
     page = _open(browser, site, problems)
+    assert _embedded(page) == odd.model_dump(mode="json")
+    marks = _colours_agree(page, odd)
+    weird = next(m for m in marks if m["workload"] == "xtts" and m["row"] == "1")
+    assert weird["colour"] == _rgb(grid.OTHER_COLOUR)
+    page.locator(".glance[data-workload=xtts] .mark[data-row='1']").click()
+    badge = page.locator("#detail .s", has_text="weird").first
+    assert "s-other" in badge.get_attribute("class")
+    assert problems == [], problems
+    page.close()
+
+
+def test_the_list_fits_a_laptop_and_explains(browser, repo: Path, tmp_path: Path) -> None:  # noqa: F811
+    site = render.write_all(table(repo), tmp_path / "out")[2]
+    problems: list[str] = []
+    page = _open(browser, site, problems, LAPTOP)
+    page.click("#tab-list")
+    shots = [_shoot(page, tmp_path, "list")]
+    assert page.locator("#list-view").is_visible() and page.locator("#grid-view").is_hidden()
+    assert page.evaluate("document.documentElement.scrollWidth") <= LAPTOP, shots
+    edges = page.eval_on_selector_all(
+        "#results th", "ths => ths.map(t => t.getBoundingClientRect().right)"
+    )
+    assert len(edges) == len(report.CHECKS) + 1 and max(edges) <= LAPTOP, shots
+    heads = page.locator("#results th").all_inner_texts()
+    assert heads == [*report.CHECKS, "cell"], "the checks come first"
     visible = page.locator("#results tbody tr.row:visible")
-    shots = [_shoot(page, tmp_path, "all")]
-    where = f"(screenshots: {', '.join(map(str, shots))})"
-    assert visible.count() == 4, where
-    assert page.locator("#count").inner_text() == "4 of 4 rows", where
-    assert page.locator("#results .s-fail").count() > 0, where
+    assert visible.count() == 4, shots
+    assert page.locator("#count").inner_text() == "4 of 4 rows"
+    assert page.locator("#results .s-fail").count() > 0
 
     page.select_option("select[data-axis=torch]", "2.9.1")
-    shots.append(_shoot(page, tmp_path, "torch-2.9.1"))
     assert visible.count() == 2, f"torch=2.9.1 should leave 2 rows {shots}"
     assert page.locator("#count").inner_text() == "2 of 4 rows"
     page.select_option("select[data-axis=where]", "image")
-    assert visible.count() == 0, f"no torch 2.9.1 image rows {shots}"
+    assert visible.count() == 1, shots
     page.select_option("select[data-axis=where]", "")
     page.select_option("select[data-axis=torch]", "")
 
@@ -96,43 +222,83 @@ def test_page_renders_filters_searches_and_explains(browser, repo: Path, tmp_pat
     remedy = signatures.by_id("weights-only-demucs").remedy
     assert " ".join(remedy.split()) in " ".join(text.split()), f"remedy missing {shots}"
     assert "Weights only load failed" in text
+    assert "lock sha256" in text and "results/" in text  # the provenance moved here
     assert detail.locator("a[href='https://github.com/pytorch/audio/issues/4182']").count() == 1
+    page.locator("#detail .close").click()
+    assert detail.is_hidden()
     assert problems == [], f"{problems} {shots}"
+    page.close()
+    # The list view has an address of its own.
+    page = _open(browser, site, problems, LAPTOP, "#list")
+    assert page.locator("#list-view").is_visible() and page.locator("#grid-view").is_hidden()
+    page.goto(site.as_uri() + "#grid")
+    assert page.locator("#grid-view").is_visible() and problems == []
     page.close()
 
 
-def test_page_of_the_committed_results(browser, tmp_path: Path) -> None:
-    """The real results/ (when this checkout has some) render without a console error."""
-    root = Path(__file__).resolve().parents[1]
-    if not any((root / "results").glob("*/*.json")):
-        pytest.skip("no results/ in this checkout")
-    t = report.build(root / "results", root / "environments")
-    site = report.write_all(t, tmp_path / "out")[2]
+def test_what_changed_since_a_previous_table(browser, repo: Path, tmp_path: Path) -> None:  # noqa: F811
+    old = table(repo)
+    broke = run_result(OLD, ALL_PASS | {"xtts": "fail"}, ALL_PASS, run="20261125T180000Z")
+    results.write(repo / "results", broke)
+    new = table(repo)
+    changes = query.diff(old, new)
+    site = render.write_all(new, tmp_path / "out", changes)[2]
     problems: list[str] = []
-    page = _open(browser, site, problems)
-    shot = _shoot(page, tmp_path, "committed")
-    assert page.locator("#results tbody tr.row:visible").count() == len(t.rows), shot
+    page = _open(browser, site, problems, LAPTOP)
+    summary = page.locator("#changes summary").inner_text()
+    assert summary == "Since the previous table: 1 change, 1 regression"
+    changed = page.locator(".glance .mark.changed")
+    assert changed.count() == 1
+    assert "since the previous table: xtts raw: pass → fail" in changed.get_attribute("title")
+    assert changed.evaluate("m => getComputedStyle(m).outlineStyle") == "dashed"
+    assert "XTTS 2 → 3 (1 red, 0 green)" in " ".join(page.locator("#summary").inner_text().split())
+    page.click("#changes summary")
+    shot = _shoot(page, tmp_path, "changes")
+    assert page.locator("#changes li.red").inner_text().startswith("RED"), shot
     assert problems == [], f"{problems} {shot}"
     page.close()
 
 
+def test_page_of_the_committed_results(browser, tmp_path: Path) -> None:
+    """The real results/ (when this checkout has some) render without a console error, the
+    list fitting a laptop screen."""
+    root = Path(__file__).resolve().parents[1]
+    if not any((root / "results").glob("*/*.json")):
+        pytest.skip("no results/ in this checkout")
+    t = report.build(root / "results", root / "environments", root / publications.FOLDER)
+    site = render.write_all(t, tmp_path / "out")[2]
+    problems: list[str] = []
+    page = _open(browser, site, problems, LAPTOP)
+    shots = [_shoot(page, tmp_path, "committed")]
+    _colours_agree(page, t)
+    page.click("#tab-list")
+    page.locator("#list-view details").evaluate_all("ds => ds.forEach(d => { d.open = true; })")
+    shots.append(_shoot(page, tmp_path, "committed-list"))
+    assert page.locator("#results tbody tr.row:visible").count() == len(t.rows), shots
+    assert page.evaluate("document.documentElement.scrollWidth") <= LAPTOP, shots
+    assert problems == [], f"{problems} {shots}"
+    page.close()
+
+
 def test_detail_panel_names_the_published_image(browser, repo: Path, tmp_path: Path) -> None:  # noqa: F811
-    t = table(repo)
-    row = next(r for r in t.rows if r.where.kind == "image")
+    row = next(r for r in table(repo).rows if r.where.kind == "image")
     digest = "sha256:" + "cd" * 32
-    published = report.Published(
+    published = publications.Published(
+        cell=row.cell,
         reference=f"127.0.0.1:5000/audiomatrix/cell@{digest}",
         tags=[f"127.0.0.1:5000/audiomatrix/cell:{row.cell}"],
         digest=digest,
         image_id=row.where.image_digest or "",
         pushed=row.finished,
-        sbom=report.Sbom(
+        sbom=publications.Sbom(
             path=f"sboms/{row.cell}.cdx.json", reference="r", digest=digest, components=3
         ),
     )
-    site = report.write_all(publish.with_publications(t, {row.cell: published}), tmp_path)[2]
+    publications.write(repo / publications.FOLDER, published)
+    site = render.write_all(table(repo), tmp_path)[2]
     problems: list[str] = []
     page = _open(browser, site, problems)
+    page.click("#tab-list")
     page.select_option("select[data-axis=where]", "image")
     page.locator("#results tr.row:visible").first.click()
     text = page.locator("#detail").inner_text()

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from audiomatrix import doctor as doctor_stage
 from audiomatrix import engine as engine_stage
-from audiomatrix import fanout, publications, query, render
+from audiomatrix import fanout, grid, gridtext, publications, query, render
 from audiomatrix import lock as lock_stage
 from audiomatrix import publish as publish_stage
 from audiomatrix import report as report_stage
@@ -190,21 +190,51 @@ def lock(ctx: typer.Context, matrix: MatrixOption = None, select: SelectOption =
         raise typer.Exit(1)
 
 
-def _write_report(root: Path) -> report_stage.Compatibility:
-    """The report stage over a repository's results/, environments/ and publications/."""
+def _write_report(
+    root: Path, previous: report_stage.Compatibility | None = None
+) -> report_stage.Compatibility:
+    """The report stage over a repository's results/, environments/ and publications/; what
+    changed since a previous table goes into the page."""
     table = report_stage.build(root / "results", root / "environments", root / publications.FOLDER)
-    for path in render.write_all(table, root):
+    changes = None if previous is None else query.diff(previous, table)
+    for path in render.write_all(table, root, changes):
         out.print(f"wrote {path.relative_to(root)}")
     for damaged in table.damaged:
         err.print(f"{damaged.path}: {damaged.reason} (listed in the table)", markup=False)
     return table
 
 
+PreviousOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--previous",
+        help="An earlier compatibility.json (e.g. the committed one, from `git show "
+        "HEAD:compatibility.json`): the page shows what changed since it.",
+    ),
+]
+
+
+def _previous(path: Path | None, root: Path) -> report_stage.Compatibility | None:
+    """The previous table, never the report's own output (that would make the page depend on
+    the order the report ran in)."""
+    if path is None:
+        return None
+    if path.resolve() == (root / report_stage.JSON_FILE).resolve():
+        raise _fail(
+            f"--previous {path}: that is the table this report writes; pass an earlier copy "
+            "elsewhere, e.g. from `git show HEAD:compatibility.json`"
+        )
+    return _load_table(path)
+
+
 @app.command("report")
-def report_command(ctx: typer.Context, matrix: MatrixOption = None) -> None:
+def report_command(
+    ctx: typer.Context, matrix: MatrixOption = None, previous: PreviousOption = None
+) -> None:
     """Write COMPATIBILITY.md, compatibility.json and site/index.html from results/."""
     loaded, _ = _selected(ctx, matrix, None)
-    table = _write_report(Path(loaded.path).parent)
+    root = Path(loaded.path).parent
+    table = _write_report(root, _previous(previous, root))
     out.print(
         f"{len(table.rows)} rows, {len(table.apart)} runs apart (measured elsewhere than "
         f"declared), {len(table.missing)} cells without results"
@@ -274,6 +304,37 @@ def recommend(
 ) -> None:
     """The best known-good cell for your constraints, and why."""
     _recommended(_load_table(table_path), workload, python, gpu_arch, os)
+
+
+ShowWorkloadOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--workload",
+        help=f"One of {', '.join(report_stage.WORKLOADS)} or another check "
+        "(accelerator, ...); repeatable [all].",
+    ),
+]
+
+
+@app.command()
+def show(
+    table_path: TableOption = Path(report_stage.JSON_FILE),
+    workload: ShowWorkloadOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the grids as JSON.")] = False,
+) -> None:
+    """Each workload's grid: torch down, Python across, each square's rows counted by outcome
+    as installed (raw) and with compat, as on the page."""
+    found = grid.grids(_load_table(table_path))
+    unknown = sorted(set(workload or ()) - set(found))
+    if unknown:
+        raise _fail(f"--workload {unknown[0]}: choose from {', '.join(found)}")
+    chosen = {name: g for name, g in found.items() if not workload or name in workload}
+    if as_json:
+        typer.echo(json.dumps({n: g.model_dump(mode="json") for n, g in chosen.items()}, indent=2))
+        return
+    for g in chosen.values():
+        out.print(gridtext.table(g))
+    out.print(gridtext.legend(), highlight=False)
 
 
 RegistryOption = Annotated[

@@ -2,17 +2,20 @@
 
 Both are rendered from the Compatibility model alone (deterministic, no clock): the rows that
 stand for their cells first, then the runs measured elsewhere with what differed, the cells
-without results, and the files the report could not use.
+without results, and the files the report could not use. The page opens on grid.py's grid per
+workload, and says what changed since a previous table when it is given one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from audiomatrix import results
+from audiomatrix import grid, results
 from audiomatrix.files import write_atomic
 from audiomatrix.gpu import Kernels
 from audiomatrix.report import (
@@ -25,6 +28,9 @@ from audiomatrix.report import (
     table_json,
     version_key,
 )
+
+if TYPE_CHECKING:
+    from audiomatrix.query import Change
 
 NONE = "-"
 """What a table shows for a missing value or an absent check."""
@@ -281,35 +287,71 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def html(table: Compatibility) -> str:
-    """site/index.html: one offline page (inline CSS/JS, the table embedded as JSON)."""
-    filters = {
-        "os": sorted({r.axes.os for r in table.rows}),
-        "python": sorted({r.axes.python for r in table.rows}, key=version_key),
-        "torch": sorted({r.axes.torch for r in table.rows}, key=version_key),
-        "accelerator": sorted({r.axes.accelerator for r in table.rows}),
-        "stack": sorted({r.axes.stack for r in table.rows}),
+def mark_title(mark: grid.Mark) -> str:
+    """A mark's tooltip: where it ran, raw and compat with their signatures, what changed."""
+
+    def said(verdict: grid.Verdict) -> str:
+        sigs = f" ({', '.join(verdict.signatures)})" if verdict.signatures else ""
+        return verdict.status + sigs
+
+    lines = [f"{mark.cell} ({mark.where or 'declared'})"]
+    if mark.row is None:
+        lines.append(mark.reason or grid.NOT_RUN)
+    else:
+        lines += [f"raw: {said(mark.raw)}", f"with compat: {said(mark.compat)}"]
+    return "\n".join(lines + [f"since the previous table: {c}" for c in mark.changes])
+
+
+def _filters(table: Compatibility) -> dict[str, list[str]]:
+    """Each filter's values, over the rows and the declared cells the grid shows as not run."""
+    cells: list[Row | Missing] = [*table.rows, *grid.not_run(table)]
+
+    def values(axis: str) -> list[str]:
+        found = {getattr(c.axes, axis) for c in cells}
+        return sorted(found, key=version_key) if axis in ("python", "torch") else sorted(found)
+
+    return {
+        **{axis: values(axis) for axis in grid.AXES},
+        "installer": sorted({grid.installer_of(c) for c in cells}),
         "where": sorted({r.where.kind for r in table.rows}),
     }
+
+
+def change_records(changes: Sequence[Change]) -> list[dict[str, Any]]:
+    """query.diff's changes as JSON, each with whether it is a regression."""
+    return [{**dataclasses.asdict(c), "regression": c.regression} for c in changes]
+
+
+def html(table: Compatibility, changes: Sequence[Change] | None = None) -> str:
+    """site/index.html: one offline page (inline CSS/JS, the table embedded as JSON): a grid
+    per workload, the list of rows, and what changed since the previous table when given."""
     return (
         _environment()
         .get_template("index.html.j2")
         .render(
             table=table,
-            filters=filters,
+            filters=_filters(table),
             data=table.model_dump(mode="json"),
-            stack_label=stack_label,
-            device_label=device_label,
+            grids=grid.grids(table, changes or ()),
+            changes=changes,
+            change_data=None if changes is None else change_records(changes),
+            palette={**grid.PALETTE, grid.OTHER: grid.OTHER_COLOUR},
+            tone=grid.tone,
+            glyph=grid.glyph,
+            mark_title=mark_title,
+            installer_of=grid.installer_of,
             where_label=where_label,
-            accelerator_label=accelerator_label,
         )
     )
 
 
-def write_all(table: Compatibility, out: Path) -> list[Path]:
-    """Write the three forms under `out` (the repository root); returns their paths."""
+def write_all(
+    table: Compatibility, out: Path, changes: Sequence[Change] | None = None
+) -> list[Path]:
+    """Write the three forms under `out` (the repository root); returns their paths. `changes`
+    (query.diff against a previous table) goes into the page only."""
     paths = [out / MD_FILE, out / JSON_FILE, out / SITE_FILE]
     write_atomic(paths[0], markdown(table))
     write_atomic(paths[1], table_json(table))
-    write_atomic(paths[2], html(table))
+    write_atomic(paths[2], html(table, changes))
     return paths

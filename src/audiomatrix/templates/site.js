@@ -1,0 +1,174 @@
+"use strict";
+(function () {
+  const data = JSON.parse(document.getElementById("data").textContent);
+  const tones = new Set(JSON.parse(document.body.dataset.tones));
+  const sigs = Object.fromEntries(data.signatures.map((s) => [s.id, s]));
+  const rows = Array.from(document.querySelectorAll("#results tbody tr.row"));
+  const marks = Array.from(document.querySelectorAll(".glance .mark"));
+  const glances = Array.from(document.querySelectorAll(".glance"));
+  const missing = Array.from(document.querySelectorAll("#missing tbody tr"));
+  const selects = Array.from(document.querySelectorAll("#filters select"));
+  const tabs = Array.from(document.querySelectorAll("#views [role=tab]"));
+  const search = document.getElementById("search");
+  const count = document.getElementById("count");
+  const detail = document.getElementById("detail");
+
+  rows.forEach((tr) => {
+    const row = data.rows[Number(tr.dataset.index)];
+    tr.dataset.text = (tr.textContent + " " + JSON.stringify(row.versions) + " " +
+      JSON.stringify(row.where) + " " + JSON.stringify(row.host)).toLowerCase();
+  });
+  missing.forEach((tr) => { tr.dataset.text = tr.textContent.toLowerCase(); });
+  marks.forEach((m) => { m.dataset.text = m.title.toLowerCase(); });
+
+  function matches(node) {
+    const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    return selects.every((s) => !s.value || s.dataset.axis === "where" && !node.dataset.where
+                                || node.dataset[s.dataset.axis] === s.value)
+      && words.every((w) => node.dataset.text.includes(w));
+  }
+
+  /** A grid after filtering: its tally over the marks shown, and no empty torch or Python. */
+  function refresh(glance) {
+    const shown = Array.from(glance.querySelectorAll(".mark")).filter((m) => !m.hidden);
+    const ran = shown.filter((m) => m.dataset.row !== undefined);
+    const numbers = {
+      rows: ran.length,
+      raw: ran.filter((m) => m.dataset.status === "pass").length,
+      compat: ran.filter((m) => m.dataset.compat === "pass").length,
+      pending: shown.length - ran.length,
+    };
+    glance.querySelectorAll("[data-n]").forEach((b) => { b.textContent = numbers[b.dataset.n]; });
+    glance.querySelectorAll("tbody tr").forEach((tr) => {
+      tr.hidden = !shown.some((m) => m.dataset.torch === tr.dataset.torch);
+    });
+    const pythons = new Set(shown.map((m) => m.dataset.python));
+    glance.querySelectorAll("th[data-python], td[data-python]").forEach((cell) => {
+      cell.hidden = !pythons.has(cell.dataset.python);
+    });
+    const table = glance.querySelector("table.grid");
+    if (table) {
+      table.hidden = shown.length === 0;
+      glance.querySelector(".empty").hidden = shown.length > 0;
+    }
+  }
+
+  function apply() {
+    let shown = 0;
+    rows.forEach((tr) => { tr.hidden = !matches(tr); if (!tr.hidden) shown += 1; });
+    missing.forEach((tr) => { tr.hidden = !matches(tr); });
+    marks.forEach((m) => { m.hidden = !matches(m); });
+    glances.forEach(refresh);
+    count.textContent = shown + " of " + rows.length + " rows";
+  }
+
+  function el(tag, text, cls) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = text;
+    if (cls) node.className = cls;
+    return node;
+  }
+
+  function badge(outcome) {
+    if (!outcome) return el("span", "–", "s s-none");
+    const tone = tones.has(outcome.status) ? outcome.status : "other";
+    return el("span", outcome.status, "s s-" + tone.replace(/ /g, "-"));
+  }
+
+  function facts(row) {
+    const found = [["os", row.axes.os], ["accelerator", row.axes.accelerator],
+      ["stack", row.axes.stack],
+      ["where", row.where.kind + (row.where.image ? " " + row.where.image : "")],
+      ["image digest", row.where.image_digest],
+      ["host", (row.host.distribution || row.host.os) + " · " + row.host.cpu],
+      ["GPU", row.host.gpu ? row.host.gpu + " " + (row.host.compute_capability || "") : "CPU"],
+      ["CUDA", row.facts.cuda], ["declared GPU archs", row.gpu_arch.join(" ")],
+      ["run", row.run + " (started " + row.started + ")" + (row.stale ? ", stale" : "")],
+      ["results", row.source], ["lock sha256", row.lock_sha256]];
+    if (row.published) {
+      found.push(["pull", "docker pull " + row.published.reference],
+        ["SBOM", row.published.sbom.format + " " + row.published.sbom.path]);
+    }
+    Object.keys(row.versions).sort().forEach((k) => found.push([k, row.versions[k]]));
+    const dl = el("dl");
+    found.forEach(([k, v]) => { dl.append(el("dt", k), el("dd", v || "–")); });
+    return dl;
+  }
+
+  function remedies(seen) {
+    const part = document.createDocumentFragment();
+    if (seen.length) part.append(el("h3", "remedies"));
+    seen.forEach((id) => {
+      const sig = sigs[id];
+      if (!sig) return;
+      part.append(el("h4", id + ": " + sig.title), el("p", sig.remedy, "remedy"));
+      const refs = el("ul");
+      sig.sources.forEach((src) => {
+        const li = el("li");
+        const a = el("a", src);
+        if (/^https:\/\//.test(src)) a.href = src;
+        li.append(a);
+        refs.append(li);
+      });
+      part.append(refs);
+    });
+    return part;
+  }
+
+  function show(index) {
+    const row = data.rows[index];
+    rows.forEach((tr) => tr.classList.toggle("selected", Number(tr.dataset.index) === index));
+    marks.forEach((m) => m.classList.toggle("selected", Number(m.dataset.row) === index));
+    const close = el("button", "×", "close");
+    close.type = "button";
+    close.title = "close";
+    close.addEventListener("click", hide);
+    detail.replaceChildren(close, el("h2", row.cell), facts(row));
+    const seen = [];
+    detail.append(el("h3", "checks (raw → compat)"));
+    const list = el("ul");
+    data.checks.forEach((name) => {
+      const c = row.checks[name];
+      if (!c) return;
+      const li = el("li");
+      li.append(el("strong", name + ": "), badge(c.raw), " → ", badge(c.compat));
+      [c.raw, c.compat].forEach((o) => {
+        if (o && o.signature && !seen.includes(o.signature)) seen.push(o.signature);
+        if (o && o.first_error) li.append(el("pre", o.first_error));
+      });
+      list.append(li);
+    });
+    detail.append(list, remedies(seen));
+    detail.hidden = false;
+  }
+
+  function hide() {
+    detail.hidden = true;
+    rows.concat(marks).forEach((node) => node.classList.remove("selected"));
+  }
+
+  function view(name) {
+    tabs.forEach((tab) => {
+      const on = tab.dataset.view === name;
+      tab.setAttribute("aria-selected", String(on));
+      document.getElementById(tab.getAttribute("aria-controls")).hidden = !on;
+    });
+    history.replaceState(null, "", "#" + name);
+  }
+
+  selects.forEach((s) => s.addEventListener("change", apply));
+  search.addEventListener("input", apply);
+  tabs.forEach((tab) => tab.addEventListener("click", () => view(tab.dataset.view)));
+  rows.forEach((tr) => {
+    tr.addEventListener("click", () => show(Number(tr.dataset.index)));
+    tr.addEventListener("keydown", (e) => { if (e.key === "Enter") show(Number(tr.dataset.index)); });
+  });
+  marks.filter((m) => m.dataset.row !== undefined).forEach((m) => {
+    m.addEventListener("click", () => show(Number(m.dataset.row)));
+  });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") hide(); });
+  const addressed = () => view(location.hash === "#list" ? "list" : "grid");
+  window.addEventListener("hashchange", addressed);
+  addressed();
+  apply();
+})();

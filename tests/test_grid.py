@@ -1,0 +1,151 @@
+"""grid.py: the table at a glance, over tables the report stage built from real result files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from audiomatrix import grid, query, render, report, results
+from support import run_result
+from test_report import ALL_PASS, BROKEN, NEW, OLD, repo, table  # noqa: F401
+
+UNRUN = "bookworm-py3.10-torch2.6.0-cpu-legacy"
+UNREACHABLE = "bookworm-py3.12-torch2.9.1-cu130-maintained"
+
+
+def _cells(square: grid.Square) -> list[tuple[str, str | None, str, str]]:
+    return [(m.cell, m.where, m.raw.status, m.compat.status) for m in square.marks]
+
+
+def test_a_grid_per_workload_then_per_other_check(repo: Path) -> None:  # noqa: F811
+    grids = grid.grids(table(repo))
+    assert list(grids) == [
+        "xtts", "demucs", "diffrhythm", "torchaudio_io", "torch_load", "accelerator"
+    ]  # fmt: skip
+    assert [g.title for g in grids.values()][:3] == ["XTTS", "Demucs", "DiffRhythm"]
+    assert grids["xtts"].checks == ["xtts", "xtts_service"]
+    xtts = grids["xtts"]
+    assert xtts.torch == ["2.5.1", "2.6.0", "2.9.1"]
+    assert xtts.python == ["3.10", "3.11", "3.12"]
+    assert {t: sorted(p) for t, p in xtts.squares.items()} == {
+        "2.5.1": ["3.11"],
+        "2.6.0": ["3.10"],
+        "2.9.1": ["3.11", "3.12"],
+    }
+
+
+def test_a_square_holds_every_row_in_it_in_a_fixed_order(repo: Path) -> None:  # noqa: F811
+    t = table(repo)
+    xtts = grid.grids(t)["xtts"]
+    old = xtts.squares["2.5.1"]["3.11"]
+    assert _cells(old) == [(OLD, "image", "pass", "pass"), (OLD, "native", "pass", "pass")]
+    assert [m.row for m in old.marks] == [0, 1]
+    newer = xtts.squares["2.9.1"]["3.11"]
+    # legacy-pinned before maintained; BROKEN's xtts hangs and its service crashes: the worst.
+    assert _cells(newer) == [(NEW, "native", "pass", "pass"), (BROKEN, "image", "crash", "crash")]
+    assert (newer.raw, newer.compat) == ("crash", "crash")
+    assert newer.marks[1].raw.signatures == ["unclassified"]
+    demucs = grid.grids(t)["demucs"].squares["2.9.1"]["3.11"]
+    assert _cells(demucs)[0] == (NEW, "native", "fail", "pass")
+    assert demucs.marks[0].raw.signatures == ["weights-only-demucs"]
+    assert demucs.marks[0].compat.signatures == []
+    # Each mark is the row it names.
+    for g in grid.grids(t).values():
+        for by_python in g.squares.values():
+            for square in by_python.values():
+                for mark in square.marks:
+                    if mark.row is not None:
+                        assert t.rows[mark.row].cell == mark.cell
+
+
+def test_declared_cells_without_a_row_are_not_run_and_apart_runs_are_absent(repo: Path) -> None:  # noqa: F811
+    t = table(repo)
+    assert [r.cell for r in t.apart] == [BROKEN]
+    xtts = grid.grids(t)["xtts"]
+    marks = [m for s in xtts.squares.values() for sq in s.values() for m in sq.marks]
+    assert [(m.cell, m.where) for m in marks if m.cell == BROKEN] == [(BROKEN, "image")]
+    [unrun] = xtts.squares["2.6.0"]["3.10"].marks
+    assert (unrun.cell, unrun.row, unrun.where, unrun.raw.status) == (UNRUN, None, None, "not run")
+    assert unrun.reason == "not run: locked, but no run in its declared environment yet"
+    [unreachable] = xtts.squares["2.9.1"]["3.12"].marks
+    assert unreachable.reason == (
+        "index unreachable, so not run: https://download.pytorch.org/whl/cu130 does not answer"
+    )
+    assert xtts.tally == grid.Tally(rows=4, raw_pass=3, compat_pass=3, not_run=2)
+    assert grid.grids(t)["demucs"].tally == grid.Tally(rows=4, raw_pass=3, compat_pass=4, not_run=2)
+    assert grid.grids(t)["accelerator"].tally.raw_pass == 0  # skipped on a CPU: not a pass
+
+
+def test_changes_since_a_previous_table_are_marked_and_counted(repo: Path) -> None:  # noqa: F811
+    old = table(repo)
+    broke = run_result(OLD, ALL_PASS | {"xtts": "fail"}, ALL_PASS, run="20261125T180000Z")
+    results.write(repo / "results", broke)
+    new = table(repo)
+    grids = grid.grids(new, query.diff(old, new))
+    xtts = grids["xtts"]
+    assert (xtts.tally.red, xtts.tally.green) == (1, 0)
+    native = xtts.squares["2.5.1"]["3.11"].marks[1]
+    assert (native.where, native.raw.status, native.compat.status) == ("native", "fail", "pass")
+    assert native.changes == ["xtts raw: pass → fail"]
+    assert xtts.squares["2.5.1"]["3.11"].marks[0].changes == []
+    assert all(g.tally.red == g.tally.green == 0 for n, g in grids.items() if n != "xtts")
+    assert "since the previous table 1 went red, 0 went green" in grid.tally_text(xtts.tally)
+
+
+def test_statuses_rank_worst_first_and_an_unknown_one_is_generic(repo: Path) -> None:  # noqa: F811
+    assert grid.worst(["pass", "skip", "fail", "hang"]) == "hang"
+    assert grid.worst(["corrupt", "crash"]) == "corrupt"
+    assert grid.worst(["pass", "not run"]) == "not run"
+    assert grid.worst(["weird", "pass"]) == "weird" and grid.worst(["weird", "fail"]) == "fail"
+    assert grid.worst([]) == "not run"
+    assert (grid.tone("drift"), grid.tone("weird")) == ("drift", "other")
+    assert grid.colour("weird") == grid.OTHER_COLOUR != grid.colour("fail")
+    assert grid.glyph("weird") == grid.OTHER_GLYPH
+    row = table(repo).rows[0]
+    drifted = report.Outcome.model_construct(status="drift", signature=None)
+    checks = {**row.checks, "xtts": report.CheckRow(raw=drifted, compat=row.checks["xtts"].compat)}
+    odd = row.model_copy(update={"checks": checks})
+    assert grid.verdict(odd, ["xtts", "xtts_service"], "raw").status == "drift"
+    assert grid.verdict(odd, ["xtts", "xtts_service"], "compat").status == "pass"
+    # A check the row lacks is not run: the workload is not shown to pass.
+    lacking = row.model_copy(update={"checks": {"xtts": row.checks["xtts"]}})
+    assert grid.verdict(lacking, ["xtts", "xtts_service"], "raw").status == "not run"
+
+
+def test_the_installer_is_uv_unless_the_row_names_one(repo: Path) -> None:  # noqa: F811
+    t = table(repo)
+    assert {grid.installer_of(r) for r in t.rows} == {"uv"}
+
+    class InstalledAxes(report.Axes):
+        """The axes as a table with an installer axis will have them."""
+
+        installer: str
+
+    axes = InstalledAxes(**t.missing[0].axes.model_dump(), installer="conda")
+    conda = t.missing[0].model_copy(update={"axes": axes})
+    assert grid.installer_of(conda) == "conda"
+    assert grid.missing_mark(conda).installer == "conda"
+
+
+def test_the_page_draws_the_grid_and_embeds_the_changes(repo: Path) -> None:  # noqa: F811
+    t = table(repo)
+    page = render.html(t)
+    embedded = page.split('<script type="application/json" id="changes-data">')[1]
+    assert json.loads(embedded.split("</script>")[0]) is None
+    marks = page.count('class="mark s-')
+    assert marks == len(grid.grids(t)) * (len(t.rows) + 2)
+    assert page.count("<button type=button") == len(grid.grids(t)) * len(t.rows)
+    assert '<option value="uv">uv</option>' in page
+    changes = query.diff(t.model_copy(update={"rows": t.rows[1:]}), t)
+    page = render.html(t, changes)
+    embedded = page.split('<script type="application/json" id="changes-data">')[1]
+    assert json.loads(embedded.split("</script>")[0]) == render.change_records(changes)
+    assert f"Since the previous table: {len(changes)} changes, 0 regressions" in page
+    assert page.count(' changed"') == len(grid.grids(t))  # OLD's image row, in every grid
+
+
+def test_grids_are_deterministic_json(repo: Path) -> None:  # noqa: F811
+    first = json.dumps({n: g.model_dump(mode="json") for n, g in grid.grids(table(repo)).items()})
+    again = json.dumps({n: g.model_dump(mode="json") for n, g in grid.grids(table(repo)).items()})
+    assert first == again
+    assert json.loads(first)["xtts"]["squares"]["2.5.1"]["3.11"]["marks"][0]["row"] == 0

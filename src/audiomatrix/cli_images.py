@@ -26,7 +26,7 @@ from rich.progress import (
 )
 
 from audiomatrix import engine as engine_stage
-from audiomatrix import imagebuild, pipeline
+from audiomatrix import imagebuild, pipeline, sweeprecord
 from audiomatrix import report as report_stage
 from audiomatrix import results as results_stage
 from audiomatrix import smoke as smoke_stage
@@ -43,7 +43,6 @@ from audiomatrix.cli import (
     err,
     out,
 )
-from audiomatrix.files import write_json
 from audiomatrix.spec import Cell, Matrix
 from audiomatrix.suite.schema import MODES
 
@@ -126,6 +125,7 @@ def run_images(
     results_root = Path(loaded.path).parent / "results"
     steps: list[pipeline.Step] = []
     started = time.monotonic()
+    earlier = sweeprecord.load(record) if record else None
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                TextColumn("{task.fields[last]}"))  # fmt: skip
@@ -146,12 +146,11 @@ def run_images(
                 steps.append(step)
                 bar.update(task, advance=1, last=f"{step.cell}: {step.status}")
                 _print_step(step, results_root)
-            disk = peak()
+                if record:
+                    sweeprecord.write(record, earlier, steps, time.monotonic() - started, peak())
     except engine_stage.EngineError as exc:
         err.print(str(exc), markup=False, soft_wrap=True)
         return True
-    if record:
-        write_json(record, _record(steps, time.monotonic() - started, disk))
     return any(s.status == "failed" for s in steps)
 
 
@@ -163,22 +162,6 @@ def _print_step(step: pipeline.Step, results_root: Path) -> None:
         colour = "dim" if step.status == "smoke unchanged" else "yellow"
         out.print(f"[bold]{step.cell}[/] [{colour}]{step.status}[/] {step.detail}",
                   highlight=False)  # fmt: skip
-
-
-def _record(steps: list[pipeline.Step], wall_s: float, peak_bytes: int) -> dict:
-    counts: dict[str, int] = {}
-    for s in steps:
-        counts[s.status] = counts.get(s.status, 0) + 1
-    return {
-        "cells": len(steps),
-        "statuses": counts,
-        "wall_s": round(wall_s, 1),
-        "peak_disk_gb": round(peak_bytes / 1e9, 2),
-        "per_cell": [
-            {"cell": s.cell, "status": s.status, "seconds": round(s.seconds, 1), "detail": s.detail}
-            for s in steps
-        ],
-    }
 
 
 @app.command()

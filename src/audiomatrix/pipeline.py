@@ -39,6 +39,15 @@ class Step:
     tag: str | None = None
     result: results.RunResult | None = None
     seconds: float = 0.0
+    layers: tuple[tuple[str, int], ...] = ()
+    """The built image's layers, bottom first: (the step's id, bytes it adds)."""
+
+
+def image_layers(tag: str) -> tuple[tuple[str, int], ...]:
+    """What an image is made of, for the disk it takes alone and shared with others."""
+    with engine_call(f"reading the history of {tag}"):
+        history = client().api.history(tag)
+    return tuple((str(s["Id"]), int(s["Size"])) for s in reversed(history))
 
 
 def sweep_order(locks: Iterable[CellLock]) -> list[CellLock]:
@@ -89,7 +98,9 @@ def run_cell(
     started = time.monotonic()
 
     def step(status: str, detail: str = "", tag: str | None = None, result=None) -> Step:
-        return Step(cell.cell, status, detail, tag, result, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        layers = image_layers(tag) if status == "smoked" and tag else ()
+        return Step(cell.cell, status, detail, tag, result, seconds, layers)
 
     ready = imagebuild.prepare(cell, echo)
     if isinstance(ready, imagebuild.BuildResult):

@@ -22,7 +22,7 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from typer.testing import CliRunner
 
-from audiomatrix import container, engine, publications, publish, render, report, results
+from audiomatrix import container, engine, publications, publish, render, report, results, sbom
 from audiomatrix.cli import app
 from audiomatrix.imagebuild import CELL_REPO
 from audiomatrix.wheelhouse import parse_lock
@@ -97,7 +97,7 @@ def test_sbom_is_valid_cyclonedx_with_package_urls() -> None:
     row = _row()
     reference = f"localhost:5000/audiomatrix/cell@{DIGEST}"
     labels = {"org.audiomatrix.cell": row.cell, "maintainer": "x"}
-    text = publish.sbom_json(publish.sbom(row, reference, labels, INVENTORY))
+    text = sbom.to_json(sbom.build(row, reference, labels, INVENTORY))
     _valid_cyclonedx(text)
     doc = json.loads(text)
     purls = {c["purl"] for c in doc["components"]}

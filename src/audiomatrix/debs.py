@@ -10,6 +10,7 @@ or a base image's) already has, exactly as apt would install them there.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from audiomatrix.files import cache_dir
+from audiomatrix.files import cache_dir, sha256_file, write_atomic
 
 HOST_STATUS = Path("/var/lib/dpkg/status")
 LISTS_MAX_AGE_S = 24 * 3600
@@ -90,9 +91,19 @@ def archive_name(package: str, version: str, arch: str) -> str:
 
 def download(packages: Sequence[str], status: Path, echo: Echo = print) -> list[Path]:
     """The .deb files that install `packages` on a system with this dpkg status, downloaded
-    into the machine's cache (once); [] when that system already has them all."""
+    into the machine's cache (once); [] when that system already has them all. apt's plan is
+    kept for the same packages, status and package lists, so an unchanged image's rebuild
+    check runs no apt at all."""
     cache = deb_cache()
     refresh_lists(cache, echo)
+    updated = (cache / "lists" / ".updated").stat().st_mtime
+    inputs = [sorted(packages), sha256_file(status), updated]
+    key = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:24]
+    remembered = cache / "plans" / f"{key}.json"
+    if remembered.exists():
+        files = [cache / "archives" / name for name in json.loads(remembered.read_text())]
+        if all(f.exists() for f in files):
+            return files
     options = apt_options(cache, status)
     plan = planned(_apt([*options, "install", "-s", "-y", *packages], echo))
     files = [cache / "archives" / archive_name(*entry) for entry in plan]
@@ -102,6 +113,7 @@ def download(packages: Sequence[str], status: Path, echo: Echo = print) -> list[
     missing = [f.name for f in files if not f.exists()]
     if missing:
         raise DebError(f"apt did not download {missing[0]}")
+    write_atomic(remembered, json.dumps([f.name for f in files]))
     return files
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +22,6 @@ from typing import Any
 
 import docker.errors
 import requests
-from cyclonedx.model import Property
-from cyclonedx.model.bom import Bom
-from cyclonedx.model.component import Component, ComponentType
-from cyclonedx.output.json import JsonV1Dot6
-from packageurl import PackageURL
 
 from audiomatrix import publications, report, smoke
 from audiomatrix.engine import LABEL, client, engine_call, find_image, first_line
@@ -138,71 +133,6 @@ def content_tag(local_tag: str) -> str:
 
 def sbom_tag(digest: str) -> str:
     return digest.replace(":", "-") + ".sbom"
-
-
-def sbom(
-    row: report.Row, reference: str, labels: Mapping[str, str], inventory: Mapping[str, Any]
-) -> Bom:
-    """The image's CycloneDX SBOM: every Python distribution and Debian package installed in
-    it, with package URLs, the image as the described component, the lock hash and labels
-    as properties."""
-    distro = inventory.get("os", {})
-    distro_id = str(distro.get("ID", "debian"))
-    distro_q = f"{distro_id}-{distro.get('VERSION_ID', '')}".rstrip("-")
-    name, digest = reference.split("@", 1)
-    root = Component(
-        type=ComponentType.CONTAINER,
-        name=name,
-        version=digest,
-        bom_ref=reference,
-        purl=PackageURL(
-            "oci",
-            name=name.rsplit("/", 1)[1],
-            version=digest,
-            qualifiers={"repository_url": name},
-        ),
-        description=f"audiomatrix cell {row.cell}",
-        properties=[
-            Property(name="audiomatrix:cell", value=row.cell),
-            Property(name="audiomatrix:lock-sha256", value=row.lock_sha256),
-            Property(name="audiomatrix:python", value=str(inventory.get("python_version", ""))),
-            *(
-                Property(name=f"label:{k}", value=v)
-                for k, v in sorted(labels.items())
-                if v and k.startswith(("org.opencontainers.", "org.audiomatrix."))
-            ),
-        ],
-    )
-    bom = Bom()
-    bom.metadata.component = root
-    components = []
-    for dist, version in inventory.get("python", []):
-        purl = PackageURL("pypi", name=re.sub(r"[-_.]+", "-", dist).lower(), version=version)
-        components.append(
-            Component(
-                type=ComponentType.LIBRARY, name=dist, version=version, purl=purl,
-                bom_ref=purl.to_string(),
-            )
-        )  # fmt: skip
-    for package, version, arch in inventory.get("deb", []):
-        purl = PackageURL(
-            "deb", namespace=distro_id, name=package, version=version,
-            qualifiers={"arch": arch, "distro": distro_q} if arch else {"distro": distro_q},
-        )  # fmt: skip
-        components.append(
-            Component(
-                type=ComponentType.LIBRARY, name=package, version=version, purl=purl,
-                bom_ref=purl.to_string(),
-            )
-        )  # fmt: skip
-    for component in components:
-        bom.components.add(component)
-    bom.register_dependency(root, components)
-    return bom
-
-
-def sbom_json(bom: Bom) -> str:
-    return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
 
 
 def native_install(cell: smoke.CellLock, venv: str = ".venv") -> list[str]:
@@ -383,8 +313,10 @@ def publish_row(
         if subject is None or subject[0] != digest:
             raise PublishError(f"{registry.repository}@{digest}: not in the registry after push")
         reference = f"{registry.repository}@{digest}"
-        bom = sbom(row, reference, found.labels, listing)
-        text = sbom_json(bom)
+        from audiomatrix import sbom  # cyclonedx loads only when something is published
+
+        bom = sbom.build(row, reference, found.labels, listing)
+        text = sbom.to_json(bom)
         path = root / SBOM_DIR / f"{row.cell}.cdx.json"
         write_atomic(path, text)
         sbom_ref, sbom_digest = push_sbom(registry, subject, text, path.name)

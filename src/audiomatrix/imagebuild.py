@@ -3,6 +3,9 @@ uv, Python, FFmpeg, the build context's files) so an unchanged cell is never reb
 
 Packages come from the loopback wheelhouse, installed once, in the image's own stage, torch
 first: identical torch lines in two locks make an identical torch layer, which the images share.
+A conda cell's image comes from docker/conda.Dockerfile instead: micromamba installs the
+explicit list rendered from its lock, the environment's pip the lock's pip part, both from the
+lock's own URLs (the channel and PyPI); the conda environment brings its own Python.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from audiomatrix import lock
+from audiomatrix import conda, lock
 from audiomatrix.base import BaseUnavailable, ensure_base, image_python
 from audiomatrix.engine import client, engine_call, find_image
 from audiomatrix.files import cache_dir, sha256_bytes
@@ -35,6 +38,7 @@ from audiomatrix.wheelhouse import fill_wheelhouse, serve
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = "docker/Dockerfile"
+CONDA_DOCKERFILE = "docker/conda.Dockerfile"
 INSTALLER = "docker/install.sh"
 PACKAGE_FILES = ("src/audiomatrix/__init__.py", "src/audiomatrix/compat.py")
 CA_PATH = "_audiomatrix/proxy-ca.pem"
@@ -42,6 +46,7 @@ CA_PATH = "_audiomatrix/proxy-ca.pem"
 fixed address, since build args are part of the layer cache key."""
 CELL_REPO = "audiomatrix/cell"
 UV_REPO = "audiomatrix/uv"
+MICROMAMBA_REPO = "audiomatrix/micromamba"
 
 
 @dataclass(frozen=True)
@@ -58,20 +63,34 @@ class BuildResult:
         return self.status in ("built", "unchanged")
 
 
-def ensure_uv_image() -> str:
-    """The uv this project locks with, as a one-file image for the Dockerfile's UV_IMAGE
-    (no registry needed; the official uv image has the same layout)."""
+def _one_file_image(binary: str, arcname: str, repository: str, version: str) -> str:
+    """A tool's binary as an image of that one file, at the path its official image has it
+    (no registry needed)."""
     api = client()
-    version = lock.uv_version()
-    tag = f"{UV_REPO}:{version}"
+    tag = f"{repository}:{version}"
     if find_image(api, tag):
         return tag
     with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / "uv.tar"
+        archive = Path(tmp) / "tool.tar"
         with tarfile.open(archive, "w") as out:
-            out.add(lock.uv_binary(), arcname="uv", filter=_normalise)
-        api.api.import_image_from_file(str(archive), repository=UV_REPO, tag=version)
+            out.add(binary, arcname=arcname, filter=_normalise)
+        api.api.import_image_from_file(str(archive), repository=repository, tag=version)
     return tag
+
+
+def ensure_uv_image() -> str:
+    """The uv this project locks with, for the Dockerfile's UV_IMAGE."""
+    return _one_file_image(lock.uv_binary(), "uv", UV_REPO, lock.uv_version())
+
+
+def ensure_micromamba_image() -> str | None:
+    """The micromamba on PATH (the one conda-lock solves with in CI) for conda.Dockerfile's
+    MICROMAMBA_IMAGE; None where there is none."""
+    binary = conda.micromamba()
+    if binary is None:
+        return None
+    done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+    return _one_file_image(binary, "bin/micromamba", MICROMAMBA_REPO, done.stdout.strip())
 
 
 def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -79,14 +98,15 @@ def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
+def dockerfile(cell: CellLock) -> str:
+    return CONDA_DOCKERFILE if cell.installer == "conda" else DOCKERFILE
+
+
 def context_files(cell: CellLock) -> dict[str, Path]:
     """What the build context holds, by path in the context (mirrors the repository). Never
     a CA bundle: a build fetches that from the loopback server (see `build`)."""
-    files = {
-        DOCKERFILE: REPO / DOCKERFILE,
-        INSTALLER: REPO / INSTALLER,
-        lock_path(cell): cell.requirements,
-    }
+    files = {dockerfile(cell): REPO / dockerfile(cell), INSTALLER: REPO / INSTALLER}
+    files.update({context_path(cell, path): path for path in cell.lock_files})
     for name in PACKAGE_FILES:
         files[name] = REPO / name
     for path in probe.suite_files():
@@ -94,8 +114,22 @@ def context_files(cell: CellLock) -> dict[str, Path]:
     return files
 
 
+def context_path(cell: CellLock, path: Path) -> str:
+    """A lock file's path in the context: environments/<cell>/<name>, as in the repository."""
+    return f"environments/{cell.cell}/{path.name}"
+
+
 def lock_path(cell: CellLock) -> str:
-    return f"environments/{cell.cell}/{lock.LOCK_FILE}"
+    return context_path(cell, cell.requirements)
+
+
+def lock_args(cell: CellLock) -> dict[str, str]:
+    """The build args that name the lock files in the context (and, for a uv cell, the
+    wheelhouse's FFmpeg switch): what the cell's Dockerfile COPYs."""
+    if cell.installer == "conda":
+        explicit, pip = (context_path(cell, p) for p in cell.lock_files)
+        return {"CONDA_LOCK": explicit, "PIP_LOCK": pip}
+    return {"LOCK": lock_path(cell), "FFMPEG": "1" if cell.record["cell"].get("ffmpeg") else "0"}
 
 
 def _context_tar(files: Mapping[str, Path]) -> io.BytesIO:
@@ -107,12 +141,29 @@ def _context_tar(files: Mapping[str, Path]) -> io.BytesIO:
     return buffer
 
 
-def content_hash(cell: CellLock, base_id: str, uv_id: str, ffmpeg: bool) -> str:
-    """The hash an image is tagged by: everything it is made of, nothing about when."""
+def build_args(cell: CellLock, base: str, tool: str) -> dict[str, str]:
+    """The cell's build args, but for the loopback server's (WHEELS, CA_URL): its base, the
+    image its installer comes from, its lock files, and what its labels say."""
+    return {
+        "BASE": base,
+        "MICROMAMBA_IMAGE" if cell.installer == "conda" else "UV_IMAGE": tool,
+        "PYTHON": cell.python,
+        **lock_args(cell),
+        "CELL": cell.cell,
+        "LOCK_SHA256": cell.lock_sha256,
+        "REVISION": git_revision(),
+        "SOURCE": os.environ.get("AUDIOMATRIX_SOURCE_URL", ""),
+        "CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def content_hash(cell: CellLock, base_id: str, tool_id: str, ffmpeg: bool) -> str:
+    """The hash an image is tagged by: everything it is made of, nothing about when. The tool
+    is the image uv (a conda cell: micromamba) is copied from."""
     files = context_files(cell)
     parts = {
         "base": base_id,
-        "uv": uv_id,
+        "micromamba" if cell.installer == "conda" else "uv": tool_id,
         "python": cell.python,
         "ffmpeg": ffmpeg,
         "files": {
@@ -147,7 +198,8 @@ def build(
     only a vanished engine raises (EngineError), since then no other cell can build either.
     `ca_bundle` is served beside the wheelhouse and passed as CA_URL: each install step
     fetches it, uses it and deletes it, so no layer holds it. `force` rebuilds with the layer
-    cache off (the benchmark's cold build)."""
+    cache off (the benchmark's cold build). A conda cell needs micromamba on PATH and no
+    wheelhouse (its packages come from the lock's URLs), nor the base's Python."""
     started = time.monotonic()
     info = cell.record["cell"]
 
@@ -161,46 +213,41 @@ def build(
             return result("base unavailable", detail=str(exc))
         api = client()
         base_image = api.images.get(base)
+        is_conda = cell.installer == "conda"
         has = image_python(base_image)
-        if has and has != cell.python:
+        if has and has != cell.python and not is_conda:
             return result(
                 "python unavailable in base",
                 detail=f"{base} has Python {has}, the cell needs {cell.python} "
                 "(no Python downloads here; only the base's own python3 is used)",
             )
-        uv_image = ensure_uv_image()
+        tool = ensure_micromamba_image() if is_conda else ensure_uv_image()
+        if tool is None:
+            return result("failed", detail="no micromamba on PATH: a conda cell's image "
+                          "installs its lock with it; install micromamba")  # fmt: skip
         ffmpeg = bool(info.get("ffmpeg"))
-        digest = content_hash(cell, base_image.id, api.images.get(uv_image).id, ffmpeg)
+        digest = content_hash(cell, base_image.id, api.images.get(tool).id, ffmpeg)
         tag = cell_tag(cell.cell, digest)
         if find_image(api, tag) and not force:
             return result("unchanged", tag)
-        try:
-            names = fill_wheelhouse(cell, wheelhouse or cache_dir() / "wheelhouse", echo)
-        except (SmokeError, OSError) as exc:
-            return result("failed", detail=f"downloading the lock's files: {exc}")
-        progress(f"{len(names)} files in the wheelhouse")
-        args = {
-            "BASE": base,
-            "UV_IMAGE": uv_image,
-            "PYTHON": cell.python,
-            "LOCK": lock_path(cell),
-            "FFMPEG": "1" if ffmpeg else "0",
-            "CELL": cell.cell,
-            "LOCK_SHA256": cell.lock_sha256,
-            "REVISION": git_revision(),
-            "SOURCE": os.environ.get("AUDIOMATRIX_SOURCE_URL", ""),
-            "CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
+        if not is_conda:
+            try:
+                names = fill_wheelhouse(cell, wheelhouse or cache_dir() / "wheelhouse", echo)
+            except (SmokeError, OSError) as exc:
+                return result("failed", detail=f"downloading the lock's files: {exc}")
+            progress(f"{len(names)} files in the wheelhouse")
+        args = build_args(cell, base, tool)
         if ca_bundle and not ca_bundle.is_file():
             return result("failed", detail=f"the CA bundle {ca_bundle} is not a readable file")
         context = _context_tar(context_files(cell))
         extra = {CA_PATH: ca_bundle} if ca_bundle else {}
         try:
             with serve(wheelhouse or cache_dir() / "wheelhouse", files=extra) as url:
-                args["WHEELS"] = url
+                if not is_conda:
+                    args["WHEELS"] = url
                 if ca_bundle:
                     args["CA_URL"] = url + CA_PATH
-                error = _run_build(api, context, tag, args, progress, nocache=force)
+                error = _run_build(api, context, tag, args, progress, dockerfile(cell), force)
         except SmokeError as exc:
             error = str(exc)
         if error:
@@ -229,13 +276,14 @@ def _run_build(
     tag: str,
     args: Mapping[str, str],
     progress: Callable[[str], None],
+    file: str = DOCKERFILE,
     nocache: bool = False,
 ) -> str | None:
     """Run the classic builder; None on success, else one line: the failing step, its exit
     code and the last line it printed."""
     step, last = "", ""
     stream = api.api.build(
-        fileobj=context, custom_context=True, dockerfile=DOCKERFILE, tag=tag,
+        fileobj=context, custom_context=True, dockerfile=file, tag=tag,
         buildargs=dict(args), network_mode="host", rm=True, forcerm=True, decode=True,
         nocache=nocache,
     )  # fmt: skip

@@ -249,6 +249,7 @@ def html(table: Compatibility) -> str:
         "torch": sorted({r.axes.torch for r in table.rows}, key=version_key),
         "accelerator": sorted({r.axes.accelerator for r in table.rows}),
         "stack": sorted({r.axes.stack for r in table.rows}),
+        "installer": sorted({r.installer for r in table.rows}),
         "where": sorted({r.where.kind for r in table.rows}),
     }
     return (

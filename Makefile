@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # uv from PATH, else the one `make setup` installs with pip.
 UV := $(if $(shell command -v uv),uv,python3 -m uv)
 
-.PHONY: setup system engine test test-lock test-site test-smoke test-image lint report publish ci matrix lock cells doctor bench clean
+.PHONY: setup system engine test test-lock test-site test-smoke test-image test-conda lint report publish ci matrix lock cells doctor bench clean
 
 setup: ## uv if missing, .venv, the project and its dev tools
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -45,6 +45,9 @@ test-site: ## the marked tests: the generated site in headless Debian chromium
 
 test-smoke: ## the marked tests: the smoke suite natively in the CI cells (GB of wheels)
 	$(BIN)/pytest -q -m smoke
+
+test-conda: ## the marked tests: real conda-lock solves against conda-forge (micromamba on PATH)
+	$(BIN)/pytest -q -m conda
 
 lint:
 	$(BIN)/ruff check src tests benchmarks noxfile.py

@@ -101,6 +101,9 @@ group "default" {
     "bookworm-py3_13-torch2_9_1-cu128-maintained",
     "bookworm-py3_13-torch2_10_0-cu128-maintained",
     "bookworm-py3_14-torch2_11_0-cu130-maintained",
+    "bookworm-py3_11-torch2_9_1-cu128-maintained-conda",
+    "bookworm-py3_11-torch2_9_1-cpu-maintained-conda",
+    "bookworm-py3_11-torch2_5_1-cpu-legacy-conda",
   ]
 }
 
@@ -1389,4 +1392,43 @@ target "bookworm-py3_14-torch2_11_0-cu130-maintained" {
     CELL = "bookworm-py3.14-torch2.11.0-cu130-maintained"
   }
   tags = ["audiomatrix/cell:bookworm-py3.14-torch2.11.0-cu130-maintained"]
+}
+
+target "bookworm-py3_11-torch2_9_1-cu128-maintained-conda" {
+  context = "."
+  dockerfile = "docker/conda.Dockerfile"
+  args = {
+    BASE = "debian:bookworm-slim"
+    PYTHON = "3.11"
+    CONDA_LOCK = "environments/bookworm-py3.11-torch2.9.1-cu128-maintained-conda/conda-linux-64.lock"
+    PIP_LOCK = "environments/bookworm-py3.11-torch2.9.1-cu128-maintained-conda/pip-linux-64.txt"
+    CELL = "bookworm-py3.11-torch2.9.1-cu128-maintained-conda"
+  }
+  tags = ["audiomatrix/cell:bookworm-py3.11-torch2.9.1-cu128-maintained-conda"]
+}
+
+target "bookworm-py3_11-torch2_9_1-cpu-maintained-conda" {
+  context = "."
+  dockerfile = "docker/conda.Dockerfile"
+  args = {
+    BASE = "debian:bookworm-slim"
+    PYTHON = "3.11"
+    CONDA_LOCK = "environments/bookworm-py3.11-torch2.9.1-cpu-maintained-conda/conda-linux-64.lock"
+    PIP_LOCK = "environments/bookworm-py3.11-torch2.9.1-cpu-maintained-conda/pip-linux-64.txt"
+    CELL = "bookworm-py3.11-torch2.9.1-cpu-maintained-conda"
+  }
+  tags = ["audiomatrix/cell:bookworm-py3.11-torch2.9.1-cpu-maintained-conda"]
+}
+
+target "bookworm-py3_11-torch2_5_1-cpu-legacy-conda" {
+  context = "."
+  dockerfile = "docker/conda.Dockerfile"
+  args = {
+    BASE = "debian:bookworm-slim"
+    PYTHON = "3.11"
+    CONDA_LOCK = "environments/bookworm-py3.11-torch2.5.1-cpu-legacy-conda/conda-linux-64.lock"
+    PIP_LOCK = "environments/bookworm-py3.11-torch2.5.1-cpu-legacy-conda/pip-linux-64.txt"
+    CELL = "bookworm-py3.11-torch2.5.1-cpu-legacy-conda"
+  }
+  tags = ["audiomatrix/cell:bookworm-py3.11-torch2.5.1-cpu-legacy-conda"]
 }

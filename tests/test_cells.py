@@ -221,6 +221,7 @@ def test_select_axis_values_are_globs(matrix: spec.Matrix) -> None:
         "bookworm-py3.11-torch2.9.1-cu128-maintained",
         "bookworm-py3.11-torch2.9.1-cu128-maintained-nocodec",
         "bookworm-py3.11-torch2.9.1-cu128-maintained-noffmpeg",
+        "bookworm-py3.11-torch2.9.1-cu128-maintained-conda",
     ]
 
 
@@ -244,6 +245,7 @@ def test_select_named_selection_and_an_axis(matrix: spec.Matrix) -> None:
         "bookworm-py3.11-torch2.5.1-cu124-legacy-pinned",
         "macos-py3.11-torch2.5.1-mps-legacy",
         "macos-py3.11-torch2.9.1-mps-maintained",
+        "macos-py3.11-torch2.9.1-mps-maintained-conda",
     ]
 
 

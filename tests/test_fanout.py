@@ -221,3 +221,60 @@ def test_bake_file_targets_linux_cells_only(shipped: spec.Matrix) -> None:
     assert 'FFMPEG = "' in block
     assert f'tags = ["audiomatrix/cell:{cell.id}"]' in block
     assert "." not in fanout.bake_target(cell)
+
+
+# --------------------------------------------------------------------------- conda cells
+
+
+def test_conda_cells_lock_and_carry_their_lock_back(shipped: spec.Matrix) -> None:
+    data = load(fanout.github_workflow(shipped, list(shipped.cells)))
+    by_id = {e["cell"]: e for e in entries(data)["shard_0"]}
+    conda_ids = {c.id for c in shipped.cells if c.installer == "conda" and c.buildable}
+    assert conda_ids and {i for i, e in by_id.items() if e["conda"]} == conda_ids
+    assert all(i.endswith("-conda") for i in conda_ids)
+    steps = data["jobs"]["shard_0"]["steps"]
+    names = [s.get("name", "") for s in steps]
+    micromamba = steps[names.index("micromamba (conda cells)")]
+    assert micromamba["uses"] == fanout.SETUP_MICROMAMBA
+    assert micromamba["if"] == "${{ matrix.conda }}"
+    locking = steps[names.index("lock (conda cells)")]
+    assert locking["if"] == "${{ matrix.conda }}"
+    assert locking["run"] == '"$AM" lock --select "$CELL"'
+    # Locked after both setups, before either smoke; its lock kept even when the smoke failed.
+    assert names.index("setup (native cells)") < names.index("lock (conda cells)")
+    assert names.index("lock (conda cells)") < names.index("smoke in the image")
+    keep = steps[names.index("keep the conda lock with the results")]
+    assert keep["if"] == "${{ always() && matrix.conda }}"
+    assert "results/$CELL/lock" in keep["run"]
+    report = data["jobs"]["report"]["steps"]
+    runs = [s.get("run", "") for s in report]
+    assert runs.index(fanout.CONDA_LOCKS_BACK) < runs.index(".venv/bin/audiomatrix report")
+    upload = next(s for s in report if s.get("with", {}).get("name") == "conda-locks")
+    assert upload["with"]["path"].strip() == "environments/*-conda/"
+    tests = data["jobs"]["conda-tests"]
+    assert {"run": "make test-conda"} in tests["steps"]
+    assert any(s.get("uses") == fanout.SETUP_MICROMAMBA for s in tests["steps"])
+
+
+def test_conda_locks_back_script_moves_each_cell_home(tmp_path: Path) -> None:
+    made = tmp_path / "results" / "deb-py3.11-torch2.9.1-cpu-x-conda" / "lock"
+    made.mkdir(parents=True)
+    (made / "conda-lock.yml").write_text("new\n")
+    (tmp_path / "results" / "other-py3.11-torch2.9.1-cpu-x" / "logs").mkdir(parents=True)
+    home = tmp_path / "environments" / "deb-py3.11-torch2.9.1-cpu-x-conda"
+    home.mkdir(parents=True)
+    (home / "environment.yml").write_text("old\n")
+    subprocess.run(["bash", "-c", fanout.CONDA_LOCKS_BACK], cwd=tmp_path, check=True)
+    assert sorted(p.name for p in home.iterdir()) == ["conda-lock.yml"]
+    assert not made.exists()
+    assert (tmp_path / "results" / "other-py3.11-torch2.9.1-cpu-x" / "logs").is_dir()
+
+
+def test_bake_targets_of_conda_cells_use_the_conda_dockerfile(shipped: spec.Matrix) -> None:
+    text = fanout.bake_file(shipped.cells)
+    cell = next(c for c in shipped.cells if c.installer == "conda" and not c.os_value.native)
+    block = text.split(f'target "{fanout.bake_target(cell)}" {{', 1)[1].split("\n}", 1)[0]
+    assert 'dockerfile = "docker/conda.Dockerfile"' in block
+    assert f'CONDA_LOCK = "environments/{cell.id}/conda-linux-64.lock"' in block
+    assert f'PIP_LOCK = "environments/{cell.id}/pip-linux-64.txt"' in block
+    assert "FFMPEG" not in block and "requirements.txt" not in block

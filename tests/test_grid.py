@@ -115,14 +115,7 @@ def test_statuses_rank_worst_first_and_an_unknown_one_is_generic(repo: Path) -> 
 def test_the_installer_is_uv_unless_the_row_names_one(repo: Path) -> None:  # noqa: F811
     t = table(repo)
     assert {grid.installer_of(r) for r in t.rows} == {"uv"}
-
-    class InstalledAxes(report.Axes):
-        """The axes as a table with an installer axis will have them."""
-
-        installer: str
-
-    axes = InstalledAxes(**t.missing[0].axes.model_dump(), installer="conda")
-    conda = t.missing[0].model_copy(update={"axes": axes})
+    conda = t.missing[0].model_copy(update={"installer": "conda"})
     assert grid.installer_of(conda) == "conda"
     assert grid.missing_mark(conda).installer == "conda"
 

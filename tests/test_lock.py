@@ -123,7 +123,7 @@ def _fake_lock(plan: lock.LockPlan, folder: Path) -> None:
     folder.mkdir(parents=True)
     (folder / lock.LOCK_FILE).write_text("soundfile==0.13.1 \\\n    --hash=sha256:00\n")
     lock_sha = sha256_file(folder / lock.LOCK_FILE)
-    record = lock._record(plan, lock.Status.LOCKED, None, lock_sha)
+    record = lock.new_record(plan, lock.Status.LOCKED, None, lock_sha)
     (folder / lock.CELL_FILE).write_text(json.dumps(record))
 
 

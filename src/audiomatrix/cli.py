@@ -1,7 +1,8 @@
 """The `audiomatrix` command: a thin layer that runs the stages and prints what they found.
 
 A user's mistake (bad matrix, bad --select) exits 2 with one line; a tool failure exits 1;
-findings about cells (not buildable, unresolvable, index unreachable) are reported, not fatal.
+findings about cells (not buildable, unresolvable, index or channel unreachable) are reported,
+not fatal.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ _STATUS_STYLE = {
     lock_stage.Status.UNCHANGED: "dim",
     lock_stage.Status.NOT_BUILDABLE: "yellow",
     lock_stage.Status.INDEX_UNREACHABLE: "yellow",
+    lock_stage.Status.CHANNEL_UNREACHABLE: "yellow",
     lock_stage.Status.UNRESOLVABLE: "red",
     lock_stage.Status.ERROR: "bold red",
 }
@@ -273,6 +275,10 @@ WorkloadOption = Annotated[
 PythonOption = Annotated[str | None, typer.Option(help="Python X.Y.")]
 GpuArchOption = Annotated[str | None, typer.Option(help="GPU architecture, e.g. sm_120.")]
 OsOption = Annotated[str | None, typer.Option(help="An os value or family (linux).")]
+InstallerOption = Annotated[
+    str | None, typer.Option(help="uv (PyPI's wheels) or conda (a conda channel's builds).")
+]
+INSTALLERS = ("uv", "conda")
 TableOption = Annotated[Path, typer.Option("--table", help="The compatibility.json to read.")]
 
 
@@ -282,12 +288,17 @@ def _recommended(
     python: str | None,
     gpu_arch: str | None,
     os: str | None,
+    installer: str | None = None,
 ) -> report_stage.Row:
     """recommend's choice, explained on stdout; exit 1 when no row qualifies."""
     unknown = sorted(set(workload or ()) - set(report_stage.WORKLOADS))
     if unknown:
         raise _fail(f"--workload {unknown[0]}: choose from {', '.join(report_stage.WORKLOADS)}")
-    choice = query.recommend(table, workload or (), python=python, gpu_arch=gpu_arch, os=os)
+    if installer is not None and installer not in INSTALLERS:
+        raise _fail(f"--installer {installer}: choose {' or '.join(INSTALLERS)}")
+    choice = query.recommend(
+        table, workload or (), python=python, gpu_arch=gpu_arch, os=os, installer=installer
+    )
     out.print(choice.explanation, markup=False, highlight=False)
     if choice.row is None:
         raise typer.Exit(1)
@@ -301,9 +312,10 @@ def recommend(
     python: PythonOption = None,
     gpu_arch: GpuArchOption = None,
     os: OsOption = None,
+    installer: InstallerOption = None,
 ) -> None:
     """The best known-good cell for your constraints, and why."""
-    _recommended(_load_table(table_path), workload, python, gpu_arch, os)
+    _recommended(_load_table(table_path), workload, python, gpu_arch, os, installer)
 
 
 ShowWorkloadOption = Annotated[
@@ -411,13 +423,14 @@ def pull(
     python: PythonOption = None,
     gpu_arch: GpuArchOption = None,
     os: OsOption = None,
+    installer: InstallerOption = None,
 ) -> None:
     """Pull a known-good cell's image by its published digest and tag it
     audiomatrix/cell:<cell>; where no image is published, print the native install from its
     lock. Without a cell, the one `recommend` picks for the constraints."""
     table = _load_table(table_path)
     if cell is None:
-        cell = _recommended(table, workload, python, gpu_arch, os).cell
+        cell = _recommended(table, workload, python, gpu_arch, os, installer).cell
     rows = sorted(
         (r for r in table.rows if r.cell == cell),
         key=lambda r: (r.published is None, r.where.kind != "image"),

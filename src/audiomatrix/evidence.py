@@ -32,6 +32,7 @@ class Declaration:
     torchcodec: str | None
     cuda: str | None
     lock_sha256: str | None
+    installer: str = "uv"
 
 
 def cuda_of_variant(variant: str) -> str | None:
@@ -61,7 +62,17 @@ def declaration(record: Mapping[str, Any]) -> Declaration:
         torchcodec=cell.get("torchcodec"),
         cuda=cuda_of_variant(cell["variant"]),
         lock_sha256=record.get("lock_sha256"),
+        installer=cell.get("installer", "uv"),
     )
+
+
+def cuda_matches(declared: Declaration, measured: str | None) -> bool:
+    """A wheel cell's torch is built for its CUDA exactly. A conda cell's lock targets a driver
+    that offers its CUDA (__cuda), so a build for that major up to it serves as well."""
+    if declared.installer != "conda" or declared.cuda is None or measured is None:
+        return measured == declared.cuda
+    same_major = measured.split(".")[0] == declared.cuda.split(".")[0]
+    return same_major and Version(measured) <= Version(declared.cuda)
 
 
 def comparable_distribution(measured: str | None) -> str | None:
@@ -123,9 +134,10 @@ def differences(
             f"TorchCodec: declared {declared.torchcodec or 'none'}, "
             f"measured {facts.torchcodec or 'none'}"
         )
-    if facts.cuda != declared.cuda:
+    if not cuda_matches(declared, facts.cuda):
+        upto = "up to " if declared.installer == "conda" and declared.cuda else ""
         found.append(
-            f"accelerator build: declared CUDA {declared.cuda or 'none'}, "
+            f"accelerator build: declared CUDA {upto}{declared.cuda or 'none'}, "
             f"torch.version.cuda is {facts.cuda or 'none'}"
         )
     if declared.lock_sha256 and lock_sha256 != declared.lock_sha256:

@@ -2,7 +2,9 @@
 
 The workflow embeds the cells in a `plan` job whose outputs feed each shard's
 `strategy.matrix.include` through `fromJSON`, so that no matrix passes GitHub's 256-job limit;
-a final `report` job merges every cell's `results/<cell>/` and publishes the table.
+a final `report` job merges every cell's `results/<cell>/` and publishes the table. Conda cells
+are locked in their own job (GitHub's runners reach the channel; micromamba is set up there for
+conda-lock and the image), and their lock travels back with their results to the report job.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from audiomatrix import lock
+from audiomatrix import conda, lock
+from audiomatrix.condacheck import CONDA_SUFFIX
 from audiomatrix.spec import Cell, Matrix
 
 WORKFLOW_PATH = ".github/workflows/matrix.yml"
@@ -32,8 +35,18 @@ SETUP_PYTHON = "actions/setup-python@v6"
 UPLOAD = "actions/upload-artifact@v6"
 DOWNLOAD = "actions/download-artifact@v7"
 UPLOAD_PAGES = "actions/upload-pages-artifact@v4"
+SETUP_MICROMAMBA = "mamba-org/setup-micromamba@v2"
 CELL_ARTIFACTS = "*-py*-torch*"
 """Matches every cell id (each cell's artifact is named by its id) and nothing else."""
+
+CONDA_LOCK_IN_RESULTS = "lock"
+"""Where a conda cell's job puts the lock it locked and ran, inside its results artifact; the
+report job moves it back to environments/<cell>/."""
+
+AUDIOMATRIX = (
+    "${{ runner.os == 'Windows' && '.venv/Scripts/audiomatrix' || '.venv/bin/audiomatrix' }}"
+)
+"""The project's command in the shard's venv, on every runner."""
 
 
 def runs_on(cell: Cell) -> str | list[str]:
@@ -57,6 +70,7 @@ def _entry(cell: Cell) -> dict[str, Any]:
         "cell": cell.id,
         "python": cell.python,
         "native": cell.os_value.native,
+        "conda": cell.installer == "conda",
         "runs-on": runs_on(cell),
     }
 
@@ -69,9 +83,20 @@ def _setup(python: str = TOOL_PYTHON) -> list[dict[str, Any]]:
     ]
 
 
+def _micromamba() -> dict[str, Any]:
+    """micromamba alone (no environment, no shell init): conda-lock's solver and the binary
+    a conda image installs its lock with."""
+    return {
+        "name": "micromamba (conda cells)",
+        "uses": SETUP_MICROMAMBA,
+        "with": {"init-shell": "none", "post-cleanup": "none"},
+    }
+
+
 def _shard_job(index: int) -> dict[str, Any]:
     linux = "${{ !matrix.native }}"
     native = "${{ matrix.native }}"
+    with_conda = "${{ matrix.conda }}"
     return {
         "name": "${{ matrix.cell }}",
         "needs": "plan",
@@ -93,15 +118,10 @@ def _shard_job(index: int) -> dict[str, Any]:
                 },
             },
             {"run": "python -m pip install uv"},
+            {**_micromamba(), "if": with_conda},
             {"name": "setup (image cells)", "if": linux, "run": "make setup"},
             {"name": "system packages", "if": linux, "run": "sudo make system"},
             {"name": "engine", "if": linux, "run": "make engine"},
-            {
-                "name": "smoke in the image",
-                "if": linux,
-                "run": '.venv/bin/audiomatrix smoke --select "$CELL"',
-                "env": {"CELL": "${{ matrix.cell }}"},
-            },
             {
                 "name": "setup (native cells)",
                 "if": native,
@@ -109,14 +129,30 @@ def _shard_job(index: int) -> dict[str, Any]:
                 f"{TOOL_PYTHON}\npython -m uv pip install --python .venv -e '.[dev]'\n",
             },
             {
+                # Unchanged where the committed lock is current (by its content hash).
+                "name": "lock (conda cells)",
+                "if": with_conda,
+                "run": '"$AM" lock --select "$CELL"',
+                "env": {"CELL": "${{ matrix.cell }}", "AM": AUDIOMATRIX},
+            },
+            {
+                "name": "smoke in the image",
+                "if": linux,
+                "run": '.venv/bin/audiomatrix smoke --select "$CELL"',
+                "env": {"CELL": "${{ matrix.cell }}"},
+            },
+            {
                 "name": "smoke natively",
                 "if": native,
                 "run": '"$AM" smoke --native "$CELL"',
-                "env": {
-                    "CELL": "${{ matrix.cell }}",
-                    "AM": "${{ runner.os == 'Windows' && '.venv/Scripts/audiomatrix'"
-                    " || '.venv/bin/audiomatrix' }}",
-                },
+                "env": {"CELL": "${{ matrix.cell }}", "AM": AUDIOMATRIX},
+            },
+            {
+                "name": "keep the conda lock with the results",
+                "if": "${{ always() && matrix.conda }}",
+                "run": f'mkdir -p "results/$CELL/{CONDA_LOCK_IN_RESULTS}"\n'
+                f'cp environments/"$CELL"/* "results/$CELL/{CONDA_LOCK_IN_RESULTS}/"\n',
+                "env": {"CELL": "${{ matrix.cell }}"},
             },
             {
                 "name": "upload results",
@@ -150,7 +186,29 @@ def _plan_job(groups: list[list[Cell]]) -> dict[str, Any]:
     }
 
 
-def _report_job(needs: list[str]) -> dict[str, Any]:
+CONDA_LOCKS_BACK = f"""\
+for made in results/*/{CONDA_LOCK_IN_RESULTS}; do
+  [ -d "$made" ] || continue
+  cell=$(basename "$(dirname "$made")")
+  rm -rf "environments/$cell"
+  mv "$made" "environments/$cell"
+done
+"""
+
+
+def _report_job(needs: list[str], conda_cells: bool) -> dict[str, Any]:
+    conda_locks = [
+        {"name": "conda locks back into environments/", "run": CONDA_LOCKS_BACK},
+        {
+            # For committing: the conda cells' locks as their jobs made and ran them.
+            "uses": UPLOAD,
+            "with": {
+                "name": "conda-locks",
+                "path": f"environments/*{CONDA_SUFFIX}/\n",
+                "if-no-files-found": "ignore",
+            },
+        },
+    ]
     return {
         "needs": needs,
         "if": "${{ always() }}",
@@ -162,6 +220,7 @@ def _report_job(needs: list[str]) -> dict[str, Any]:
                 "uses": DOWNLOAD,
                 "with": {"pattern": CELL_ARTIFACTS, "path": "results"},
             },
+            *(conda_locks if conda_cells else []),
             {"run": ".venv/bin/audiomatrix report"},
             {"uses": UPLOAD_PAGES, "with": {"path": "site/"}},
             {
@@ -175,14 +234,26 @@ def _report_job(needs: list[str]) -> dict[str, Any]:
     }
 
 
+def _conda_tests_job() -> dict[str, Any]:
+    """The project's tests that need a conda channel (marked `conda`): real conda-lock solves
+    against conda-forge, which GitHub's runners reach."""
+    return {
+        "runs-on": "ubuntu-24.04",
+        "steps": [*_setup(), _micromamba(), {"run": "make setup"}, {"run": "make test-conda"}],
+    }
+
+
 def workflow(matrix: Matrix, cells: Sequence[Cell], shard_size: int = MAX_JOBS) -> dict[str, Any]:
     """The workflow as data."""
     groups = shards(cells, shard_size)
+    conda_cells = any(c.installer == "conda" for g in groups for c in g)
     jobs: dict[str, Any] = {"plan": _plan_job(groups)}
     names = [f"shard_{i}" for i in range(len(groups))]
     for i, name in enumerate(names):
         jobs[name] = _shard_job(i)
-    jobs["report"] = _report_job(["plan", *names])
+    if conda_cells:
+        jobs["conda-tests"] = _conda_tests_job()
+    jobs["report"] = _report_job(["plan", *names], conda_cells)
     return {
         "name": "matrix",
         "on": {"push": {"branches": ["main"]}, "pull_request": {}, "workflow_dispatch": {}},
@@ -222,17 +293,21 @@ def bake_file(cells: Sequence[Cell]) -> str:
     lines += ["  ]", "}", ""]
     for cell, name in zip(linux, names, strict=True):
         data = cell.to_dict()
-        args = {
-            "BASE": data["base"],
-            "PYTHON": data["python"],
-            "LOCK": f"environments/{cell.id}/{lock.LOCK_FILE}",
-            "FFMPEG": "1" if data["ffmpeg"] else "0",
-            "CELL": data["id"],
-        }
+        folder = f"environments/{cell.id}"
+        files = {"LOCK": f"{folder}/{lock.LOCK_FILE}", "FFMPEG": "1" if data["ffmpeg"] else "0"}
+        dockerfile = "docker/Dockerfile"
+        if cell.installer == "conda":  # its environment brings its own FFmpeg
+            sub = conda.subdir(cell.os_value.platform) or ""
+            files = {
+                "CONDA_LOCK": f"{folder}/{conda.explicit_file(sub)}",
+                "PIP_LOCK": f"{folder}/{conda.pip_file(sub)}",
+            }
+            dockerfile = "docker/conda.Dockerfile"
+        args = {"BASE": data["base"], "PYTHON": data["python"], **files, "CELL": data["id"]}
         lines += [
             f"target {_hcl(name)} {{",
             '  context = "."',
-            '  dockerfile = "docker/Dockerfile"',
+            f"  dockerfile = {_hcl(dockerfile)}",
             "  args = {",
             *(f"    {key} = {_hcl(value)}" for key, value in args.items()),
             "  }",

@@ -140,13 +140,8 @@ def glyph(status: str) -> str:
 
 
 def installer_of(item: Row | Missing) -> str:
-    """The installer a row or declared cell was made with: a field named `installer` on it or
-    on its axes where the table has one (a conda installer is coming), else uv."""
-    for source in (item, item.axes):
-        value = getattr(source, "installer", None)
-        if value:
-            return str(value)
-    return DEFAULT_INSTALLER
+    """The installer a row or declared cell was made with (uv or conda)."""
+    return item.installer or DEFAULT_INSTALLER
 
 
 def views(table: Compatibility) -> dict[str, list[str]]:

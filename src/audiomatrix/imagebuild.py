@@ -5,6 +5,9 @@ is never rebuilt.
 Packages come from the loopback wheelhouse (wheels) and the machine's Debian package cache
 (FFmpeg), installed once, in the image's own stage, in layers ordered by how widely they are
 shared (imageplan, layers): identical parts make identical layers, which the images share.
+A conda cell's image comes from docker/conda.Dockerfile instead: micromamba installs the
+explicit list rendered from its lock, the environment's pip the lock's pip part, both from the
+lock's own URLs (the channel and PyPI); the conda environment brings its own Python.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from audiomatrix import imageplan, interpreters, lock
+from audiomatrix import conda, imageplan, interpreters, lock
 from audiomatrix.base import BaseUnavailable, ensure_base
 from audiomatrix.engine import client, engine_call, find_image
 from audiomatrix.files import cache_dir, sha256_bytes
@@ -38,13 +41,16 @@ from audiomatrix.wheelhouse import fill_wheelhouse, serve
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = "docker/Dockerfile"
+CONDA_DOCKERFILE = "docker/conda.Dockerfile"
 INSTALLER = "docker/install.sh"
+CONDA_INSTALLER = "docker/conda-install.sh"
 PACKAGE_FILES = ("src/audiomatrix/__init__.py", "src/audiomatrix/compat.py")
 CA_PATH = "_audiomatrix/proxy-ca.pem"
 """Where the wheelhouse server offers a build's extra CA bundle (the Dockerfile's CA_URL): a
 fixed address, since build args are part of the layer cache key."""
 CELL_REPO = "audiomatrix/cell"
 UV_REPO = "audiomatrix/uv"
+MICROMAMBA_REPO = "audiomatrix/micromamba"
 
 
 @dataclass(frozen=True)
@@ -61,20 +67,34 @@ class BuildResult:
         return self.status in ("built", "unchanged")
 
 
-def ensure_uv_image() -> str:
-    """The uv this project locks with, as a one-file image for the Dockerfile's UV_IMAGE
-    (no registry needed; the official uv image has the same layout)."""
+def _one_file_image(binary: str, arcname: str, repository: str, version: str) -> str:
+    """A tool's binary as an image of that one file, at the path its official image has it
+    (no registry needed)."""
     api = client()
-    version = lock.uv_version()
-    tag = f"{UV_REPO}:{version}"
+    tag = f"{repository}:{version}"
     if find_image(api, tag):
         return tag
     with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / "uv.tar"
+        archive = Path(tmp) / "tool.tar"
         with tarfile.open(archive, "w") as out:
-            out.add(lock.uv_binary(), arcname="uv", filter=_normalise)
-        api.api.import_image_from_file(str(archive), repository=UV_REPO, tag=version)
+            out.add(binary, arcname=arcname, filter=_normalise)
+        api.api.import_image_from_file(str(archive), repository=repository, tag=version)
     return tag
+
+
+def ensure_uv_image() -> str:
+    """The uv this project locks with, for the Dockerfile's UV_IMAGE."""
+    return _one_file_image(lock.uv_binary(), "uv", UV_REPO, lock.uv_version())
+
+
+def ensure_micromamba_image() -> str | None:
+    """The micromamba on PATH (the one conda-lock solves with in CI) for conda.Dockerfile's
+    MICROMAMBA_IMAGE; None where there is none."""
+    binary = conda.micromamba()
+    if binary is None:
+        return None
+    done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+    return _one_file_image(binary, "bin/micromamba", MICROMAMBA_REPO, done.stdout.strip())
 
 
 def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -82,10 +102,26 @@ def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
+def dockerfile(cell: CellLock) -> str:
+    return CONDA_DOCKERFILE if cell.installer == "conda" else DOCKERFILE
+
+
+def installer(cell: CellLock) -> str:
+    return CONDA_INSTALLER if cell.installer == "conda" else INSTALLER
+
+
+def context_path(cell: CellLock, path: Path) -> str:
+    """A lock file's path in the context: environments/<cell>/<name>, as in the repository."""
+    return f"environments/{cell.cell}/{path.name}"
+
+
 def context_files(cell: CellLock) -> dict[str, Path]:
-    """The repository's files in every build context, by path in the context (it mirrors the
-    repository). Never a CA bundle: a build fetches that from the loopback server."""
-    files = {DOCKERFILE: REPO / DOCKERFILE, INSTALLER: REPO / INSTALLER}
+    """The repository's files in the cell's build context, by path in the context (it mirrors
+    the repository): a conda cell's lock files too (a uv cell's lock comes as parts, see
+    generated_files). Never a CA bundle: a build fetches that from the loopback server."""
+    files = {dockerfile(cell): REPO / dockerfile(cell), installer(cell): REPO / installer(cell)}
+    if cell.installer == "conda":
+        files.update({context_path(cell, path): path for path in cell.lock_files})
     for name in PACKAGE_FILES:
         files[name] = REPO / name
     for path in probe.suite_files():
@@ -93,14 +129,16 @@ def context_files(cell: CellLock) -> dict[str, Path]:
     return files
 
 
-def generated_files(plan: Plan) -> dict[str, bytes]:
-    """What the host prepared for this cell: its lock parts."""
+def generated_files(plan: Plan | None) -> dict[str, bytes]:
+    """What the host prepared for a uv cell: its lock parts (a conda cell: nothing)."""
+    if plan is None:
+        return {}
     parts = plan.parts
     return {"parts/cuda.txt": parts.cuda.encode(), "parts/torch.txt": parts.torch.encode(),
             "parts/rest.txt": parts.rest.encode()}  # fmt: skip
 
 
-def write_context(out: tarfile.TarFile, files: Mapping[str, Path], plan: Plan) -> None:
+def write_context(out: tarfile.TarFile, files: Mapping[str, Path], plan: Plan | None) -> None:
     """The build context: the repository's files, the generated parts and python/ (the copied
     interpreter's tree, or empty)."""
     for name, path in sorted(files.items()):
@@ -109,6 +147,8 @@ def write_context(out: tarfile.TarFile, files: Mapping[str, Path], plan: Plan) -
         info = _normalise(tarfile.TarInfo(name))
         info.size = len(data)
         out.addfile(info, io.BytesIO(data))
+    if plan is None:
+        return
     folder = _normalise(tarfile.TarInfo("python"))
     folder.type, folder.mode = tarfile.DIRTYPE, 0o755
     out.addfile(folder)
@@ -120,7 +160,7 @@ def write_context(out: tarfile.TarFile, files: Mapping[str, Path], plan: Plan) -
                 out.addfile(member, data)
 
 
-def _context_tar(files: Mapping[str, Path], plan: Plan) -> io.BytesIO:
+def _context_tar(files: Mapping[str, Path], plan: Plan | None) -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as out:
         write_context(out, files, plan)
@@ -128,15 +168,17 @@ def _context_tar(files: Mapping[str, Path], plan: Plan) -> io.BytesIO:
     return buffer
 
 
-def content_hash(cell: CellLock, base_id: str, uv_id: str, plan: Plan) -> str:
-    """The hash an image is tagged by: everything it is made of, nothing about when."""
+def content_hash(cell: CellLock, base_id: str, tool_id: str, plan: Plan | None) -> str:
+    """The hash an image is tagged by: everything it is made of, nothing about when. The tool
+    is the image uv (a conda cell: micromamba) is copied from."""
     files = context_files(cell)
+    archive = plan.python.archive if plan else None
     made_of = {
         "base": base_id,
-        "uv": uv_id,
+        "micromamba" if cell.installer == "conda" else "uv": tool_id,
         "python": cell.python,
-        "interpreter": interpreters.manifest(plan.python.archive) if plan.python.archive else None,
-        "debs": [p.name for p in plan.debs],
+        "interpreter": interpreters.manifest(archive) if archive else None,
+        "debs": [p.name for p in plan.debs] if plan else [],
         "files": {
             name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()
         },
@@ -163,8 +205,10 @@ class Prepared:
 
     cell: CellLock
     base: str
-    uv_image: str
-    plan: Plan
+    tool: str
+    """The image uv (a conda cell: micromamba) is copied from."""
+    plan: Plan | None
+    """A uv cell's lock parts, interpreter and FFmpeg packages; None for a conda cell."""
     tag: str
 
 
@@ -183,13 +227,49 @@ def prepare(cell: CellLock, echo: Callable[[str], None] = print) -> Prepared | B
             return refused("base unavailable", str(exc))
         api = client()
         base_image = api.images.get(base)
-        try:
-            made = imageplan.plan(cell, base, base_image, echo)
-        except imageplan.PlanError as exc:
-            return refused(exc.status, exc.detail)
-        uv_image = ensure_uv_image()
-        digest = content_hash(cell, base_image.id, api.images.get(uv_image).id, made)
-    return Prepared(cell, base, uv_image, made, cell_tag(cell.cell, digest))
+        made = None
+        if cell.installer == "conda":
+            tool = ensure_micromamba_image()
+            if tool is None:
+                return refused("failed", "no micromamba on PATH: a conda cell's image installs "
+                                         "its lock with it; install micromamba")  # fmt: skip
+        else:
+            try:
+                made = imageplan.plan(cell, base, base_image, echo)
+            except imageplan.PlanError as exc:
+                return refused(exc.status, exc.detail)
+            tool = ensure_uv_image()
+        digest = content_hash(cell, base_image.id, api.images.get(tool).id, made)
+    return Prepared(cell, base, tool, made, cell_tag(cell.cell, digest))
+
+
+def lock_args(cell: CellLock) -> dict[str, str]:
+    """The build args that name a conda cell's lock files in the context (what
+    conda.Dockerfile COPYs); a uv cell's lock comes as generated parts instead."""
+    if cell.installer != "conda":
+        return {}
+    explicit, pip = (context_path(cell, p) for p in cell.lock_files)
+    return {"CONDA_LOCK": explicit, "PIP_LOCK": pip}
+
+
+def build_args(ready: Prepared) -> dict[str, str]:
+    """The cell's build args, but for the loopback server's (WHEELS, CA_URL)."""
+    cell, made = ready.cell, ready.plan
+    if made is None:
+        own = {"MICROMAMBA_IMAGE": ready.tool, **lock_args(cell)}
+    else:
+        own = {"UV_IMAGE": ready.tool, "PYTHON_SOURCE": made.python.source,
+               "DEBS": " ".join(p.name for p in made.debs)}  # fmt: skip
+    return {
+        "BASE": ready.base,
+        "PYTHON": cell.python,
+        **own,
+        "CELL": cell.cell,
+        "LOCK_SHA256": cell.lock_sha256,
+        "REVISION": git_revision(),
+        "SOURCE": os.environ.get("AUDIOMATRIX_SOURCE_URL", ""),
+        "CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 def build(
@@ -206,7 +286,8 @@ def build(
     only a vanished engine raises (EngineError), since then no other cell can build either.
     `ca_bundle` is served beside the wheelhouse and passed as CA_URL: each install step
     fetches it, uses it and deletes it, so no layer holds it. `force` rebuilds with the layer
-    cache off (the benchmark's cold build)."""
+    cache off (the benchmark's cold build). A conda cell needs micromamba on PATH and no
+    wheelhouse: its packages come from the lock's own URLs."""
     started = time.monotonic()
     ready = prepared or prepare(cell, echo)
     if isinstance(ready, BuildResult):
@@ -215,39 +296,30 @@ def build(
     def result(status: str, tag: str | None = None, detail: str = "") -> BuildResult:
         return BuildResult(cell.cell, status, tag, detail, round(time.monotonic() - started, 2))
 
-    base, uv_image, made, tag = ready.base, ready.uv_image, ready.plan, ready.tag
+    made, tag = ready.plan, ready.tag
     with engine_call(f"the build of {cell.cell}"):
         api = client()
         if find_image(api, tag) and not force:
             return result("unchanged", tag)
-        try:
-            names = fill_wheelhouse(cell, wheelhouse or cache_dir() / "wheelhouse", echo)
-        except (SmokeError, OSError) as exc:
-            return result("failed", detail=f"downloading the lock's files: {exc}")
-        progress(f"{len(names)} files in the wheelhouse")
-        args = {
-            "BASE": base,
-            "UV_IMAGE": uv_image,
-            "PYTHON": cell.python,
-            "PYTHON_SOURCE": made.python.source,
-            "DEBS": " ".join(p.name for p in made.debs),
-            "CELL": cell.cell,
-            "LOCK_SHA256": cell.lock_sha256,
-            "REVISION": git_revision(),
-            "SOURCE": os.environ.get("AUDIOMATRIX_SOURCE_URL", ""),
-            "CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
+        if made is not None:
+            try:
+                names = fill_wheelhouse(cell, wheelhouse or cache_dir() / "wheelhouse", echo)
+            except (SmokeError, OSError) as exc:
+                return result("failed", detail=f"downloading the lock's files: {exc}")
+            progress(f"{len(names)} files in the wheelhouse")
+        args = build_args(ready)
         if ca_bundle and not ca_bundle.is_file():
             return result("failed", detail=f"the CA bundle {ca_bundle} is not a readable file")
         context = _context_tar(context_files(cell), made)
-        extra = {f"debs/{p.name}": p for p in made.debs}
+        extra = {f"debs/{p.name}": p for p in made.debs} if made else {}
         extra |= {CA_PATH: ca_bundle} if ca_bundle else {}
         try:
             with serve(wheelhouse or cache_dir() / "wheelhouse", files=extra) as url:
-                args["WHEELS"] = url
+                if made is not None:
+                    args["WHEELS"] = url
                 if ca_bundle:
                     args["CA_URL"] = url + CA_PATH
-                error = _run_build(api, context, tag, args, progress, nocache=force)
+                error = _run_build(api, context, tag, args, progress, dockerfile(cell), force)
         except SmokeError as exc:
             error = str(exc)
         if error:
@@ -276,13 +348,14 @@ def _run_build(
     tag: str,
     args: Mapping[str, str],
     progress: Callable[[str], None],
+    file: str = DOCKERFILE,
     nocache: bool = False,
 ) -> str | None:
     """Run the classic builder; None on success, else one line: the failing step, its exit
     code and the last line it printed."""
     step, last = "", ""
     stream = api.api.build(
-        fileobj=context, custom_context=True, dockerfile=DOCKERFILE, tag=tag,
+        fileobj=context, custom_context=True, dockerfile=file, tag=tag,
         buildargs=dict(args), network_mode="host", rm=True, forcerm=True, decode=True,
         nocache=nocache,
     )  # fmt: skip

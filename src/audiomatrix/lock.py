@@ -1,4 +1,5 @@
-"""cells -> environments/<cell>/: one hash-pinned lock per cell, resolved by uv.
+"""cells -> environments/<cell>/: one hash-pinned lock per cell, resolved by uv (a conda
+cell's by conda-lock: audiomatrix.conda, which builds on this module's records).
 
 Each cell is resolved for its own target (uv's --python-platform and --python-version),
 so a macOS or Windows lock is made here as well as a Linux one. The lock is a
@@ -14,6 +15,7 @@ import contextlib
 import functools
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import urllib.error
@@ -23,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -62,6 +64,7 @@ class Status(StrEnum):
     UNCHANGED = "unchanged"
     NOT_BUILDABLE = "not buildable"
     INDEX_UNREACHABLE = "index unreachable"
+    CHANNEL_UNREACHABLE = "channel unreachable"
     UNRESOLVABLE = "unresolvable"
     ERROR = "error"
 
@@ -89,6 +92,10 @@ class LockPlan:
     @property
     def input_sha256(self) -> str:
         return sha256_json(self.inputs)
+
+    @property
+    def lock_file(self) -> str:
+        return LOCK_FILE
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,7 @@ def index_for(cell: Cell) -> str | None:
 
 
 def plan_for(cell: Cell, matrix: Matrix) -> LockPlan:
+    """A uv cell's plan (conda.plan_for makes a conda cell's)."""
     return LockPlan(
         cell=cell,
         requirements=requirements_for(cell, matrix.file.smoke_requirements),
@@ -170,17 +178,22 @@ def one_line(stderr: str, limit: int = 400) -> str:
 
 
 @functools.cache
-def index_problem(url: str) -> str | None:
-    """None when the index answers; otherwise why not, in a few words."""
-    probe = url.rstrip("/") + "/torch/"
+def url_problem(probe: str, name: str) -> str | None:
+    """None when `probe` answers (a client error still means a server there); otherwise why
+    not, in a few words about `name`."""
     try:
         with urllib.request.urlopen(probe, timeout=PROBE_TIMEOUT_S):
             return None
     except urllib.error.HTTPError as exc:
-        return None if exc.code < 500 else f"{url} answered HTTP {exc.code}"
+        return None if exc.code < 500 else f"{name} answered HTTP {exc.code}"
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        return f"{url} does not answer ({reason})"
+        return f"{name} does not answer ({reason})"
+
+
+def index_problem(url: str) -> str | None:
+    """None when the index answers; otherwise why not, in a few words."""
+    return url_problem(url.rstrip("/") + "/torch/", url)
 
 
 def uv_binary() -> str:
@@ -238,6 +251,9 @@ class CellData(_Record):
     packages: list[str]
     buildable: bool
     reason: str | None
+    installer: Literal["uv", "conda"] = "uv"
+    channels: list[str] = []
+    conda: list[str] = []
 
 
 class CellRecord(_Record):
@@ -293,47 +309,63 @@ def _own_record(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _locked_record(folder: Path) -> dict[str, Any]:
+def locked_record(folder: Path) -> dict[str, Any]:
     """The previous record if it holds an intact lock ({} otherwise)."""
     record = _own_record(folder)
-    lock = folder / LOCK_FILE
-    intact = (
-        record is not None
-        and record["status"] == Status.LOCKED
-        and lock.is_file()
-        and record["lock_sha256"] == sha256_file(lock)
-    )
-    return record if intact and record is not None else {}
+    if record is None or record["status"] != Status.LOCKED or not record["lock"]:
+        return {}
+    lock = folder / record["lock"]
+    return record if lock.is_file() and record["lock_sha256"] == sha256_file(lock) else {}
 
 
-def _record(plan: LockPlan, status: Status, reason: str | None, lock_sha: str | None) -> dict:
+class Plan(Protocol):
+    """What a cell's record needs of its lock plan, whichever installer locks it."""
+
+    @property
+    def cell(self) -> Cell: ...
+    @property
+    def inputs(self) -> dict[str, Any]: ...
+    @property
+    def input_sha256(self) -> str: ...
+    @property
+    def lock_file(self) -> str: ...
+
+
+def new_record(plan: Plan, status: Status, reason: str | None, lock_sha: str | None) -> dict:
     return {
         "schema": SCHEMA,
         "cell": plan.cell.to_dict(),
         "status": str(status),
         "reason": reason,
-        "lock": LOCK_FILE if lock_sha else None,
+        "lock": plan.lock_file if lock_sha else None,
         "lock_sha256": lock_sha,
         "input_sha256": plan.input_sha256,
         "inputs": plan.inputs,
     }
 
 
-def _write_finding(plan: LockPlan, folder: Path, status: Status, reason: str) -> LockResult:
+def write_finding(plan: Plan, folder: Path, status: Status, reason: str) -> LockResult:
     """Record that the cell, as declared now, has no lock (unresolvable, or no index)."""
-    write_json(folder / CELL_FILE, _record(plan, status, reason, None))
-    (folder / LOCK_FILE).unlink(missing_ok=True)
+    write_json(folder / CELL_FILE, new_record(plan, status, reason, None))
+    (folder / plan.lock_file).unlink(missing_ok=True)
     return LockResult(plan.cell.id, status, reason)
 
 
-def _unreachable(plan: LockPlan, folder: Path, reason: str, kept: bool) -> LockResult:
-    """The index did not answer: a previous lock stays as it was (the outage says nothing
-    about the cell); with none, the cell records why it has no lock."""
+def unreachable(
+    plan: Plan, folder: Path, reason: str, kept: bool, status: Status = Status.INDEX_UNREACHABLE
+) -> LockResult:
+    """The index (or channel) did not answer: a previous lock stays as it was (the outage
+    says nothing about the cell); with none, the cell records why it has no lock."""
     if kept:
-        return LockResult(
-            plan.cell.id, Status.INDEX_UNREACHABLE, f"{reason}; kept the previous lock"
-        )
-    return _write_finding(plan, folder, Status.INDEX_UNREACHABLE, reason)
+        return LockResult(plan.cell.id, status, f"{reason}; kept the previous lock")
+    return write_finding(plan, folder, status, reason)
+
+
+def unchanged(plan: Plan, folder: Path, previous: dict[str, Any]) -> LockResult:
+    """The lock stands; the record follows the cell's attributes (a reason, a runner)."""
+    if previous["cell"] != plan.cell.to_dict():
+        write_json(folder / CELL_FILE, {**previous, "cell": plan.cell.to_dict()})
+    return LockResult(plan.cell.id, Status.UNCHANGED)
 
 
 class Stopped(Exception):
@@ -349,13 +381,17 @@ class Stopper:
     running: set[subprocess.Popen] = field(default_factory=set)
 
     def stop(self) -> None:
+        """Terminate every tool's process group: conda-lock's solver is a child of its own."""
         self.stopping = True
         for proc in list(self.running):
             with contextlib.suppress(OSError):
-                proc.terminate()
+                if hasattr(os, "killpg"):
+                    os.killpg(proc.pid, signal.SIGTERM)  # start_new_session made it a leader
+                else:
+                    proc.terminate()
 
     def run(self, args: list[str], cwd: Path, timeout: float) -> tuple[int, str]:
-        """Run uv to completion (returncode, stderr); Stopped once stopping."""
+        """Run a locking tool to completion (returncode, stderr); Stopped once stopping."""
         if self.stopping:
             raise Stopped
         with subprocess.Popen(
@@ -385,17 +421,11 @@ def lock_cell(plan: LockPlan, folder: Path, uv: str, stopper: Stopper | None = N
     stopper = stopper or Stopper()
     if not cell.buildable:
         return LockResult(cell.id, Status.NOT_BUILDABLE, cell.unbuildable or "")
-    previous = _locked_record(folder)
+    previous = locked_record(folder)
     if previous and previous["input_sha256"] == plan.input_sha256:
-        if previous["cell"] != cell.to_dict():
-            write_json(folder / CELL_FILE, {**previous, "cell": cell.to_dict()})
-        return LockResult(cell.id, Status.UNCHANGED)
+        return unchanged(plan, folder, previous)
     if plan.index and (problem := index_problem(plan.index)):
-        if previous:
-            return LockResult(
-                cell.id, Status.INDEX_UNREACHABLE, f"{problem}; kept the previous lock"
-            )
-        return _write_finding(plan, folder, Status.INDEX_UNREACHABLE, problem)
+        return unreachable(plan, folder, problem, kept=bool(previous))
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".lock-", dir=folder) as scratch:
         work = Path(scratch)
@@ -412,12 +442,12 @@ def lock_cell(plan: LockPlan, folder: Path, uv: str, stopper: Stopper | None = N
         if code != 0:
             reason = one_line(stderr) or f"uv exited with {code}"
             if _NETWORK_FAILURE.search(stderr):
-                return _unreachable(plan, folder, reason, kept=bool(previous))
-            return _write_finding(plan, folder, Status.UNRESOLVABLE, reason)
+                return unreachable(plan, folder, reason, kept=bool(previous))
+            return write_finding(plan, folder, Status.UNRESOLVABLE, reason)
         lock_sha = sha256_file(work / LOCK_FILE)
         write_atomic(folder / INPUT_FILE, (work / INPUT_FILE).read_text())
         write_atomic(folder / LOCK_FILE, (work / LOCK_FILE).read_bytes())
-        write_json(folder / CELL_FILE, _record(plan, Status.LOCKED, None, lock_sha))
+        write_json(folder / CELL_FILE, new_record(plan, Status.LOCKED, None, lock_sha))
     return LockResult(cell.id, Status.LOCKED, f"{_count_pins(folder / LOCK_FILE)} packages")
 
 
@@ -435,14 +465,22 @@ def lock_cells(
     """Lock cells side by side; one cell's failure never stops the others. An interruption
     (any BaseException: the CLI raises one for SIGINT and SIGTERM) stops the uv processes, records
     nothing for the cells in flight and propagates."""
+    from audiomatrix import conda  # it builds on this module
+
     write_manifest(matrix, root)
     uv = uv_binary()
-    plans = [plan_for(c, matrix) for c in cells]
+    plans: list[Plan] = [
+        conda.plan_for(c, matrix) if c.installer == "conda" else plan_for(c, matrix) for c in cells
+    ]
     stopper = Stopper()
 
-    def work(plan: LockPlan) -> LockResult:
+    def work(plan: Plan) -> LockResult:
         try:
-            result = lock_cell(plan, root / plan.cell.id, uv, stopper)
+            folder = root / plan.cell.id
+            if isinstance(plan, LockPlan):
+                result = lock_cell(plan, folder, uv, stopper)
+            else:
+                result = conda.lock_cell(plan, folder, stopper)
         except OSError as exc:
             result = LockResult(plan.cell.id, Status.ERROR, f"{exc.filename}: {exc.strerror}")
         on_done(result)

@@ -136,7 +136,11 @@ def sbom_tag(digest: str) -> str:
 
 
 def native_install(cell: smoke.CellLock, venv: str = ".venv") -> list[str]:
-    """The commands that make this cell's environment natively from its committed lock."""
+    """The commands that make this cell's environment natively from its committed lock (a
+    conda cell's: conda-lock's own install, which takes the lock's pip part too)."""
+    if cell.installer == "conda":
+        lock_file = f"environments/{cell.cell}/{cell.record['lock']}"
+        return [shlex.join(["conda-lock", "install", "--prefix", venv, lock_file])]
     return [
         shlex.join(step)
         for step in smoke.install_steps(cell, Path(venv), cell.python, uv="uv", relative=True)

@@ -111,6 +111,7 @@ def recommend(
     python: str | None = None,
     gpu_arch: str | None = None,
     os: str | None = None,
+    installer: str | None = None,
 ) -> Recommendation:
     """The best row for the asked workloads, with why; `row` is None when none qualifies.
 
@@ -135,6 +136,9 @@ def recommend(
     if gpu_arch:
         filters.append(f"GPU {gpu_arch}")
         rows = [r for r in rows if runs_on(r, gpu_arch)]
+    if installer:
+        filters.append(f"installer {installer}")
+        rows = [r for r in rows if r.installer == installer]
     constraints = f" with {', '.join(filters)}" if filters else ""
     among = f" (among rows{constraints})" if filters else ""
     if not rows:

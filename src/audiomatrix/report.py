@@ -85,6 +85,8 @@ class Row(_Model):
     device: str | None = None
     gpu_arch: list[str] = []
     """The GPU architectures the cell's accelerator build declares (from cell.json)."""
+    installer: str = "uv"
+    """What installed the cell's torch: uv from PyPI's wheels, or conda from its channels."""
     versions: dict[str, str | None]
     lock_sha256: str
     where: results.Where
@@ -117,6 +119,7 @@ class Missing(_Model):
     axes: Axes
     status: str
     reason: str | None = None
+    installer: str = "uv"
 
 
 class SignatureEntry(_Model):
@@ -298,6 +301,7 @@ def make_row(
         family=cell.get("family"),
         device=cell.get("device"),
         gpu_arch=sorted(cell.get("gpu_arch") or [], key=lambda a: int(a.removeprefix("sm_"))),
+        installer=cell.get("installer", "uv"),
         versions={**run.environment.versions, "ffmpeg": run.environment.facts.ffmpeg},
         lock_sha256=run.lock_sha256,
         where=run.where,
@@ -391,7 +395,15 @@ def missing_cells(
             status, reason = "not run", "locked, but no run in its declared environment yet"
         else:
             status, reason = str(record["status"]), record.get("reason")
-        missing.append(Missing(cell=cell, axes=_axes(record, cell), status=status, reason=reason))
+        missing.append(
+            Missing(
+                cell=cell,
+                axes=_axes(record, cell),
+                status=status,
+                reason=reason,
+                installer=data.get("installer", "uv"),
+            )
+        )
     missing.sort(key=lambda m: sort_key(m.axes))
     return missing, damaged
 

@@ -4,12 +4,15 @@ The suite (audiomatrix.suite, run by `python -m audiomatrix.suite.run`) runs ins
 environment; this module prepares that environment, starts the runner, and turns what it wrote
 into a RunResult, logs kept beside it. Natively, the environment is a venv made by uv from the
 cell's lock plus the system libraries the cell declares; uv's cache makes each torch wheel a
-single download per machine, and its hard links a single copy on disk. A native run whose
-measured environment is not the declared one records nothing.
+single download per machine, and its hard links a single copy on disk. A conda cell's is a
+conda environment: rattler links the lock's conda packages for this platform (no conda binary
+needed), then the environment's own pip installs the lock's pip part with its hashes. A native
+run whose measured environment is not the declared one records nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -22,7 +25,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from audiomatrix import debs, evidence, lock, results
+from audiomatrix import conda, debs, evidence, lock, results
 from audiomatrix.files import cache_dir, describe_error
 from audiomatrix.suite import schema
 
@@ -46,6 +49,23 @@ class CellLock:
         return self.folder / lock.LOCK_FILE
 
     @property
+    def installer(self) -> str:
+        return str(self.record["cell"].get("installer", "uv"))
+
+    @property
+    def subdir(self) -> str:
+        """A conda cell's platform, whose rendered files its installs read."""
+        return conda.subdir(self.record["cell"]["platform"]) or ""
+
+    @property
+    def lock_files(self) -> list[Path]:
+        """What an install reads: the uv lock, or a conda lock's two renders."""
+        if self.installer == "conda":
+            names = [conda.explicit_file(self.subdir), conda.pip_file(self.subdir)]
+            return [self.folder / name for name in names]
+        return [self.requirements]
+
+    @property
     def python(self) -> str:
         return str(self.record["cell"]["python"])
 
@@ -66,10 +86,11 @@ def read_lock(environments: Path, cell: str) -> CellLock:
         raise SmokeError(str(exc)) from None
     if record is None:
         raise SmokeError(f"{cell}: no {folder / lock.CELL_FILE}: run `audiomatrix lock` first")
-    if record.get("status") != lock.Status.LOCKED or not (folder / lock.LOCK_FILE).is_file():
+    found = CellLock(cell, folder, record)
+    if record.get("status") != lock.Status.LOCKED or not all(p.is_file() for p in found.lock_files):
         reason = record.get("reason") or "no lock file"
         raise SmokeError(f"{cell}: not locked ({record.get('status')}: {reason})")
-    return CellLock(cell, folder, record)
+    return found
 
 
 def read_runner_output(out: Path) -> tuple[schema.Environment, dict[str, schema.ModeRecord]]:
@@ -183,6 +204,33 @@ def ensure_venv(cell: CellLock, venv: Path) -> Path:
     return interpreter
 
 
+def ensure_conda_environment(cell: CellLock, prefix: Path) -> Path:
+    """A conda environment holding exactly the cell's lock for its platform, rebuilt only
+    when the lock changed: rattler links the conda part (its records read from conda-lock.yml,
+    downloads checked against their hashes), the environment's pip the pip part."""
+    import rattler
+
+    python = conda.interpreter(prefix, cell.subdir)
+    marker = prefix / LOCK_MARKER
+    if python.exists() and marker.exists() and marker.read_text() == cell.lock_sha256:
+        return python
+    shutil.rmtree(prefix, ignore_errors=True)
+    try:
+        records = conda.records(cell.folder / conda.LOCK_FILE, cell.subdir)
+        asyncio.run(rattler.install(records, prefix, show_progress=False))
+    except Exception as exc:  # rattler raises its own exception types, all of them Exception
+        raise SmokeError(f"{cell.cell}: installing the conda packages failed: {exc}") from None
+    _, pip_part = cell.lock_files
+    if any(line and not line.startswith("#") for line in pip_part.read_text().splitlines()):
+        step = [str(python), "-m", "pip", "install", "--quiet", "--no-cache-dir",
+                "--require-hashes", "--no-deps", "-r", str(pip_part)]  # fmt: skip
+        proc = subprocess.run(step, capture_output=True, text=True, env=uv_environment())
+        if proc.returncode != 0:
+            raise SmokeError(f"{cell.cell}: pip install failed: {lock.one_line(proc.stderr)}")
+    marker.write_text(cell.lock_sha256)
+    return python
+
+
 def run_suite(
     python: Path,
     out: Path,
@@ -262,7 +310,10 @@ def smoke_native(
     """Run the suite in a venv made from the cell's lock, with the system libraries the cell
     declares, and write its result; SmokeError when this machine cannot give the cell's
     declared environment (the result would not stand for the cell)."""
-    interpreter = ensure_venv(cell, venvs / cell.cell)
+    if cell.installer == "conda":
+        interpreter = ensure_conda_environment(cell, venvs / cell.cell)
+    else:
+        interpreter = ensure_venv(cell, venvs / cell.cell)
     env = suite_environment(native_libraries(cell, echo))
     refuse_other_environment(cell, measure(interpreter, env))
     started = datetime.now(UTC)
@@ -277,9 +328,9 @@ def smoke_native(
 def native_libraries(cell: CellLock, echo: Callable[[str], None]) -> list[Path]:
     """The library folders that give a native run the FFmpeg its cell declares: Debian's
     packages for the host's own distribution, unpacked into the machine cache."""
-    packages = cell.record["cell"]["ffmpeg_packages"]
-    if not packages:
-        return []
+    packages = cell.record["cell"].get("ffmpeg_packages") or []
+    if not packages or cell.installer == "conda":
+        return []  # a conda cell's FFmpeg is in its own environment
     try:
         return debs.unpacked(packages, echo=echo)
     except debs.DebError as exc:

@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from audiomatrix import condacheck
 from audiomatrix.yamlpos import MatrixError, Positions, load_yaml, read_text, shown
 
 AXES: tuple[str, ...] = ("os", "python", "torch", "accelerator", "stack")
@@ -47,6 +48,10 @@ Name = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN)]
 PythonVersion = Annotated[str, StringConstraints(strict=True, pattern=r"^3\.\d+$")]
 TorchVersion = Annotated[str, StringConstraints(strict=True, pattern=r"^\d+\.\d+\.\d+$")]
 Family = Literal["linux", "macos", "windows"]
+Channel = Annotated[
+    str, StringConstraints(strict=True, pattern=r"^([a-z0-9][a-z0-9_.-]*|(https?|file)://\S+)$")
+]
+"""A conda channel: a name the solver resolves by its own channel alias, or a URL."""
 
 MAX_CELLS = 10_000
 """The most cells a matrix may expand to unless the caller allows more (--max-cells): the
@@ -144,12 +149,29 @@ class AcceleratorValue(_Strict):
 
 
 class StackValue(_Strict):
-    """The audio stack on top of torch: the TTS and Demucs packages and the I/O backends."""
+    """The audio stack on top of torch: the TTS and Demucs packages and the I/O backends.
+    A conda stack (`installer: conda`) takes torch and the libraries from its `channels`, and
+    `packages` from PyPI only for what the channels lack."""
 
     packages: list[str]
     torchcodec: bool
     ffmpeg: bool
     requires: list[Fact] = []
+    # ---- conda cells (checked by audiomatrix.condacheck)
+    installer: Literal["uv", "conda"] = "uv"
+    channels: list[Channel] = []
+    conda: list[str] = Field(default=[], description="conda match specs beside the torch set")
+
+    @model_validator(mode="after")
+    def _conda_keys_need_conda(self) -> StackValue:
+        if self.installer == "uv" and (self.channels or self.conda):
+            raise ValueError(
+                "channels and conda are for stacks with `installer: conda` (and a name ending"
+                " in '-conda'); add it or drop them"
+            )
+        if self.installer == "conda" and not self.channels:
+            raise ValueError("a conda stack needs `channels`, e.g. [conda-forge]")
+        return self
 
 
 Scalar = str | int | float | bool
@@ -186,6 +208,8 @@ class MatrixFile(_Strict):
     version: Literal[1]
     exclude_newer: IsoDate | None = None
     smoke_requirements: list[str]
+    smoke_requirements_conda: list[str] = []
+    """What the smoke suite needs in a conda cell, as conda match specs."""
     os: dict[Name, OsValue]
     python: list[PythonVersion]
     torch: dict[TorchVersion, TorchValue]
@@ -288,8 +312,26 @@ class Cell:
         """The TorchCodec this cell installs: the stack wants it and the torch pairs one."""
         return self.torch_value.torchcodec if self.stack_value.torchcodec else None
 
+    @property
+    def installer(self) -> str:
+        return self.stack_value.installer
+
     def axis(self, name: str) -> str:
         return str(getattr(self, name))
+
+    def _conda_dict(self) -> dict[str, Any]:
+        """A conda cell's additions to its record (a uv cell's stays as it was): its channels
+        and specs; FFmpeg comes from the channel on every OS, its major known once locked."""
+        if self.installer != "conda":
+            return {}
+        stack = self.stack_value
+        return {
+            "installer": "conda",
+            "channels": list(stack.channels),
+            "conda": list(stack.conda),
+            "ffmpeg": stack.ffmpeg,
+            "ffmpeg_major": None,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved cell as data: what `cells --json` prints and cell.json records."""
@@ -311,6 +353,7 @@ class Cell:
             "packages": list(self.stack_value.packages),
             "buildable": self.buildable,
             "reason": self.unbuildable,
+            **self._conda_dict(),
         }
 
 
@@ -405,6 +448,7 @@ _PATTERNS = {
     r"^\d+\.\d+\.\d+$": "a version like '2.9.1'",
     r"^https://\S+$": "an https:// URL",
     r"^sm_\d+$": "a GPU architecture like 'sm_120'",
+    r"^([a-z0-9][a-z0-9_.-]*|(https?|file)://\S+)$": "a channel name or its URL",
 }
 
 
@@ -507,6 +551,7 @@ class _Checker:
         self._check_pairs()
         self._check_specifiers()
         self._check_requirements()
+        condacheck.check(self.doc, self.fail)
         product = self.doc.matrix
         for axis in AXES:
             values = getattr(product, axis)

@@ -37,7 +37,8 @@ def locked_cells(environments: Path) -> list[tuple[str, str]]:
     found = []
     for record_path in sorted(environments.glob(f"*/{lock.CELL_FILE}")):
         record = lock.read_record(record_path.parent) or {}
-        if record.get("status") == lock.Status.LOCKED:
+        # tox-uv installs wheels: a conda cell's lock is not for it.
+        if record.get("status") == lock.Status.LOCKED and record["cell"]["installer"] == "uv":
             found.append((record["cell"]["id"], record["cell"]["python"]))
     return found
 

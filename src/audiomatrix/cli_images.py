@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -156,11 +157,11 @@ def run_images(
 
 def _print_step(step: pipeline.Step, results_root: Path) -> None:
     if step.result is not None and step.status == "smoked":
-        out.print(f"[bold]{step.cell}[/] {status_line(step.result, results_root)}",
+        out.print(f"[bold]{step.cell}[/] {escape(status_line(step.result, results_root))}",
                   highlight=False)  # fmt: skip
     else:
         colour = "dim" if step.status == "smoke unchanged" else "yellow"
-        out.print(f"[bold]{step.cell}[/] [{colour}]{step.status}[/] {step.detail}",
+        out.print(f"[bold]{step.cell}[/] [{colour}]{step.status}[/] {escape(step.detail)}",
                   highlight=False)  # fmt: skip
 
 
@@ -240,7 +241,8 @@ def smoke(
             failed += 1
             err.print(str(exc), markup=False, soft_wrap=True)
             continue
-        out.print(f"[bold]{cell.id}[/] {status_line(result, results_root)}", highlight=False)
+        line = escape(status_line(result, results_root))
+        out.print(f"[bold]{cell.id}[/] {line}", highlight=False)
     if failed:
         raise typer.Exit(1)
 

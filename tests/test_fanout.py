@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from audiomatrix import fanout, spec
+from audiomatrix import bake, fanout, gpu, report, spec
+from audiomatrix.suite import fatbin
+from support import run_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +77,11 @@ def load(text: str) -> dict[str, Any]:
 def entries(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Each shard job's matrix entries, read back from the plan job's embedded JSON."""
     env = data["jobs"]["plan"]["steps"][0]["env"]
-    return {job: json.loads(env[job.upper()]) for job in data["jobs"] if job.startswith("shard_")}
+    return {
+        job: json.loads(env[job.upper()])
+        for job in data["jobs"]
+        if job.startswith(("shard_", "gpu_"))
+    }
 
 
 def test_shipped_matrix_workflow(shipped: spec.Matrix) -> None:
@@ -94,35 +100,68 @@ def test_shipped_matrix_workflow(shipped: spec.Matrix) -> None:
     assert 'audiomatrix smoke --select "$CELL"' in "\n".join(runs)
     assert 'smoke --native "$CELL"' in "\n".join(runs)
     upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-art"))
-    assert upload["with"]["path"] == "results/${{ matrix.cell }}/"
-    assert upload["with"]["name"] == "${{ matrix.cell }}"
-
-
-def test_runs_on_per_os_and_gpu(shipped: spec.Matrix) -> None:
-    data = load(fanout.github_workflow(shipped, list(shipped.cells)))
-    by_id = {e["cell"]: e for e in entries(data)["shard_0"]}
-    cells = {c.id: c for c in shipped.cells}
-    seen: set[str] = set()
-    for cell_id, entry in by_id.items():
-        cell = cells[cell_id]
-        acc = cell.accelerator_value
-        if acc.device == "cuda" and "sm_120" in acc.gpu_arch:
-            expected: Any = ["self-hosted", cell.os_value.family, "gpu", "sm_120"]
-            seen.add("gpu")
-        else:
-            expected = {"linux": "ubuntu-24.04", "macos": "macos-14", "windows": "windows-2022"}[
-                cell.os_value.family
-            ]
-            seen.add(cell.os_value.family)
-        assert entry["runs-on"] == expected, cell_id
-        assert entry["native"] is cell.os_value.native
-        assert entry["python"] == cell.python
-    assert seen == {"gpu", "linux", "macos", "windows"}
-    linux_gpu = [
-        e for e in by_id.values() if e["cell"].startswith("bookworm-") and "-cu128-" in e["cell"]
+    assert upload["with"]["path"].splitlines() == [
+        "results/${{ matrix.cell }}/",
+        "publications/${{ matrix.cell }}.json",
+        "sboms/${{ matrix.cell }}.cdx.json",
     ]
-    assert linux_gpu
-    assert all(e["runs-on"] == ["self-hosted", "linux", "gpu", "sm_120"] for e in linux_gpu)
+    assert upload["with"]["name"] == "${{ matrix.artifact }}"
+    publish = next(s for s in job["steps"] if s.get("name") == "publish the tested image")
+    assert publish["if"] == fanout.PUBLISHING and "vars.AUDIOMATRIX_REGISTRY" in publish["if"]
+    assert 'audiomatrix publish "$CELL" --registry "$REGISTRY"' in publish["run"]
+    assert job["permissions"]["packages"] == "write"
+
+
+def test_every_cell_runs_on_its_os_runner(shipped: spec.Matrix) -> None:
+    data = load(fanout.github_workflow(shipped, list(shipped.cells)))
+    cells = {c.id: c for c in shipped.cells}
+    runners = {"linux": "ubuntu-24.04", "macos": "macos-14", "windows": "windows-2022"}
+    for entry in entries(data)["shard_0"]:
+        cell = cells[entry["cell"]]
+        assert entry["runs-on"] == runners[cell.os_value.family], cell.id
+        assert entry["native"] is cell.os_value.native and entry["python"] == cell.python
+        assert entry["artifact"] == cell.id and entry["gpu"] == ""
+
+
+def _measured(cell: str, sass: list[str]) -> report.Row:
+    """A table row of `cell` whose wheel measured these SASS targets."""
+    result = run_result(cell, {"accelerator": "skip"})
+    code = {"sass": sass, "ptx": [], "predictions": fatbin.predict_all(sass, [])}
+    return report.Row(
+        cell=cell, axes=report.axes_from_id(cell), versions={}, lock_sha256="0" * 64,
+        where=result.where, host=result.environment.host, facts=result.environment.facts,
+        run=result.run, started=result.started, finished=result.finished,
+        source="results/x.json", checks={}, gpu=gpu.verdicts(code, None, None, None, None),
+    )  # fmt: skip
+
+
+def test_gpu_jobs_follow_the_measured_kernels_with_a_negative_control(
+    shipped: spec.Matrix,
+) -> None:
+    new = "bookworm-py3.11-torch2.9.1-cu128-maintained"
+    old = "bookworm-py3.11-torch2.5.1-cu124-legacy-pinned"
+    table = report.Compatibility(
+        provenance=report.current_provenance(), checks=[], workloads={},
+        rows=[_measured(new, ["sm_80", "sm_90", "sm_120"]), _measured(old, ["sm_80", "sm_90"])],
+        apart=[], missing=[], damaged=[], signatures=[],
+    )  # fmt: skip
+    data = load(fanout.github_workflow(shipped, list(shipped.cells), table=table,
+                                       runners=("sm_120", "sm_90")))  # fmt: skip
+    gpu = entries(data)["gpu_0"]
+    got = {(e["cell"], e["gpu"], e["expect"]) for e in gpu}
+    assert got == {
+        (new, "sm_120", "native"),
+        (old, "sm_120", "no-kernel-image"),  # the negative control on Blackwell
+        (new, "sm_90", "native"),
+        (old, "sm_90", "native"),
+    }
+    assert all(e["runs-on"] == ["self-hosted", "linux", "gpu", e["gpu"]] for e in gpu)
+    assert {e["artifact"] for e in gpu} == {f"{c}@{a}" for c, a, _ in got}
+    # A cell nobody measured has no GPU job; no table, no GPU jobs at all.
+    assert not any(e["cell"].startswith("bookworm-py3.10") for e in gpu)
+    assert "gpu_0" not in entries(load(fanout.github_workflow(shipped, list(shipped.cells))))
+    report_runs = [s.get("run", "") for s in data["jobs"]["report"]["steps"]]
+    assert ".venv/bin/audiomatrix report --check-gpu" in report_runs
 
 
 def test_600_cells_make_3_shards_each_cell_once(big: spec.Matrix) -> None:
@@ -148,9 +187,13 @@ def test_report_job_merges_results_and_uploads_the_site(shipped: spec.Matrix) ->
     report = load(fanout.github_workflow(shipped, list(shipped.cells)))["jobs"]["report"]
     steps = report["steps"]
     download = next(s for s in steps if s.get("uses", "").startswith("actions/download-artifact"))
-    assert download["with"]["path"] == "results"
+    assert download["with"] == {"pattern": fanout.CELL_ARTIFACTS, "path": ".",
+                                "merge-multiple": True}  # fmt: skip
     runs = [s["run"] for s in steps if "run" in s]
-    assert ".venv/bin/audiomatrix report" in runs
+    assert ".venv/bin/audiomatrix report --check-gpu" in runs
+    commit = next(s for s in steps if s.get("name") == "commit the table and the publications")
+    assert "refs/heads/main" in commit["if"] and "git push" in commit["run"]
+    assert report["permissions"]["contents"] == "write"
     uses = [s.get("uses", "").split("@")[0] for s in steps]
     assert uses.index("actions/download-artifact") < uses.index("actions/upload-pages-artifact")
     table = next(s for s in steps if s.get("with", {}).get("name") == "compatibility")
@@ -198,7 +241,7 @@ def test_actionlint_accepts_the_workflow(which: str, request: pytest.FixtureRequ
 
 
 def test_bake_file_targets_linux_cells_only(shipped: spec.Matrix) -> None:
-    text = fanout.bake_file(shipped.cells)
+    text = bake.bake_file(shipped.cells)
     assert text.startswith("# generated by `audiomatrix ci bake`")
     linux = [c for c in shipped.cells if c.buildable and not c.os_value.native]
     native = [c for c in shipped.cells if c.os_value.native]
@@ -206,21 +249,19 @@ def test_bake_file_targets_linux_cells_only(shipped: spec.Matrix) -> None:
     assert text.count("\ntarget ") == len(linux)
     group = text.split('group "default" {', 1)[1].split("}", 1)[0]
     assert [line.strip().strip('",') for line in group.splitlines()[2:-1]] == [
-        fanout.bake_target(c) for c in linux
+        bake.bake_target(c) for c in linux
     ]
     for cell in native:
         assert cell.id not in text
     cell = linux[0]
-    block = text.split(f'target "{fanout.bake_target(cell)}" {{', 1)[1].split("\n}", 1)[0]
+    block = text.split(f'target "{bake.bake_target(cell)}" {{', 1)[1].split("\n}", 1)[0]
     assert 'dockerfile = "docker/Dockerfile"' in block
-    assert 'context = "."' in block
+    assert f'context = "contexts/{cell.id}"' in block
     assert f'BASE = "{cell.os_value.base}"' in block
     assert f'PYTHON = "{cell.python}"' in block
-    assert f'LOCK = "environments/{cell.id}/requirements.txt"' in block
     assert f'CELL = "{cell.id}"' in block
-    assert 'FFMPEG = "' in block
     assert f'tags = ["audiomatrix/cell:{cell.id}"]' in block
-    assert "." not in fanout.bake_target(cell)
+    assert "." not in bake.bake_target(cell)
 
 
 # --------------------------------------------------------------------------- conda cells
@@ -248,7 +289,9 @@ def test_conda_cells_lock_and_carry_their_lock_back(shipped: spec.Matrix) -> Non
     assert "results/$CELL/lock" in keep["run"]
     report = data["jobs"]["report"]["steps"]
     runs = [s.get("run", "") for s in report]
-    assert runs.index(fanout.CONDA_LOCKS_BACK) < runs.index(".venv/bin/audiomatrix report")
+    assert runs.index(fanout.CONDA_LOCKS_BACK) < runs.index(
+        ".venv/bin/audiomatrix report --check-gpu"
+    )
     upload = next(s for s in report if s.get("with", {}).get("name") == "conda-locks")
     assert upload["with"]["path"].strip() == "environments/*-conda/"
     tests = data["jobs"]["conda-tests"]
@@ -271,10 +314,10 @@ def test_conda_locks_back_script_moves_each_cell_home(tmp_path: Path) -> None:
 
 
 def test_bake_targets_of_conda_cells_use_the_conda_dockerfile(shipped: spec.Matrix) -> None:
-    text = fanout.bake_file(shipped.cells)
+    text = bake.bake_file(shipped.cells)
     cell = next(c for c in shipped.cells if c.installer == "conda" and not c.os_value.native)
-    block = text.split(f'target "{fanout.bake_target(cell)}" {{', 1)[1].split("\n}", 1)[0]
+    block = text.split(f'target "{bake.bake_target(cell)}" {{', 1)[1].split("\n}", 1)[0]
     assert 'dockerfile = "docker/conda.Dockerfile"' in block
     assert f'CONDA_LOCK = "environments/{cell.id}/conda-linux-64.lock"' in block
     assert f'PIP_LOCK = "environments/{cell.id}/pip-linux-64.txt"' in block
-    assert "FFMPEG" not in block and "requirements.txt" not in block
+    assert 'context = "."' in block and "requirements.txt" not in block

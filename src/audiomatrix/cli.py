@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from audiomatrix import bake, fanout, grid, gridtext, publications, query, render
 from audiomatrix import doctor as doctor_stage
 from audiomatrix import engine as engine_stage
-from audiomatrix import fanout, grid, gridtext, publications, query, render
 from audiomatrix import lock as lock_stage
 from audiomatrix import publish as publish_stage
 from audiomatrix import report as report_stage
@@ -231,7 +231,13 @@ def _previous(path: Path | None, root: Path) -> report_stage.Compatibility | Non
 
 @app.command("report")
 def report_command(
-    ctx: typer.Context, matrix: MatrixOption = None, previous: PreviousOption = None
+    ctx: typer.Context,
+    matrix: MatrixOption = None,
+    previous: PreviousOption = None,
+    check_gpu: Annotated[
+        bool,
+        typer.Option(help="Exit 1 when a GPU observed other than its wheel's code predicted."),
+    ] = False,
 ) -> None:
     """Write COMPATIBILITY.md, compatibility.json and site/index.html from results/."""
     loaded, _ = _selected(ctx, matrix, None)
@@ -241,6 +247,16 @@ def report_command(
         f"{len(table.rows)} rows, {len(table.apart)} runs apart (measured elsewhere than "
         f"declared), {len(table.missing)} cells without results"
     )
+    contradicted = [
+        f"{r.cell}: {finding}"
+        for r in [*table.rows, *table.apart]
+        for finding in r.gpu_findings
+        if ", observed " in finding
+    ]
+    for line in contradicted:
+        err.print(line, markup=False, highlight=False)
+    if check_gpu and contradicted:
+        raise typer.Exit(1)
 
 
 def _load_table(path: Path) -> report_stage.Compatibility:
@@ -473,12 +489,22 @@ def ci_github(
     select: SelectOption = None,
     out_path: OutOption = None,
     shard_size: Annotated[int, typer.Option(min=1, max=fanout.MAX_JOBS)] = fanout.MAX_JOBS,
+    table_path: Annotated[
+        Path, typer.Option("--table", help="The measured kernels that choose the GPU jobs.")
+    ] = Path(report_stage.JSON_FILE),
+    gpu_runner: Annotated[
+        list[str] | None,
+        typer.Option(help="A GPU architecture with a labelled self-hosted runner; repeatable."),
+    ] = None,
 ) -> None:
     """Write .github/workflows/matrix.yml: every buildable cell a job (sharded past GitHub's
-    256-job limit) on its OS's runner, then one job that merges the results into the table."""
+    256-job limit) on its OS's runner, the GPU jobs the measured kernels call for (with a
+    negative control per runner), then one job that merges the results into the table."""
     loaded, chosen = _selected(ctx, matrix, select)
     path = out_path or Path(loaded.path).parent / fanout.WORKFLOW_PATH
-    _write_generated(path, fanout.github_workflow(loaded, chosen, shard_size))
+    table = _load_table(table_path) if table_path.exists() else None
+    runners = tuple(gpu_runner or fanout.GPU_RUNNERS)
+    _write_generated(path, fanout.github_workflow(loaded, chosen, shard_size, table, runners))
 
 
 @ci_app.command("bake")
@@ -488,10 +514,11 @@ def ci_bake(
     select: SelectOption = None,
     out_path: OutOption = None,
 ) -> None:
-    """Write docker-bake.hcl: one target per Linux cell, for remote BuildKit builders."""
+    """Write docker-bake.hcl: one target per Linux cell, for remote BuildKit builders (a uv
+    cell's context is the one `audiomatrix build --context contexts` prepares)."""
     loaded, chosen = _selected(ctx, matrix, select)
     _write_generated(
-        out_path or Path(loaded.path).parent / fanout.BAKE_PATH, fanout.bake_file(chosen)
+        out_path or Path(loaded.path).parent / fanout.BAKE_PATH, bake.bake_file(chosen)
     )
 
 

@@ -181,6 +181,13 @@ def build(
     matrix: MatrixOption = None,
     select: SelectOption = None,
     ca_bundle: CaBundleOption = None,
+    context: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write each cell's build context and args into DIR/<cell>/ instead "
+            "of building (for docker-bake.hcl and builds by hand)."
+        ),
+    ] = None,
 ) -> None:
     """Build the image of each selected, locked Linux cell (tagged by content)."""
     loaded, chosen = _selected(ctx, matrix, select)
@@ -188,6 +195,14 @@ def build(
     try:
         engine_stage.ensure_engine()
         for cell in pipeline.sweep_order(_locked(loaded, _linux(chosen))):
+            if context is not None:
+                ready = imagebuild.prepare(cell, echo=lambda _: None)
+                if isinstance(ready, imagebuild.BuildResult):
+                    out.print(f"[bold]{cell.cell}[/] {ready.status} {escape(ready.detail)}")
+                    continue
+                folder = imagebuild.write_context_folder(ready, context / cell.cell)
+                out.print(f"[bold]{cell.cell}[/] context in {folder}", highlight=False)
+                continue
             with err.status(f"[bold]{cell.cell}[/]: building"):
                 built = imagebuild.build(cell, ca_bundle=ca_bundle, echo=lambda _: None)
             colour = "green" if built.ok else "red"

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from audiomatrix import conda, lock
 from audiomatrix.condacheck import CONDA_SUFFIX
+from audiomatrix.report import Compatibility, version_key
 from audiomatrix.spec import Cell, Matrix
 
 WORKFLOW_PATH = ".github/workflows/matrix.yml"
@@ -27,8 +27,10 @@ MAX_JOBS = 256
 TOOL_PYTHON = "3.11"
 """The interpreter audiomatrix itself runs on in CI."""
 
-GPU_ARCH = "sm_120"
-"""Cells whose CUDA build targets this architecture run on a labelled self-hosted GPU runner."""
+GPU_RUNNERS = ("sm_120",)
+"""The GPU architectures with labelled self-hosted runners (`self-hosted, linux, gpu, sm_120`):
+each CUDA cell goes to those its measured wheel has kernels for, plus, per runner, one cell
+whose wheel has none there (a negative control: it must report no kernel image)."""
 
 CHECKOUT = "actions/checkout@v5"
 SETUP_PYTHON = "actions/setup-python@v6"
@@ -49,12 +51,45 @@ AUDIOMATRIX = (
 """The project's command in the shard's venv, on every runner."""
 
 
-def runs_on(cell: Cell) -> str | list[str]:
-    """The runner a cell's job needs: its OS's runner, or a self-hosted GPU one for sm_120."""
-    acc = cell.accelerator_value
-    if acc.device == "cuda" and GPU_ARCH in acc.gpu_arch:
-        return ["self-hosted", cell.os_value.family, "gpu", GPU_ARCH]
-    return cell.os_value.runner
+def gpu_runner(arch: str) -> list[str]:
+    return ["self-hosted", "linux", "gpu", arch]
+
+
+def measured_kernels(table: Compatibility | None) -> dict[str, dict[str, str]]:
+    """Each cell's measured verdict per GPU architecture (cell -> arch -> verdict), from its
+    table rows (a row in an image first)."""
+    found: dict[str, dict[str, str]] = {}
+    rows = sorted(table.rows + table.apart, key=lambda r: r.where.kind != "image") if table else []
+    for row in rows:
+        if row.gpu and row.cell not in found:
+            found[row.cell] = {arch: k.verdict for arch, k in row.gpu.items()}
+    return found
+
+
+def gpu_entries(
+    cells: Sequence[Cell], table: Compatibility | None, runners: Sequence[str] = GPU_RUNNERS
+) -> list[dict[str, Any]]:
+    """The GPU jobs, driven by the measured kernels: each CUDA Linux cell on every runner its
+    wheel has kernels for (expecting the accelerator check to pass), and per runner the
+    oldest cell whose wheel has none there (expecting no kernel image). A cell never measured
+    has no GPU job: nothing says which GPUs it can run on."""
+    kernels = measured_kernels(table)
+    cuda = [
+        c for c in cells
+        if c.buildable and not c.os_value.native and c.accelerator_value.device == "cuda"
+        and c.id in kernels
+    ]  # fmt: skip
+    entries = []
+    for arch in runners:
+        for cell in cuda:
+            verdict = kernels[cell.id].get(arch)
+            if verdict in ("native", "ptx-jit"):
+                entries.append(_entry(cell, arch, verdict))
+        lacking = [c for c in cuda if kernels[c.id].get(arch) == "no-kernel-image"]
+        if lacking:
+            control = min(lacking, key=lambda c: (version_key(c.torch), c.id))
+            entries.append(_entry(control, arch, "no-kernel-image"))
+    return entries
 
 
 def shards(cells: Sequence[Cell], shard_size: int = MAX_JOBS) -> list[list[Cell]]:
@@ -65,13 +100,17 @@ def shards(cells: Sequence[Cell], shard_size: int = MAX_JOBS) -> list[list[Cell]
     return [buildable[i : i + shard_size] for i in range(0, len(buildable), shard_size)]
 
 
-def _entry(cell: Cell) -> dict[str, Any]:
+def _entry(cell: Cell, gpu: str = "", expect: str = "") -> dict[str, Any]:
+    """A job: the cell on its OS's runner, or on a GPU runner expecting a verdict there."""
     return {
         "cell": cell.id,
+        "artifact": f"{cell.id}@{gpu}" if gpu else cell.id,
         "python": cell.python,
         "native": cell.os_value.native,
         "conda": cell.installer == "conda",
-        "runs-on": runs_on(cell),
+        "runs-on": gpu_runner(gpu) if gpu else cell.os_value.runner,
+        "gpu": gpu,
+        "expect": expect,
     }
 
 
@@ -93,18 +132,32 @@ def _micromamba() -> dict[str, Any]:
     }
 
 
-def _shard_job(index: int) -> dict[str, Any]:
+PUBLISHING = (
+    "${{ !matrix.native && matrix.gpu == '' && github.event_name == 'push' "
+    "&& github.ref == 'refs/heads/main' && vars.AUDIOMATRIX_REGISTRY != '' }}"
+)
+"""A pushed commit on main publishes its tested images where the repository says
+(the variable AUDIOMATRIX_REGISTRY: host[/namespace], e.g. the repository's own registry)."""
+PUBLISH = """\
+echo "$TOKEN" | docker login "${REGISTRY%%/*}" -u "$ACTOR" --password-stdin
+.venv/bin/audiomatrix report
+.venv/bin/audiomatrix publish "$CELL" --registry "$REGISTRY"
+"""
+
+
+def _shard_job(output: str) -> dict[str, Any]:
     linux = "${{ !matrix.native }}"
     native = "${{ matrix.native }}"
     with_conda = "${{ matrix.conda }}"
     return {
-        "name": "${{ matrix.cell }}",
+        "name": "${{ matrix.artifact }}",
         "needs": "plan",
         "runs-on": "${{ matrix.runs-on }}",
         "timeout-minutes": 180,
+        "permissions": {"contents": "read", "packages": "write"},
         "strategy": {
             "fail-fast": False,
-            "matrix": {"include": f"${{{{ fromJSON(needs.plan.outputs.shard_{index}) }}}}"},
+            "matrix": {"include": f"${{{{ fromJSON(needs.plan.outputs.{output}) }}}}"},
         },
         "defaults": {"run": {"shell": "bash"}},
         "steps": [
@@ -155,13 +208,25 @@ def _shard_job(index: int) -> dict[str, Any]:
                 "env": {"CELL": "${{ matrix.cell }}"},
             },
             {
+                "name": "publish the tested image",
+                "if": PUBLISHING,
+                "run": PUBLISH,
+                "env": {
+                    "CELL": "${{ matrix.cell }}",
+                    "REGISTRY": "${{ vars.AUDIOMATRIX_REGISTRY }}",
+                    "TOKEN": "${{ secrets.GITHUB_TOKEN }}",
+                    "ACTOR": "${{ github.actor }}",
+                },
+            },
+            {
                 "name": "upload results",
                 "if": "${{ always() }}",
                 "uses": UPLOAD,
                 "with": {
-                    # Named by the cell id: the report job downloads each into results/<id>/.
-                    "name": "${{ matrix.cell }}",
-                    "path": "results/${{ matrix.cell }}/",
+                    # Paths from the repository root: the report job merges every job's files.
+                    "name": "${{ matrix.artifact }}",
+                    "path": "results/${{ matrix.cell }}/\npublications/${{ matrix.cell }}.json\n"
+                    "sboms/${{ matrix.cell }}.cdx.json\n",
                     "if-no-files-found": "warn",
                 },
             },
@@ -169,19 +234,13 @@ def _shard_job(index: int) -> dict[str, Any]:
     }
 
 
-def _plan_job(groups: list[list[Cell]]) -> dict[str, Any]:
-    env = {
-        f"SHARD_{i}": json.dumps([_entry(c) for c in g], separators=(",", ":"))
-        for i, g in enumerate(groups)
-    }
-    script = "".join(
-        f'echo "shard_{i}=$SHARD_{i}" >> "$GITHUB_OUTPUT"\n' for i in range(len(groups))
-    )
+def _plan_job(groups: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Each shard's jobs as a step output, so no job matrix is written out past 256."""
+    env = {name.upper(): json.dumps(g, separators=(",", ":")) for name, g in groups.items()}
+    script = "".join(f'echo "{name}=${name.upper()}" >> "$GITHUB_OUTPUT"\n' for name in groups)
     return {
         "runs-on": "ubuntu-24.04",
-        "outputs": {
-            f"shard_{i}": f"${{{{ steps.cells.outputs.shard_{i} }}}}" for i in range(len(groups))
-        },
+        "outputs": {name: f"${{{{ steps.cells.outputs.{name} }}}}" for name in groups},
         "steps": [{"id": "cells", "env": env, "run": script}],
     }
 
@@ -213,15 +272,17 @@ def _report_job(needs: list[str], conda_cells: bool) -> dict[str, Any]:
         "needs": needs,
         "if": "${{ always() }}",
         "runs-on": "ubuntu-24.04",
+        "permissions": {"contents": "write", "pages": "write"},
         "steps": [
             *_setup(),
             {"run": "make setup"},
             {
                 "uses": DOWNLOAD,
-                "with": {"pattern": CELL_ARTIFACTS, "path": "results"},
+                "with": {"pattern": CELL_ARTIFACTS, "path": ".", "merge-multiple": True},
             },
             *(conda_locks if conda_cells else []),
-            {"run": ".venv/bin/audiomatrix report"},
+            # Fails when a GPU observed other than the wheel's code predicted.
+            {"run": ".venv/bin/audiomatrix report --check-gpu"},
             {"uses": UPLOAD_PAGES, "with": {"path": "site/"}},
             {
                 "uses": UPLOAD,
@@ -230,8 +291,25 @@ def _report_job(needs: list[str], conda_cells: bool) -> dict[str, Any]:
                     "path": "COMPATIBILITY.md\ncompatibility.json\n",
                 },
             },
+            {
+                # So that `audiomatrix pull` works for anyone: the publications (digests,
+                # SBOMs) and the table they belong to land on main.
+                "name": "commit the table and the publications",
+                "if": "${{ github.event_name == 'push' && github.ref == 'refs/heads/main' }}",
+                "run": COMMIT_TABLE,
+            },
         ],
     }
+
+
+COMMIT_TABLE = """\
+git config user.name "github-actions[bot]"
+git config user.email "github-actions[bot]@users.noreply.github.com"
+git add results publications sboms environments COMPATIBILITY.md compatibility.json site
+if ! git diff --cached --quiet; then
+  git commit -m "matrix: results, table and publications" && git push
+fi
+"""
 
 
 def _conda_tests_job() -> dict[str, Any]:
@@ -243,14 +321,28 @@ def _conda_tests_job() -> dict[str, Any]:
     }
 
 
-def workflow(matrix: Matrix, cells: Sequence[Cell], shard_size: int = MAX_JOBS) -> dict[str, Any]:
-    """The workflow as data."""
-    groups = shards(cells, shard_size)
-    conda_cells = any(c.installer == "conda" for g in groups for c in g)
+def chunks(entries: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    return [entries[i : i + size] for i in range(0, len(entries), size)]
+
+
+def workflow(
+    matrix: Matrix,
+    cells: Sequence[Cell],
+    shard_size: int = MAX_JOBS,
+    table: Compatibility | None = None,
+    runners: Sequence[str] = GPU_RUNNERS,
+) -> dict[str, Any]:
+    """The workflow as data: every buildable cell on its OS's runner, then the GPU jobs the
+    measured kernels call for (`table`: the committed compatibility.json)."""
+    cpu = shards(cells, shard_size)
+    gpu = chunks(gpu_entries(cells, table, runners), shard_size)
+    groups = {f"shard_{i}": [_entry(c) for c in g] for i, g in enumerate(cpu)}
+    groups |= {f"gpu_{i}": g for i, g in enumerate(gpu)}
+    conda_cells = any(c.installer == "conda" and c.buildable for c in cells)
     jobs: dict[str, Any] = {"plan": _plan_job(groups)}
-    names = [f"shard_{i}" for i in range(len(groups))]
-    for i, name in enumerate(names):
-        jobs[name] = _shard_job(i)
+    names = list(groups)
+    for name in names:
+        jobs[name] = _shard_job(name)
     if conda_cells:
         jobs["conda-tests"] = _conda_tests_job()
     jobs["report"] = _report_job(["plan", *names], conda_cells)
@@ -262,57 +354,22 @@ def workflow(matrix: Matrix, cells: Sequence[Cell], shard_size: int = MAX_JOBS) 
     }
 
 
-def github_workflow(matrix: Matrix, cells: list[Cell], shard_size: int = MAX_JOBS) -> str:
+def github_workflow(
+    matrix: Matrix,
+    cells: list[Cell],
+    shard_size: int = MAX_JOBS,
+    table: Compatibility | None = None,
+    runners: Sequence[str] = GPU_RUNNERS,
+) -> str:
     """The text of .github/workflows/matrix.yml for these cells (unbuildable ones left out)."""
     header = (
         "# generated by `audiomatrix ci github`, do not edit\n"
         f"# from {matrix.path}: edit it and run `audiomatrix ci github` again.\n"
     )
     body = yaml.safe_dump(
-        workflow(matrix, cells, shard_size), sort_keys=False, width=1 << 30, allow_unicode=True
+        workflow(matrix, cells, shard_size, table, runners),
+        sort_keys=False,
+        width=1 << 30,
+        allow_unicode=True,
     )
     return header + body
-
-
-def _hcl(value: str) -> str:
-    return json.dumps(value)  # an HCL string literal is a JSON one for these characters
-
-
-def bake_target(cell: Cell) -> str:
-    """A bake target name: cell ids have dots, which bake does not allow in names."""
-    return cell.id.replace(".", "_")
-
-
-def bake_file(cells: Sequence[Cell]) -> str:
-    """docker-bake.hcl: one target per buildable Linux cell and a `default` group of them all."""
-    linux = [c for c in cells if c.buildable and not c.os_value.native]
-    lines = ["# generated by `audiomatrix ci bake`, do not edit", ""]
-    names = [bake_target(c) for c in linux]
-    lines += ["group " + _hcl("default") + " {", "  targets = ["]
-    lines += [f"    {_hcl(n)}," for n in names]
-    lines += ["  ]", "}", ""]
-    for cell, name in zip(linux, names, strict=True):
-        data = cell.to_dict()
-        folder = f"environments/{cell.id}"
-        files = {"LOCK": f"{folder}/{lock.LOCK_FILE}", "FFMPEG": "1" if data["ffmpeg"] else "0"}
-        dockerfile = "docker/Dockerfile"
-        if cell.installer == "conda":  # its environment brings its own FFmpeg
-            sub = conda.subdir(cell.os_value.platform) or ""
-            files = {
-                "CONDA_LOCK": f"{folder}/{conda.explicit_file(sub)}",
-                "PIP_LOCK": f"{folder}/{conda.pip_file(sub)}",
-            }
-            dockerfile = "docker/conda.Dockerfile"
-        args = {"BASE": data["base"], "PYTHON": data["python"], **files, "CELL": data["id"]}
-        lines += [
-            f"target {_hcl(name)} {{",
-            '  context = "."',
-            f"  dockerfile = {_hcl(dockerfile)}",
-            "  args = {",
-            *(f"    {key} = {_hcl(value)}" for key, value in args.items()),
-            "  }",
-            f"  tags = [{_hcl('audiomatrix/cell:' + cell.id)}]",
-            "}",
-            "",
-        ]
-    return "\n".join(lines)

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -270,6 +271,24 @@ def build_args(ready: Prepared) -> dict[str, str]:
         "SOURCE": os.environ.get("AUDIOMATRIX_SOURCE_URL", ""),
         "CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+
+
+def write_context_folder(ready: Prepared, folder: Path) -> Path:
+    """The cell's build context as a folder, with build-args.json beside it: what `docker
+    build` (or a bake target) needs, the packages aside. WHEELS must then name a server with
+    the lock's files and, for FFmpeg, the Debian packages under debs/ (the layout of the
+    wheelhouse `audiomatrix build` serves: DEBS names the files)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".context-") as tmp:
+        staged = Path(tmp) / "context"
+        staged.mkdir()
+        archive = _context_tar(context_files(ready.cell), ready.plan)
+        with tarfile.open(fileobj=archive) as context:
+            context.extractall(staged, filter="data")
+        (staged / "build-args.json").write_text(json.dumps(build_args(ready), indent=2) + "\n")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staged, folder)
+    return folder
 
 
 def build(

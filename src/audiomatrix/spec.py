@@ -9,8 +9,6 @@ as one `matrix.yaml:LINE:COL: message` line: yamlpos keeps each node's position.
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 import itertools
 import math
 import re
@@ -19,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -35,14 +33,9 @@ from pydantic import (
 )
 
 from audiomatrix import condacheck
+from audiomatrix.selection import AXES, NAME_PATTERN, SelectError, did_you_mean, select
+from audiomatrix.specerrors import pydantic_error, type_hint
 from audiomatrix.yamlpos import MatrixError, Positions, load_yaml, read_text, shown
-
-AXES: tuple[str, ...] = ("os", "python", "torch", "accelerator", "stack")
-"""The axes of a cell, in the order they appear in its id."""
-
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
-"""Axis value names: lowercase so that ids are the same folder on case-insensitive disks,
-and only characters a Docker tag allows."""
 
 Name = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN)]
 PythonVersion = Annotated[str, StringConstraints(strict=True, pattern=r"^3\.\d+$")]
@@ -60,10 +53,6 @@ product is sized before it is built, so a typo cannot make a million cells."""
 MAX_SELECTION_TERMS = 256
 """The most terms all named selections may list: each is tried against every cell, and a
 selection is a few globs, not a list of ids."""
-
-
-class SelectError(Exception):
-    """A --select term that names no axis or matches no cell."""
 
 
 # --------------------------------------------------------------------------- schema
@@ -402,112 +391,6 @@ def unbuildable_reason(
 # --------------------------------------------------------------------------- validation
 
 
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _fields_at(model: Any, loc: Sequence[Any]) -> list[str]:
-    """The keys the schema allows at `loc`, for a did-you-mean on an unknown key."""
-    annotation = model
-    for part in loc:
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            annotation = annotation.model_fields[part].annotation
-            continue
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        origin = get_origin(annotation)
-        if origin in (list, dict):
-            annotation = args[-1]
-        elif args:  # Optional[X] / X | None
-            annotation = args[0]
-            args2 = get_args(annotation)
-            annotation = args2[-1] if get_origin(annotation) in (list, dict) else annotation
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return list(annotation.model_fields)
-    return []
-
-
-def _type_hint(value: Any) -> str:
-    """Why YAML read no string where one was written, and how to make it one."""
-    if isinstance(value, bool):
-        return "; quote it (YAML reads yes, no, on, off, true and false as booleans)"
-    if value is None:
-        return (
-            "; YAML reads an empty value, ~ and null as nothing: write one (quote a literal null)"
-        )
-    if isinstance(value, float):
-        return f"; write versions in quotes (YAML reads {shown(value)} as a number)"
-    if isinstance(value, int):
-        return f"; quote it (YAML reads {shown(value)} as a number)"
-    return ""
-
-
-_PATTERNS = {
-    NAME_PATTERN: "a lowercase name (a-z, 0-9, '.', '_', '-')",
-    r"^3\.\d+$": "a Python version like '3.11'",
-    r"^\d+\.\d+\.\d+$": "a version like '2.9.1'",
-    r"^https://\S+$": "an https:// URL",
-    r"^sm_\d+$": "a GPU architecture like 'sm_120'",
-    r"^([a-z0-9][a-z0-9_.-]*|(https?|file)://\S+)$": "a channel name or its URL",
-}
-
-
-def _describe(err: Any) -> str:
-    """pydantic's message in words a matrix author knows: no regex, no class names."""
-    if err["type"] == "string_pattern_mismatch" and err["ctx"]["pattern"] in _PATTERNS:
-        return f"input should be {_PATTERNS[err['ctx']['pattern']]}"
-    if err["type"] in ("model_type", "dict_type"):
-        return "input should be a mapping of keys"
-    if err["type"] == "date_type":
-        return "input should be a date as YYYY-MM-DD"
-    return f"{err['msg'][0].lower()}{err['msg'][1:]}"
-
-
-def _data_path(data: Any, loc: Sequence[Any]) -> tuple[Any, ...]:
-    """pydantic's loc without the parts that are no place in the data (a union member's type)."""
-    path: list[Any] = []
-    for part in loc:
-        places = (
-            data if isinstance(data, dict) else range(len(data)) if isinstance(data, list) else ()
-        )
-        if part in places:
-            data = data[part]
-            path.append(part)
-    return tuple(path)
-
-
-def _pydantic_error(exc: ValidationError, data: Any, pos: Positions, file: str) -> MatrixError:
-    errors = exc.errors(include_url=False)
-    # A misspelt key is also a missing one: report the unknown key, it has the did-you-mean.
-    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(p for p in err["loc"] if p != "[key]")
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        allowed = _fields_at(MatrixFile, loc[:-1])
-        msg = f"unknown key {shown(loc[-1])}{_did_you_mean(loc[-1], allowed)}"
-        return MatrixError(file, *pos.of(loc, key=True), msg)
-    if kind == "missing":
-        return MatrixError(file, *pos.of(loc[:-1], key=True), f"missing key '{loc[-1]}'")
-    if kind == "invalid_key" or err["loc"][-1] == "[key]":
-        key = err["input"]  # pydantic's loc has the key as a string; YAML may have read a number
-        parent = ".".join(str(p) for p in loc[:-1])
-        return MatrixError(
-            file,
-            *pos.of((*loc[:-1], key), key=True),
-            f"{parent + ': ' if parent else ''}key {shown(key)} is not valid: {_describe(err)}"
-            f"{_type_hint(key)}",
-        )
-    loc = _data_path(data, loc)
-    where = ".".join(str(p) for p in loc)
-    value = err.get("input")
-    if kind == "value_error":  # a model's own check points at its key, a field's at its value
-        where_at = pos.of(loc, key=isinstance(value, dict))
-        return MatrixError(file, *where_at, f"{where}: {err['ctx']['error']}")
-    hint = _type_hint(value) if kind == "string_type" else ""
-    msg = f"{where}: {_describe(err)}, got {shown(value)}{hint}"
-    return MatrixError(file, *pos.of(loc), msg)
-
-
 @dataclass(frozen=True)
 class Matrix:
     """A validated matrix.yaml and its expanded cells."""
@@ -571,7 +454,7 @@ class _Checker:
                     if axis not in AXES:
                         raise self.fail(
                             path,
-                            f"unknown axis {shown(axis)} in {block}{_did_you_mean(axis, AXES)}",
+                            f"unknown axis {shown(axis)} in {block}{did_you_mean(axis, AXES)}",
                             key=True,
                         )
                     self._check_value(path, axis, value)
@@ -586,10 +469,10 @@ class _Checker:
     def _check_value(self, path: tuple[Any, ...], axis: str, value: Any) -> None:
         if not isinstance(value, str):
             raise self.fail(
-                path, f"{axis} value must be a string, got {shown(value)}{_type_hint(value)}"
+                path, f"{axis} value must be a string, got {shown(value)}{type_hint(value)}"
             )
         if value not in self.defined[axis]:
-            hint = _did_you_mean(value, self.defined[axis])
+            hint = did_you_mean(value, self.defined[axis])
             raise self.fail(path, f"unknown {axis} {shown(value)}{hint}")
 
     def _check_pairs(self) -> None:
@@ -749,7 +632,7 @@ def parse(text: str, file: str = "matrix.yaml", max_cells: int = MAX_CELLS) -> M
     try:
         doc = MatrixFile.model_validate(data)
     except ValidationError as exc:
-        raise _pydantic_error(exc, data, pos, file) from None
+        raise pydantic_error(exc, data, pos, file, MatrixFile) from None
     checker = _Checker(doc, pos, file)
     checker.run()
     cells = checker.cells(max_cells)
@@ -760,73 +643,3 @@ def parse(text: str, file: str = "matrix.yaml", max_cells: int = MAX_CELLS) -> M
 def load(path: Path, max_cells: int = MAX_CELLS) -> Matrix:
     """Read and parse a matrix file; a missing or undecodable file is a MatrixError too."""
     return parse(read_text(path), str(path), max_cells)
-
-
-# --------------------------------------------------------------------------- selection
-
-_ID_GROUP = "id"
-
-
-def _glob(pattern: str) -> Any:
-    """fnmatchcase's test, compiled once: a term is tried against every cell."""
-    return re.compile(fnmatch.translate(pattern)).match
-
-
-def _term_matcher(term: str, selections: Mapping[str, Sequence[str]]) -> tuple[str, Any]:
-    """A term's group (an axis, or `id`) and a predicate over cells."""
-    if term in selections:
-        named = [_term_matcher(t, {}) for t in selections[term]]
-        return _ID_GROUP, lambda cell: _matches_all(cell, named)
-    if "=" in term:
-        axis, _, pattern = term.partition("=")
-        axis = axis.strip()
-        if axis not in AXES:
-            hint = _did_you_mean(axis, AXES)
-            raise SelectError(f"--select {shown(term)}: unknown axis {shown(axis)}{hint}")
-        match = _glob(pattern.strip())
-        return axis, lambda cell: match(cell.axis(axis))
-    if not re.fullmatch(r"[A-Za-z0-9._*?\[\]!-]+", term):
-        raise SelectError(
-            f"--select {shown(term)}: not a cell id glob, an axis=value or a selection"
-        )
-    match = _glob(term)
-    return _ID_GROUP, lambda cell: match(cell.id)
-
-
-def _matches_all(cell: Cell, matchers: Sequence[tuple[str, Any]]) -> bool:
-    groups: dict[str, list[Any]] = {}
-    for group, predicate in matchers:
-        groups.setdefault(group, []).append(predicate)
-    return all(any(p(cell) for p in predicates) for predicates in groups.values())
-
-
-def _no_match_hint(term: str, cells: Sequence[Cell]) -> str:
-    """How to write a term that matches no cell: one '=', a value that exists, an id."""
-    axis, equals, pattern = term.partition("=")
-    if not equals:
-        return "; `audiomatrix cells` lists the cell ids"
-    if pattern.startswith("="):
-        return f"; write one '=': {shown(axis + '=' + pattern.lstrip('='))}"
-    values = list(dict.fromkeys(c.axis(axis.strip()) for c in cells))
-    listed = ", ".join(values[:8]) + (", ..." if len(values) > 8 else "")
-    return f"; {axis.strip()} is one of {listed}"
-
-
-def select(
-    cells: Sequence[Cell], terms: Sequence[str], selections: Mapping[str, Sequence[str]]
-) -> list[Cell]:
-    """Cells that every group of terms admits: terms on the same axis (or cell ids and named
-    selections) are alternatives, different axes must all hold. No term: every cell. A term
-    that matches no cell, or terms that together match none, are a SelectError."""
-    matchers = [_term_matcher(t, selections) for t in terms]
-    for term, matcher in zip(terms, matchers, strict=True):
-        if not any(matcher[1](c) for c in cells):
-            hint = _no_match_hint(term, cells)
-            raise SelectError(f"--select {shown(term)} matches no cell{hint}")
-    chosen = [c for c in cells if _matches_all(c, matchers)]
-    if terms and not chosen:
-        raise SelectError(
-            f"--select {' '.join(shown(t) for t in terms)}: each matches a cell, but no cell"
-            " matches them all (terms on different axes must all hold); drop one"
-        )
-    return chosen

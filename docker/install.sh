@@ -41,6 +41,10 @@ cuda)
     # shellcheck disable=SC2046
     uv pip install --quiet --python python3 --target /opt/cuda --require-hashes --no-deps \
         $(source_args) -r "$1"
+    # The dynamic linker finds them, as it would beside torch in the venv: torch loads its
+    # CUDA libraries through its RUNPATH, and each torch release's Python fallback differs.
+    find /opt/cuda -type d -path '*/lib' -name lib | sort > /etc/ld.so.conf.d/audiomatrix-cuda.conf
+    ldconfig
     ;;
 interpreter)
     found=$(find /opt/python/bin -maxdepth 1 -name 'python3.*' ! -name '*-config' 2>/dev/null \

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from audiomatrix import conda, debs, evidence, lock, results
+from audiomatrix import conda, debs, evidence, interpreters, lock, results
 from audiomatrix.files import cache_dir, describe_error
 from audiomatrix.suite import schema
 
@@ -188,13 +188,20 @@ def install_steps(
     ]  # fmt: skip
 
 
+def interpreter_for(cell: CellLock) -> str:
+    """This machine's CPython of the cell's version (found where pyenv keeps its builds too,
+    whose shims uv cannot use), else the version for uv to find."""
+    found = interpreters.find(cell.python)
+    return str(found.executable) if found else cell.python
+
+
 def ensure_venv(cell: CellLock, venv: Path) -> Path:
     """A venv holding exactly the cell's lock; rebuilt only when the lock changed."""
     interpreter = venv / "bin" / "python"
     marker = venv / LOCK_MARKER
     if interpreter.exists() and marker.exists() and marker.read_text() == cell.lock_sha256:
         return interpreter
-    for step in install_steps(cell, venv, cell.python, uv=lock.uv_binary()):
+    for step in install_steps(cell, venv, interpreter_for(cell), uv=lock.uv_binary()):
         proc = subprocess.run(step, capture_output=True, text=True, env=uv_environment())
         if proc.returncode != 0:
             raise SmokeError(

@@ -168,11 +168,7 @@ def _run_lock(loaded: Matrix, chosen: list[Cell]) -> list[lock_stage.LockResult]
         def done(result: lock_stage.LockResult) -> None:
             progress.update(task, advance=1, last=f"{result.cell}: {result.status}")
 
-        try:
-            results = lock_stage.lock_cells(chosen, loaded, _environments(loaded), on_done=done)
-        except OSError as exc:
-            raise _fail(f"{exc.filename}: cannot write: {exc.strerror}; make "
-                        f"{_environments(loaded)} writable", 1) from None  # fmt: skip
+        results = lock_stage.lock_cells(chosen, loaded, _environments(loaded), on_done=done)
     table = Table(title="lock")
     for column in ("cell", "status", "detail"):
         table.add_column(column, overflow="fold")
@@ -437,6 +433,16 @@ def smoke(
         list[str] | None, typer.Option(help="raw and/or compat [default: both].")
     ] = None,
     check: Annotated[list[str] | None, typer.Option(help="Only these checks.")] = None,
+    suite: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A folder of your own test_*.py checks (each `def test_NAME` a check), run "
+            "with the suite's; repeatable.",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+        ),
+    ] = None,
     ca_bundle: CaBundleOption = None,
 ) -> None:
     """Run the smoke suite for each cell and write results/<cell>/<run>.json: inside the
@@ -449,7 +455,7 @@ def smoke(
     root = Path(loaded.path).parent
     if not native:
         linux = [c for c in chosen if c.buildable and not c.os_value.native]
-        if _image_smoke(loaded, linux, ca_bundle, modes=mode, checks=check):
+        if _image_smoke(loaded, linux, ca_bundle, modes=mode, checks=check, suites=suite):
             raise typer.Exit(1)
         return
     failed = 0
@@ -465,6 +471,7 @@ def smoke(
                     smoke_stage.venv_root(),
                     modes=mode or MODES,
                     checks=check or (),
+                    suites=suite or (),
                     echo=lambda line, cid=cell.id: err.print(f"{cid}: {line}", markup=False),
                 )
         except smoke_stage.SmokeError as exc:
@@ -531,6 +538,7 @@ def _image_smoke(
     ca_bundle: Path | None,
     modes: list[str] | None = None,
     checks: list[str] | None = None,
+    suites: list[Path] | None = None,
 ) -> bool:
     """Engine, build, smoke in the image for Linux cells; True when something failed."""
     try:
@@ -551,14 +559,21 @@ def _image_smoke(
                 continue
             cell_lock = by_cell[b.cell]
             image_id = engine_stage.client().images.get(b.tag).id
-            if not checks and _smoke_is_current(results_root, cell_lock, image_id, wanted):
+            current = _smoke_is_current(results_root, cell_lock, image_id, wanted)
+            if current and not checks and not suites:
                 out.print(f"[bold]{b.cell}[/] smoke unchanged (image {image_id[7:19]})")
                 continue
-            with err.status(f"[bold]{b.cell}[/]: smoke in {b.tag}"):
-                result = container_stage.smoke_in_image(
-                    b.tag, cell_lock, results_root, modes=wanted, checks=checks or (),
-                    echo=lambda line, cid=b.cell: err.print(f"{cid}: {line}", markup=False),
-                )  # fmt: skip
+            try:
+                with err.status(f"[bold]{b.cell}[/]: smoke in {b.tag}"):
+                    result = container_stage.smoke_in_image(
+                        b.tag, cell_lock, results_root, modes=wanted, checks=checks or (),
+                        suites=suites or (),
+                        echo=lambda line, cid=b.cell: err.print(f"{cid}: {line}", markup=False),
+                    )  # fmt: skip
+            except smoke_stage.SmokeError as exc:
+                failed = True
+                err.print(str(exc), markup=False, soft_wrap=True)
+                continue
             out.print(f"[bold]{b.cell}[/] {_status_line(result, results_root)}", highlight=False)
     except engine_stage.EngineError as exc:
         err.print(str(exc), markup=False, soft_wrap=True)
@@ -681,10 +696,20 @@ def _interrupt(signum: int, frame: object) -> None:
     raise Interrupted
 
 
+def os_error(exc: OSError) -> str:
+    """A file that could not be written or read (a full disk, permissions), as one line."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return (
+        f"{where}{exc.strerror or exc}: the files written before are intact and nothing "
+        "half-written was kept; free space or fix permissions, then rerun the same command"
+    )
+
+
 def run() -> None:
     """The `audiomatrix` command. An interruption (SIGINT, SIGTERM) at any moment ends in one
     line, never a traceback: every output is written atomically, so what finished is kept and
-    what was in flight leaves no trace."""
+    what was in flight leaves no trace. A file that cannot be written (a full disk) is one line
+    and exit 1, for the same reason."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -692,3 +717,6 @@ def run() -> None:
     except Interrupted:
         err.print(INTERRUPTED, markup=False, highlight=False, soft_wrap=True)
         sys.exit(130)
+    except OSError as exc:
+        err.print(os_error(exc), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -24,6 +24,12 @@ HOST_STATUS = Path("/var/lib/dpkg/status")
 LISTS_MAX_AGE_S = 24 * 3600
 APT_TIMEOUT_S = 1800
 LIBRARY_DIRS = ("lib/*-linux-gnu", "usr/lib/*-linux-gnu")
+FFMPEG_PACKAGES = (
+    "libavcodec59", "libavdevice59", "libavfilter8", "libavformat59", "libavutil57",
+    "libswresample4", "libswscale6",
+)  # fmt: skip
+"""FFmpeg 5's shared libraries in Debian bookworm (the Dockerfile's list), for a cell whose
+record names none of its own."""
 
 Echo = Callable[[str], None]
 

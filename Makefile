@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # uv from PATH, else the one `make setup` installs with pip.
 UV := $(if $(shell command -v uv),uv,python3 -m uv)
 
-.PHONY: setup system engine test test-lock test-site test-smoke test-image test-conda lint report publish ci matrix lock cells doctor bench clean
+.PHONY: setup system engine test test-lock test-site test-smoke test-image test-conda test-fault lint report publish ci matrix lock cells doctor bench clean
 
 setup: ## uv if missing, .venv, the project and its dev tools
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -25,7 +25,10 @@ system: ## Debian's docker.io, debootstrap, chromium and docker-registry, where 
 	command -v docker-registry >/dev/null 2>&1 || missing="$$missing docker-registry"; \
 	if [ -n "$$missing" ]; then \
 		test "$$(id -u)" = 0 || { echo "system: install$$missing (needs root)"; exit 1; }; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		echo "system: apt-get update (the package lists)"; \
+		apt-get update -q -o Dpkg::Use-Pty=0 && \
+		echo "system: installing$$missing from Debian's archive (about 90 s on a bare machine)" && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Use-Pty=0 $$missing; \
 	fi
 
 engine: system ## a running Docker Engine (started as root when none answers)
@@ -49,11 +52,14 @@ test-smoke: ## the marked tests: the smoke suite natively in the CI cells (GB of
 test-conda: ## the marked tests: real conda-lock solves against conda-forge (micromamba on PATH)
 	$(BIN)/pytest -q -m conda
 
+test-fault: ## the marked tests: full disk, OOM kill, lost registry, index and engine (root)
+	$(BIN)/pytest -q -m fault
+
 lint:
 	$(BIN)/ruff check src tests benchmarks noxfile.py
 	$(BIN)/ruff format --check src tests benchmarks noxfile.py
 
-ci: lint test test-lock test-site test-smoke test-image ## everything CI checks
+ci: lint test test-lock test-site test-smoke test-image test-fault ## everything CI checks
 
 matrix: engine ## the pipeline for a selection: make matrix SELECT='torch=2.9.1' MATRIX=matrix.yaml
 	$(BIN)/audiomatrix matrix --matrix $(MATRIX) $(foreach s,$(SELECT),--select '$(s)')

@@ -7,14 +7,21 @@ import contextlib
 import json
 import os
 import re
+import shutil
+import signal
+import socket
 import subprocess
-from collections.abc import Sequence
+import sys
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
+import pytest
+import requests
 
 from audiomatrix import evidence, lock, results, smoke
 from audiomatrix.base import BASE_REPO
@@ -269,11 +276,13 @@ class TrackedImages:
     was not there before, and the untagged step images its builds left behind (the split
     stage's last step, a failed build's steps). An image that was there before is never
     touched, nor one another build made meanwhile; the base and uv images stay, since every
-    build needs them (the next run would bootstrap the base again)."""
+    build needs them (the next run would bootstrap the base again). Listings are single
+    engine calls, so an image that another build on a shared engine removes meanwhile does
+    not break them."""
 
     def __init__(self, api: docker.DockerClient) -> None:
         self.api = api
-        self.before = {i.id for i in api.images.list(all=True)}
+        self.before = set(api.api.images(all=True, quiet=True))
         self.tags: list[str] = []
         self.steps: list[str] = []
 
@@ -298,15 +307,137 @@ class TrackedImages:
             if made and (ref in self.tags or not found.tags):  # type: ignore[union-attr]
                 with contextlib.suppress(docker.errors.APIError):
                     self.api.images.remove(ref)
-        dangling = self.api.images.list(filters={"dangling": True})
-        return [i.id for i in dangling if i.id not in self.before and i.id[7:19] in self.steps]
+        dangling = self.api.api.images(quiet=True, filters={"dangling": True})
+        return [i for i in dangling if i not in self.before and i[7:19] in self.steps]
 
     def new(self) -> list[str]:
         """Images here now that were not when the session began, less the base and uv images:
         what another build on this engine made meanwhile, or what the cleanup missed."""
         kept = (f"{BASE_REPO}:", f"{UV_REPO}:")
+        listed = [(i["Id"], i.get("RepoTags") or []) for i in self.api.api.images(all=True)]
         return [
-            ", ".join(i.tags) or i.id
-            for i in self.api.images.list(all=True)
-            if i.id not in self.before and not any(t.startswith(kept) for t in i.tags)
+            ", ".join(tags) or image
+            for image, tags in listed
+            if image not in self.before and not any(t.startswith(kept) for t in tags)
         ]
+
+
+INTERRUPTIONS = [
+    pytest.param(lambda pid: os.killpg(pid, signal.SIGINT), id="ctrl-c-to-the-group"),
+    pytest.param(lambda pid: os.kill(pid, signal.SIGTERM), id="sigterm-to-audiomatrix"),
+]
+"""How a run is interrupted: Ctrl-C (SIGINT to its process group) and SIGTERM to it alone."""
+
+
+def this_host() -> tuple[str | None, str | None]:
+    """What this machine gives a native run by itself: its distribution as a declaration
+    names it (`debian bookworm`), and the FFmpeg major its dynamic linker finds (None: none)."""
+    libavutil = probe.linked_libavutil()
+    ffmpeg = str(probe.ffmpeg_major(int(libavutil))) if libavutil else None
+    return evidence.comparable_distribution(probe.distribution()), ffmpeg
+
+
+def declare_this_host(cell: smoke.CellLock) -> smoke.CellLock:
+    """The cell declaring this machine's distribution and FFmpeg (or none), so that a native
+    run of it stands for it here, whatever the host has installed."""
+    distribution, ffmpeg = this_host()
+    name, _, codename = (distribution or "").partition(" ")
+    record = json.loads((cell.folder / "cell.json").read_text())
+    record["cell"].update(base=f"{name}:{codename}", ffmpeg=bool(ffmpeg), ffmpeg_major=ffmpeg)
+    (cell.folder / "cell.json").write_text(json.dumps(record))
+    return smoke.read_lock(cell.folder.parent, cell.cell)
+
+
+def add_smoke_requirement(matrix: Path, package: str) -> None:
+    """Add a smoke requirement to a matrix file: its cells' locks are out of date, so uv
+    resolves them again."""
+    text = matrix.read_text()
+    matrix.write_text(text.replace("smoke_requirements: [", f"smoke_requirements: [{package}, ", 1))
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    """Every file under a folder and its bytes, hidden ones (scratch, temp files) included."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def children(pid: int) -> dict[int, str]:
+    """The live child processes of `pid` and their command lines, from /proc."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, parent = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            command = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if int(parent) == pid and state != "Z":
+            found[int(entry.name)] = command
+    return found
+
+
+def wait_for_child(pid: int, marker: str, timeout_s: float = 120) -> int:
+    """The pid of the first child of `pid` whose command line holds `marker`, as soon as it
+    runs (polled every few milliseconds)."""
+    found: list[int] = []
+
+    def started() -> bool:
+        found.extend(c for c, command in children(pid).items() if marker in command)
+        return bool(found)
+
+    wait_until(started, f"a child of pid {pid} running `{marker}`", timeout_s, every_s=0.005)
+    return found[0]
+
+
+def audiomatrix(cwd: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    """The real entry point (`python -m audiomatrix`) in its own process group, as a shell
+    runs a foreground job, with `env` added to this environment."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "audiomatrix", *args], cwd=cwd, text=True,
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_registry(folder: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """Debian's docker-registry on a free loopback port, storing under `folder`: the process,
+    its host:port and its log (every request is logged). AssertionError when it is missing
+    or does not start."""
+    binary = shutil.which("docker-registry")
+    assert binary, "docker-registry is missing: `make system` installs Debian's package"
+    port = free_port()
+    config = folder / "config.yml"
+    config.write_text(
+        f"version: 0.1\nlog:\n  level: info\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log = folder / "registry.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([binary, "serve", str(config)], stdout=sink, stderr=sink)
+    deadline = time.monotonic() + 30
+    while True:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 200:
+                return proc, f"127.0.0.1:{port}", log
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"docker-registry did not start: {log.read_text()[-500:]}")
+        time.sleep(0.2)
+
+
+def wait_until(
+    condition: Callable[[], object], what: str, timeout_s: float = 600, every_s: float = 0.05
+) -> None:
+    """Poll `condition` until it holds; AssertionError naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every_s)

@@ -1,4 +1,5 @@
-"""Real uv resolution against the package index (marked `lock`; CI runs it)."""
+"""Real uv resolution against the package index (marked `lock`; CI runs it), and a relock
+interrupted for real while uv resolves."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from audiomatrix import cli
 from audiomatrix.cli import app
+from support import (
+    INTERRUPTIONS,
+    add_smoke_requirement,
+    audiomatrix,
+    files_under,
+    wait_for_child,
+)
 
 pytestmark = pytest.mark.lock
 
@@ -75,3 +84,36 @@ def test_bad_cells_do_not_stop_the_good_one(workdir):
     )
     assert unreachable["status"] == "index unreachable"
     assert (envs / CELL / "requirements.txt").is_file()
+
+
+# --------------------------------------------------------------------------- interruptions
+
+
+@pytest.mark.parametrize("interrupt", INTERRUPTIONS)
+def test_an_interrupted_relock_keeps_the_previous_lock(workdir, interrupt):
+    assert _lock(workdir, CELL).exit_code == 0
+    folder = workdir / "environments" / CELL
+    add_smoke_requirement(workdir / "matrix.yaml", "six")  # uv really resolves again
+    before = files_under(folder)
+    args = ("lock", "--matrix", str(workdir / "matrix.yaml"), "--select", CELL)
+    # uv's own cache, cold: uv resolves for a second or more, so the signal finds it busy.
+    cache = str(workdir / "uv-cache")
+
+    run = audiomatrix(workdir, *args, UV_CACHE_DIR=cache)
+    uv = wait_for_child(run.pid, " pip compile ")
+    interrupt(run.pid)
+    stdout, stderr = run.communicate(timeout=60)
+
+    assert run.returncode == 130, stdout + stderr
+    assert [line for line in stderr.splitlines() if line.strip()] == [cli.INTERRUPTED]
+    assert "Traceback" not in stdout + stderr
+    assert files_under(folder) == before  # byte-identical, no scratch folder or temp file left
+    assert sorted(p.name for p in folder.iterdir()) == ["cell.json", "requirements.in",
+                                                        "requirements.txt"]  # fmt: skip
+    assert not Path(f"/proc/{uv}").exists(), "uv still runs after the interruption"
+
+    again = audiomatrix(workdir, *args, UV_CACHE_DIR=cache)
+    stdout, stderr = again.communicate(timeout=600)
+    assert again.returncode == 0, stdout + stderr
+    assert "1 locked" in stdout
+    assert re.search(r"^six==", (folder / "requirements.txt").read_text(), re.MULTILINE)

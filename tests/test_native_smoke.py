@@ -1,9 +1,13 @@
 """The smoke suite for real, natively, in the CI cells' venvs (marked `smoke`; CI runs it).
 
-Asserts what the libraries really do in each cell, raw and with audiomatrix.compat:
-the pinned old stack (torch 2.5.1, TTS 0.22, transformers<4.50) works end to end; the
-current one (torch 2.9.1, coqui-tts 0.28, demucs 4.1.0) breaks in known ways, most of which
-compat fixes. This machine has no FFmpeg, so TorchCodec cannot load here.
+Asserts what the libraries really do in each cell, raw and with audiomatrix.compat, where a
+native run stands for the cell: the run gets the environment the cell declares or records
+nothing. The pinned old stack (torch 2.5.1, TTS 0.22, transformers<4.50) declares no FFmpeg
+and works end to end; on a host that has FFmpeg of its own, its native run is refused (the
+measured environment is not the declared one). The current stack (torch 2.9.1, TorchCodec,
+coqui-tts 0.28, demucs 4.1.0) declares Debian's FFmpeg 5, which the native runner provides
+from the distribution's packages: TorchCodec loads, and the stack breaks in known ways, most
+of which compat fixes. Both cells declare Debian bookworm: elsewhere both are refused.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import smoke, spec
+from audiomatrix import report, results, smoke, spec
+from support import this_host
 
 pytestmark = pytest.mark.smoke
 
@@ -22,34 +27,44 @@ LEGACY = "bookworm-py3.11-torch2.5.1-cu124-legacy-pinned"
 CURRENT = "bookworm-py3.11-torch2.9.1-cu128-maintained"
 CHECKS = {"xtts", "xtts_service", "demucs", "diffrhythm_write", "torchaudio_io", "torch_load",
           "accelerator"}  # fmt: skip
+HOST, HOST_FFMPEG = this_host()
+on_bookworm = pytest.mark.skipif(
+    HOST != "debian bookworm", reason=f"the CI cells declare Debian bookworm; this host is {HOST}"
+)
 
 
-def _venv(cell: str) -> Path:
-    return smoke.ensure_venv(
-        smoke.read_lock(ROOT / "environments", cell), smoke.venv_root() / cell, None
-    )
+def _lock(cell: str) -> smoke.CellLock:
+    return smoke.read_lock(ROOT / "environments", cell)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    cache: dict[str, object] = {}
+def run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Each cell's native run (once per module): its result and the folder it was written
+    to, or the SmokeError that refused it."""
+    cache: dict[str, tuple[results.RunResult, Path] | smoke.SmokeError] = {}
 
-    def get(cell: str):
+    def get(cell: str) -> tuple[results.RunResult, Path] | smoke.SmokeError:
         if cell not in cache:
-            cache[cell] = smoke.smoke_native(
-                smoke.read_lock(ROOT / "environments", cell),
-                ROOT / "tests" / "smoke",
-                tmp_path_factory.mktemp("results"),
-                smoke.venv_root(),
-                echo=lambda line: None,
-            )
+            folder = tmp_path_factory.mktemp("results")
+            try:
+                cache[cell] = (
+                    smoke.smoke_native(_lock(cell), folder, smoke.venv_root(), echo=lambda _: None),
+                    folder,
+                )
+            except smoke.SmokeError as exc:
+                cache[cell] = exc
         return cache[cell]
 
     return get
 
 
-def _outcomes(result, mode: str) -> dict[str, tuple[str, str | None]]:
-    return {c.check: (c.status, c.signature) for c in result.modes[mode]}
+def _outcomes(result: results.RunResult, folder: Path, mode: str) -> dict[str, tuple]:
+    """check -> (status, the known failure it hit, as the report classifies it)."""
+    found = {}
+    for c in result.modes[mode]:
+        log = (folder / result.cell / c.log).read_text(errors="replace") if c.log else ""
+        found[c.check] = (c.status, report.signature_of(c, log))
+    return found
 
 
 def test_ci_selection_is_these_cells() -> None:
@@ -59,42 +74,57 @@ def test_ci_selection_is_these_cells() -> None:
 
 @pytest.mark.parametrize("cell", [LEGACY, CURRENT])
 def test_compat_unit_tests_pass_in_the_cell(cell: str) -> None:
-    python = _venv(cell)
+    python = smoke.ensure_venv(_lock(cell), smoke.venv_root() / cell)
     proc = subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests/compat")],
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest",
+         str(ROOT / "tests/compat")],
         capture_output=True, text=True, env=smoke.suite_environment(), timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
-def test_pinned_old_stack_works_end_to_end(run) -> None:
-    result = run(LEGACY)
-    assert result.versions["torch"] == "2.5.1" and result.versions["TTS"] == "0.22.0"
-    assert result.where.kind == "native"
+@on_bookworm
+@pytest.mark.skipif(HOST_FFMPEG is None, reason="this host has no FFmpeg of its own")
+def test_the_old_stack_is_refused_on_a_host_with_ffmpeg(run) -> None:  # type: ignore[no-untyped-def]
+    refused = run(LEGACY)
+    assert isinstance(refused, smoke.SmokeError)
+    assert f"FFmpeg: declared none, measured FFmpeg {HOST_FFMPEG}" in str(refused)
+    assert "nothing recorded" in str(refused)
+
+
+@on_bookworm
+@pytest.mark.skipif(HOST_FFMPEG is not None, reason="this host has FFmpeg: the cell is refused")
+def test_pinned_old_stack_works_end_to_end(run) -> None:  # type: ignore[no-untyped-def]
+    result, folder = run(LEGACY)
+    versions = result.environment.versions
+    assert (versions["torch"], versions["TTS"]) == ("2.5.1", "0.22.0")
+    assert result.where.kind == "native" and result.environment.facts.ffmpeg is None
     expected = {check: ("pass", None) for check in CHECKS} | {"accelerator": ("skip", None)}
-    assert _outcomes(result, "raw") == expected
-    assert _outcomes(result, "compat") == expected
+    assert _outcomes(result, folder, "raw") == expected
+    assert _outcomes(result, folder, "compat") == expected
 
 
-def test_current_stack_breaks_in_known_ways_and_compat_fixes_the_io(run) -> None:
-    result = run(CURRENT)
-    versions = result.versions
+@on_bookworm
+def test_current_stack_breaks_in_known_ways_and_compat_fixes_the_io(run) -> None:  # type: ignore[no-untyped-def]
+    result, folder = run(CURRENT)
+    versions = result.environment.versions
     assert (versions["torch"], versions["torchcodec"], versions["coqui-tts"]) == (
         "2.9.1", "0.9.1", "0.28.0",
     )  # fmt: skip
-    assert versions["ffmpeg"] is None, "this test describes a host without FFmpeg"
+    assert result.environment.facts.ffmpeg == "5"  # provided natively: TorchCodec loads it
     six = ("fail", "coqui-tts-six-undeclared")
-    no_codec = ("fail", "torchcodec-unloadable")
-    assert _outcomes(result, "raw") == {
+    assert _outcomes(result, folder, "raw") == {
         "xtts": six,
         "xtts_service": six,
         "demucs": ("pass", None),  # demucs 4.1.0 writes WAV itself and loads weights_only=False
-        "diffrhythm_write": no_codec,
-        "torchaudio_io": no_codec,
+        # TorchCodec loads FFmpeg, and torchaudio.save through it clips int16 and writes
+        # PCM_16 whatever encoding was asked for.
+        "diffrhythm_write": ("corrupt", "torchcodec-int16-saturates"),
+        "torchaudio_io": ("corrupt", "torchcodec-save-ignores-encoding"),
         "torch_load": ("fail", "weights-only-demucs"),
         "accelerator": ("skip", None),
     }
-    assert _outcomes(result, "compat") == {
+    assert _outcomes(result, folder, "compat") == {
         "xtts": six,  # a missing dependency is not something compat can remedy
         "xtts_service": six,
         "demucs": ("pass", None),

@@ -6,10 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,7 +22,7 @@ from audiomatrix import container, engine, publications, publish, render, report
 from audiomatrix.cli import app
 from audiomatrix.imagebuild import CELL_REPO
 from audiomatrix.wheelhouse import parse_lock
-from support import TrackedImages, environment, small_cell
+from support import TrackedImages, environment, small_cell, start_registry
 
 REPO = Path(__file__).resolve().parents[1]
 DIGEST = "sha256:" + "ab" * 32
@@ -155,39 +151,10 @@ def test_pull_without_an_image_prints_the_native_install() -> None:
 # --------------------------------------------------------------------------- a real registry
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[publish.Registry]:
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.fail("docker-registry is missing: `make system` installs Debian's package")
-    folder = tmp_path_factory.mktemp("registry")
-    port = _free_port()
-    config = folder / "config.yml"
-    config.write_text(
-        f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    log = folder / "registry.log"
-    proc = subprocess.Popen(
-        [binary, "serve", str(config)], stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 200:
-                break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"docker-registry did not start: {log.read_text()[-500:]}")
-        time.sleep(0.2)
-    yield publish.Registry.parse(f"127.0.0.1:{port}/test")
+    proc, host, _ = start_registry(tmp_path_factory.mktemp("registry"))
+    yield publish.Registry.parse(f"{host}/test")
     proc.terminate()
     proc.wait(timeout=30)
 

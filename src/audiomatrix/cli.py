@@ -163,11 +163,7 @@ def _run_lock(loaded: Matrix, chosen: list[Cell]) -> list[lock_stage.LockResult]
         def done(result: lock_stage.LockResult) -> None:
             progress.update(task, advance=1, last=f"{result.cell}: {result.status}")
 
-        try:
-            results = lock_stage.lock_cells(chosen, loaded, _environments(loaded), on_done=done)
-        except OSError as exc:
-            raise _fail(f"{exc.filename}: cannot write: {exc.strerror}; make "
-                        f"{_environments(loaded)} writable", 1) from None  # fmt: skip
+        results = lock_stage.lock_cells(chosen, loaded, _environments(loaded), on_done=done)
     table = Table(title="lock")
     for column in ("cell", "status", "detail"):
         table.add_column(column, overflow="fold")
@@ -367,10 +363,20 @@ def _interrupt(signum: int, frame: object) -> None:
     raise Interrupted
 
 
+def os_error(exc: OSError) -> str:
+    """A file that could not be written or read (a full disk, permissions), as one line."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return (
+        f"{where}{exc.strerror or exc}: the files written before are intact and nothing "
+        "half-written was kept; free space or fix permissions, then rerun the same command"
+    )
+
+
 def run() -> None:
     """The `audiomatrix` command. An interruption (SIGINT, SIGTERM) at any moment ends in one
     line, never a traceback: every output is written atomically, so what finished is kept and
-    what was in flight leaves no trace."""
+    what was in flight leaves no trace. A file that cannot be written (a full disk) is one line
+    and exit 1, for the same reason."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -378,3 +384,6 @@ def run() -> None:
     except Interrupted:
         err.print(INTERRUPTED, markup=False, highlight=False, soft_wrap=True)
         sys.exit(130)
+    except OSError as exc:
+        err.print(os_error(exc), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)

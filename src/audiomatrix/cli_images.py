@@ -110,6 +110,7 @@ def run_images(
     *,
     modes: list[str] | None = None,
     checks: list[str] | None = None,
+    suites: list[Path] | None = None,
     keep_images: bool = True,
     record: Path | None = None,
 ) -> bool:
@@ -142,7 +143,8 @@ def run_images(
 
             for step in pipeline.image_runs(
                 locks, results_root, modes=modes or MODES, checks=checks or (),
-                ca_bundle=ca_bundle, keep_images=keep_images, echo=show, progress=show,
+                suites=suites or (), ca_bundle=ca_bundle, keep_images=keep_images,
+                echo=show, progress=show,
             ):  # fmt: skip
                 steps.append(step)
                 bar.update(task, advance=1, last=f"{step.cell}: {step.status}")
@@ -228,6 +230,16 @@ def smoke(
     ] = False,
     mode: ModeOption = None,
     check: CheckOption = None,
+    suite: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A folder of your own test_*.py checks (each `def test_NAME` a check), run "
+            "with the suite's; repeatable.",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+        ),
+    ] = None,
     ca_bundle: CaBundleOption = None,
 ) -> None:
     """Run the smoke suite for each cell and write results/<cell>/<run>.json: inside the
@@ -238,7 +250,7 @@ def smoke(
         raise _fail(f"--mode {unknown[0]}: choose raw or compat")
     loaded, chosen = _selected(ctx, matrix, [*(select or ()), *(cell_ids or ())])
     if not native:
-        if run_images(loaded, _linux(chosen), ca_bundle, modes=mode, checks=check):
+        if run_images(loaded, _linux(chosen), ca_bundle, modes=mode, checks=check, suites=suite):
             raise typer.Exit(1)
         return
     results_root = Path(loaded.path).parent / "results"
@@ -249,7 +261,7 @@ def smoke(
             with err.status(f"[bold]{cell.id}[/]: preparing the venv and running the suite"):
                 result = smoke_stage.smoke_native(
                     lock_record, results_root, smoke_stage.venv_root(),
-                    modes=mode or MODES, checks=check or (),
+                    modes=mode or MODES, checks=check or (), suites=suite or (),
                     echo=lambda line, cid=cell.id: err.print(f"{cid}: {line}", markup=False),
                 )  # fmt: skip
         except smoke_stage.SmokeError as exc:

@@ -19,7 +19,7 @@ import requests.exceptions
 
 from audiomatrix import results
 from audiomatrix.engine import LABEL, EngineError, client, engine_call, engine_version, first_line
-from audiomatrix.smoke import CellLock, collect
+from audiomatrix.smoke import CellLock, collect, runner_args
 from audiomatrix.suite import probe, schema
 from audiomatrix.suite.schema import MODES
 
@@ -78,17 +78,26 @@ def has_nvidia_runtime(api: docker.DockerClient) -> bool:
     return "nvidia" in (api.info().get("Runtimes") or {})
 
 
-def container_options(out: Path, mem_limit: str = "8g", gpu: bool = False) -> dict[str, Any]:
+def suite_mounts(suites: Sequence[Path]) -> dict[str, str]:
+    """Where each folder of extra checks appears in a smoke container (read-only)."""
+    return {str(folder.resolve()): f"/checks/{i}" for i, folder in enumerate(suites)}
+
+
+def container_options(
+    out: Path, mem_limit: str = "8g", gpu: bool = False, suites: Sequence[Path] = ()
+) -> dict[str, Any]:
     """How smoke containers run: no network, the image's non-root user, read-only root,
-    writable only /tmp (tmpfs) and /out (the host folder `out`), no capabilities. An init
-    process passes SIGTERM on to the runner, so a stopped container exits 143."""
+    writable only /tmp (tmpfs) and /out (the host folder `out`), the folders of extra checks
+    read-only, no capabilities. An init process passes SIGTERM on to the runner, so a stopped
+    container exits 143."""
+    extra = {host: {"bind": inside, "mode": "ro"} for host, inside in suite_mounts(suites).items()}
     return {
         "init": True,
         "network_mode": "none",
         "read_only": True,
         "tmpfs": {"/tmp": "rw,exec,nosuid,size=4g"},
         "mem_limit": mem_limit,
-        "volumes": {str(out): {"bind": "/out", "mode": "rw"}},
+        "volumes": {str(out): {"bind": "/out", "mode": "rw"}, **extra},
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "pids_limit": 4096,
@@ -114,6 +123,7 @@ def smoke_in_image(
     *,
     modes: Sequence[str] = MODES,
     checks: Sequence[str] = (),
+    suites: Sequence[Path] = (),
     mem_limit: str = "8g",
     timeout_s: float = 3 * 3600,
     echo: Callable[[str], None] = print,
@@ -121,8 +131,10 @@ def smoke_in_image(
     """Run the suite in a container of the cell's image and write results/<cell>/<run>.json.
 
     No network, the image's non-root user, a read-only root filesystem (tmpfs /tmp), a memory
-    limit; the runner writes into a bind-mounted folder that is read back here. A container
-    that cannot start or dies without results gives every check `crash` with the reason.
+    limit; the runner writes into a bind-mounted folder that is read back here. `suites` are
+    folders of your own test_*.py checks, mounted read-only and run like the suite's. A
+    container that cannot start or dies without results gives every check `crash` with the
+    reason.
     """
     started = datetime.now(UTC)
     with engine_call(f"the smoke run of {cell.cell}"):
@@ -130,9 +142,7 @@ def smoke_in_image(
         image = api.images.get(image_tag)
         where = {"kind": "image", "image": image_tag, "image_digest": image.id}
         remove_leftovers(api, cell.cell)
-        command = ["python", "-m", "audiomatrix.suite.run", "--out", "/out"]
-        command += [a for m in modes for a in ("--mode", m)]
-        command += [a for c in checks for a in ("--check", c)]
+        command = ["python", *runner_args("/out", modes, checks, suite_mounts(suites).values())]
         gpu = cell.record["cell"].get("device") == "cuda" and has_nvidia_runtime(api)
         with tempfile.TemporaryDirectory(prefix=f"smoke-{cell.cell}-") as tmp:
             out = Path(tmp) / "out"
@@ -140,7 +150,7 @@ def smoke_in_image(
             out.chmod(0o777)  # the image's user writes here; the folder is private to tmp
             container = None
             try:
-                options = container_options(out, mem_limit, gpu=gpu)
+                options = container_options(out, mem_limit, gpu=gpu, suites=suites)
                 options["labels"] = {f"{LABEL}.cell": cell.cell}
                 container = api.containers.run(image_tag, command, detach=True, **options)
                 for line in container.logs(stream=True, follow=True):

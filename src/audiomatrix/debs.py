@@ -25,7 +25,6 @@ HOST_STATUS = Path("/var/lib/dpkg/status")
 LISTS_MAX_AGE_S = 24 * 3600
 APT_TIMEOUT_S = 1800
 LIBRARY_DIRS = ("lib/*-linux-gnu", "usr/lib/*-linux-gnu")
-
 Echo = Callable[[str], None]
 
 

@@ -24,7 +24,8 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     """Write via a temporary file in the same folder and rename it over `path`.
 
     A run killed mid-write leaves the old file (or none), never a truncated one. The file
-    gets the mode a plain open() would give it (mkstemp's is owner-only).
+    gets the mode a plain open() would give it (mkstemp's is owner-only). An OSError names
+    `path` (a failed write alone names no file: a full disk would say nothing of where).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
@@ -36,8 +37,10 @@ def write_atomic(path: Path, data: str | bytes) -> None:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not exc.filename:
+            exc.filename = str(path)
         raise
 
 

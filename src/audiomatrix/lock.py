@@ -57,6 +57,10 @@ _NETWORK_FAILURE = re.compile(
     r"Connection refused|timed out",
     re.IGNORECASE,
 )
+# uv failing on this machine (a full disk, a read-only folder): says nothing about the cell.
+_LOCAL_FAILURE = re.compile(
+    r"No space left on device|Disk quota exceeded|Read-only file system|Permission denied"
+)
 
 
 class Status(StrEnum):
@@ -429,7 +433,7 @@ def lock_cell(plan: LockPlan, folder: Path, uv: str, stopper: Stopper | None = N
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".lock-", dir=folder) as scratch:
         work = Path(scratch)
-        (work / INPUT_FILE).write_text("\n".join(plan.requirements) + "\n")
+        write_atomic(work / INPUT_FILE, "\n".join(plan.requirements) + "\n")
         try:
             code, stderr = stopper.run([uv, *uv_compile_args(plan, LOCK_FILE)], work, UV_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -441,14 +445,27 @@ def lock_cell(plan: LockPlan, folder: Path, uv: str, stopper: Stopper | None = N
             return LockResult(cell.id, Status.ERROR, reason)
         if code != 0:
             reason = one_line(stderr) or f"uv exited with {code}"
+            if local := _LOCAL_FAILURE.search(stderr):
+                reason = f"{folder}: uv could not write the lock: {local.group(0)}"
+                return LockResult(cell.id, Status.ERROR, f"{reason}; nothing changed")
             if _NETWORK_FAILURE.search(stderr):
                 return unreachable(plan, folder, reason, kept=bool(previous))
             return write_finding(plan, folder, Status.UNRESOLVABLE, reason)
         lock_sha = sha256_file(work / LOCK_FILE)
-        write_atomic(folder / INPUT_FILE, (work / INPUT_FILE).read_text())
-        write_atomic(folder / LOCK_FILE, (work / LOCK_FILE).read_bytes())
-        write_json(folder / CELL_FILE, new_record(plan, Status.LOCKED, None, lock_sha))
+        write_json(work / CELL_FILE, new_record(plan, Status.LOCKED, None, lock_sha))
+        move_in(work, folder, (INPUT_FILE, LOCK_FILE, CELL_FILE))
     return LockResult(cell.id, Status.LOCKED, f"{_count_pins(folder / LOCK_FILE)} packages")
+
+
+def move_in(scratch: Path, folder: Path, names: Iterable[str]) -> None:
+    """Move finished files from the scratch folder over the cell's: each is synced first, and
+    renames need no space, so a disk that fills while a lock is written leaves the previous
+    files, all of them, as they were (the record moves last)."""
+    for name in names:
+        with (scratch / name).open("rb") as written:
+            os.fsync(written.fileno())
+    for name in names:
+        os.replace(scratch / name, folder / name)
 
 
 def _count_pins(lock: Path) -> int:

@@ -21,7 +21,7 @@ import docker.errors
 from audiomatrix import container, imagebuild, results
 from audiomatrix.engine import client, engine_call
 from audiomatrix.report import version_key
-from audiomatrix.smoke import CellLock
+from audiomatrix.smoke import CellLock, SmokeError
 from audiomatrix.suite.schema import MODES
 
 Echo = Callable[[str], None]
@@ -89,12 +89,13 @@ def run_cell(
     *,
     modes: Sequence[str],
     checks: Sequence[str],
+    suites: Sequence[Path],
     ca_bundle: Path | None,
     echo: Echo,
     progress: Echo,
 ) -> Step:
     """One cell: skipped when its newest image run is of this very image, else built and
-    smoke-tested. Only a vanished engine raises (EngineError)."""
+    smoke-tested (with the checks of `suites` too). Only a vanished engine raises."""
     started = time.monotonic()
 
     def step(status: str, detail: str = "", tag: str | None = None, result=None) -> Step:
@@ -105,7 +106,7 @@ def run_cell(
     ready = imagebuild.prepare(cell, echo)
     if isinstance(ready, imagebuild.BuildResult):
         return step(ready.status, ready.detail)
-    done = None if checks else current_run(results_root, ready, modes)
+    done = None if checks or suites else current_run(results_root, ready, modes)
     if done is not None:
         return step("smoke unchanged", f"image {ready.tag}", ready.tag, done)
     built = imagebuild.build(cell, prepared=ready, ca_bundle=ca_bundle, echo=echo,
@@ -113,9 +114,13 @@ def run_cell(
     if not built.ok or built.tag is None:
         return step(built.status, built.detail)
     progress(f"{cell.cell}: smoke in {built.tag}")
-    result = container.smoke_in_image(
-        built.tag, cell, results_root, modes=modes, checks=checks, echo=progress
-    )
+    try:
+        result = container.smoke_in_image(
+            built.tag, cell, results_root, modes=modes, checks=checks, suites=suites,
+            echo=progress,
+        )  # fmt: skip
+    except SmokeError as exc:
+        return step("failed", str(exc))
     return step("smoked", "", built.tag, result)
 
 
@@ -125,6 +130,7 @@ def image_runs(
     *,
     modes: Sequence[str] = MODES,
     checks: Sequence[str] = (),
+    suites: Sequence[Path] = (),
     ca_bundle: Path | None = None,
     keep_images: bool = True,
     echo: Echo = print,
@@ -134,8 +140,8 @@ def image_runs(
     removed once the next one is built (it lent that one its shared layers)."""
     previous: str | None = None
     for cell in locks:
-        step = run_cell(cell, results_root, modes=modes, checks=checks, ca_bundle=ca_bundle,
-                        echo=echo, progress=progress)  # fmt: skip
+        step = run_cell(cell, results_root, modes=modes, checks=checks, suites=suites,
+                        ca_bundle=ca_bundle, echo=echo, progress=progress)  # fmt: skip
         if step.status == "smoked" and not keep_images:
             if previous and previous != step.tag:
                 remove_image(previous)

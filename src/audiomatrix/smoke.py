@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from audiomatrix import conda, debs, evidence, interpreters, lock, results
-from audiomatrix.files import cache_dir, describe_error
+from audiomatrix.files import cache_dir, current_umask, describe_error
 from audiomatrix.suite import schema
 
 LOCK_MARKER = ".audiomatrix-lock-sha256"
@@ -138,25 +138,51 @@ def assemble(
 def collect(
     cell: CellLock, out: Path, results_root: Path, where: Mapping[str, Any], started: datetime
 ) -> results.RunResult:
-    """Read the runner's files from `out`, keep the logs, write the result atomically."""
+    """Read the runner's files from `out`, keep the logs, write the result atomically. The
+    logs are gathered in a scratch folder and moved in with the result: an interruption or a
+    full disk on the way leaves neither, so what is recorded is always a whole run."""
     run = results.run_id(started)
     environment, modes = read_runner_output(out)
     if not modes:
         raise SmokeError(f"{cell.cell}: the smoke runner wrote no results (see its output above)")
-    log_root = results_root / cell.cell / "logs" / run
+    logs = results_root / cell.cell / "logs"
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{run}-", dir=logs) as scratch:
 
-    def keep_log(mode: str, check: schema.CheckOutcome) -> str | None:
-        source = out / str(check.log or "")
-        if not check.log or not source.is_file():
-            return None
-        target = log_root / mode / f"{check.check}.log"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        return str(target.relative_to(results_root / cell.cell))
+            def keep_log(mode: str, check: schema.CheckOutcome) -> str | None:
+                source = out / str(check.log or "")
+                if not check.log or not source.is_file():
+                    return None
+                Path(scratch, mode).mkdir(exist_ok=True)
+                shutil.copyfile(source, Path(scratch, mode, f"{check.check}.log"))
+                return f"logs/{run}/{mode}/{check.check}.log"
 
-    result = assemble(cell, run, environment, modes, where, keep_log)
-    results.write(results_root, result)
+            result = assemble(cell, run, environment, modes, where, keep_log)
+            _record_with_logs(results_root, result, Path(scratch), logs / run)
+    except OSError as exc:
+        raise SmokeError(
+            f"{results_root / cell.cell}: cannot record the run: {exc.strerror}; nothing "
+            "recorded: free space (or make it writable) and rerun"
+        ) from None
     return result
+
+
+def _record_with_logs(
+    results_root: Path, result: results.RunResult, scratch: Path, logs: Path
+) -> None:
+    """Move the logs in, then write the result; the logs go again unless the result is
+    there, so a run is recorded with its logs or not at all (the scratch folder's cleanup
+    finds it moved, and lets it be)."""
+    recorded = results.path_for(results_root, result.cell, result.run)
+    try:
+        scratch.chmod(0o777 & ~current_umask())
+        scratch.rename(logs)
+        results.write(results_root, result)
+    except BaseException:
+        if not recorded.exists():
+            shutil.rmtree(logs, ignore_errors=True)
+        raise
 
 
 def venv_root() -> Path:
@@ -238,6 +264,16 @@ def ensure_conda_environment(cell: CellLock, prefix: Path) -> Path:
     return python
 
 
+def runner_args(
+    out: str, modes: Iterable[str], checks: Iterable[str], suites: Iterable[str] = ()
+) -> list[str]:
+    """The suite runner's command line after the interpreter, in a venv or an image."""
+    args = ["-m", "audiomatrix.suite.run", "--out", out]
+    args += [arg for m in modes for arg in ("--mode", m)]
+    args += [arg for c in checks for arg in ("--check", c)]
+    return args + [arg for s in suites for arg in ("--suite", s)]
+
+
 def run_suite(
     python: Path,
     out: Path,
@@ -245,17 +281,21 @@ def run_suite(
     checks: Iterable[str],
     env: Mapping[str, str],
     echo: Callable[[str], None],
+    suites: Iterable[Path] = (),
 ) -> int:
-    """Start the suite's runner with the cell's Python and pass its progress lines on."""
-    command = [str(python), "-m", "audiomatrix.suite.run", "--out", str(out)]
-    command += [arg for m in modes for arg in ("--mode", m)]
-    command += [arg for c in checks for arg in ("--check", c)]
+    """Start the suite's runner with the cell's Python and pass its progress lines on. An
+    interruption stops the runner (it stops its checks) before it propagates."""
+    command = [str(python), *runner_args(str(out), modes, checks, map(str, suites))]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(env)
     ) as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            echo(line.rstrip())
+        try:
+            for line in proc.stdout:
+                echo(line.rstrip())
+        except BaseException:
+            proc.terminate()
+            raise
     return proc.returncode
 
 
@@ -312,9 +352,11 @@ def smoke_native(
     *,
     modes: Iterable[str] = schema.MODES,
     checks: Iterable[str] = (),
+    suites: Iterable[Path] = (),
     echo: Callable[[str], None] = print,
 ) -> results.RunResult:
-    """Run the suite in a venv made from the cell's lock, with the system libraries the cell
+    """Run the suite (and the checks of the `suites` folders) in a venv made from the cell's
+    lock (a conda cell: an environment from its conda lock), with the system libraries the cell
     declares, and write its result; SmokeError when this machine cannot give the cell's
     declared environment (the result would not stand for the cell)."""
     if cell.installer == "conda":
@@ -326,7 +368,7 @@ def smoke_native(
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix=f"smoke-{cell.cell}-") as tmp:
         out = Path(tmp)
-        code = run_suite(interpreter, out, modes, checks, env, echo)
+        code = run_suite(interpreter, out, modes, checks, env, echo, suites)
         if code != 0 and not (out / "environment.json").exists():
             raise SmokeError(f"{cell.cell}: the smoke runner failed with exit code {code}")
         return collect(cell, out, results_root, {"kind": "native"}, started)

@@ -4,7 +4,7 @@ Standard library only, because it runs with whatever Python the cell has (an ima
 native venv). A check that outlives its timeout is a `hang`, one killed by a signal a
 `crash` (the kernel's OOM killer named as such); either way the other checks still run.
 Writes <out>/environment.json once, <out>/<mode>.json per mode and each check's full output
-to <out>/logs/<mode>/<check>.log.
+to <out>/logs/<mode>/<check>.log. Stopped by SIGTERM or SIGINT, it stops its checks too.
 
     python -m audiomatrix.suite.run --out DIR [--mode raw] [--check xtts] [--suite DIR]
 """
@@ -12,6 +12,7 @@ to <out>/logs/<mode>/<check>.log.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -73,10 +74,13 @@ def oom_kills() -> int | None:
 
 
 def memory_limit() -> str:
-    try:
-        return (CGROUP / "memory.max").read_text().strip()
-    except OSError:
-        return "unknown"
+    """This container's memory limit in bytes (cgroup v2, else v1), as the cgroup says it."""
+    for path in (CGROUP / "memory.max", CGROUP / "memory" / "memory.limit_in_bytes"):
+        try:
+            return path.read_text().strip()
+        except OSError:
+            continue
+    return "unknown"
 
 
 def classify_exit(returncode: int | None, output: str, oom: bool) -> tuple[str, str]:
@@ -92,10 +96,24 @@ def classify_exit(returncode: int | None, output: str, oom: bool) -> tuple[str, 
     return "crash", f"exited with {returncode} before reporting: {tail[0][:300]}"
 
 
+RUNNING: set[int] = set()
+"""The checks running now, each the leader of its own process group."""
+
+
+def stop(signum: int, frame: object) -> None:
+    """SIGTERM or SIGINT: stop the running checks with the runner, so an interrupted run
+    leaves no check behind, and exit as the signal would have (143 for SIGTERM)."""
+    for group in list(RUNNING):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    os._exit(128 + signum)
+
+
 def run_check(check: str, path: Path, mode: str, out: Path, timeout: float) -> dict:
     log = out / "logs" / mode / f"{check}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    report = Path(tempfile.mkdtemp(prefix="smoke-")) / "outcome.json"
+    report = out / "reports" / mode / f"{check}.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "AUDIOMATRIX_SMOKE_REPORT": str(report),
@@ -116,12 +134,15 @@ def run_check(check: str, path: Path, mode: str, out: Path, timeout: float) -> d
             command, cwd=tempfile.gettempdir(), env=env, stdout=sink, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
+        RUNNING.add(proc.pid)
         try:
             returncode: int | None = proc.wait(timeout=timeout + 60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             returncode = None
+        finally:
+            RUNNING.discard(proc.pid)
     duration = round(time.monotonic() - started, 3)
     output = scrub(log.read_text(errors="replace"))
     log.write_text(output)
@@ -147,7 +168,6 @@ def _read_outcome(report: Path, check: str) -> dict | None:
         return None
     finally:
         report.unlink(missing_ok=True)
-        report.parent.rmdir()
     return next((o for o in outcomes if o["check"] == check), None)
 
 
@@ -187,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
     args.out.mkdir(parents=True, exist_ok=True)
     chosen = checks(args.check, args.suite)
     if not chosen:

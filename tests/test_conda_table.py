@@ -128,6 +128,7 @@ def test_the_page_filters_rows_by_installer(browser, repo: Path) -> None:  # noq
     site.write_text(render.html(table(repo)))
     problems: list[str] = []
     page = _open(browser, site, problems)
+    page.click("#tab-list")
 
     def shown() -> list[str | None]:
         rows = page.query_selector_all("#results tbody tr.row")

@@ -30,7 +30,6 @@ from audiomatrix.gpu import Kernels
 from audiomatrix.suite import probe
 from audiomatrix.suite.schema import CHECKS as SUITE_CHECKS
 from audiomatrix.suite.schema import Facts, Host, Mode, Status, workloads
-from audiomatrix.wheelhouse import parse_lock
 
 SCHEMA_VERSION = 2
 CHECKS: tuple[str, ...] = tuple(c.name for c in SUITE_CHECKS)
@@ -253,13 +252,17 @@ def newest(runs: Iterable[tuple[Path, results.RunResult]]) -> list[tuple[Path, r
     return [found[k] for k in sorted(found)]
 
 
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
+
+
 def lock_pins(environments: Path, cell: str) -> dict[str, str]:
-    """The cell's committed lock as {name: version} ({} without one)."""
+    """The cell's committed lock as {name: version} ({} without one): its requirement lines
+    only, read once per report for each row."""
     try:
         text = (environments / cell / lock.LOCK_FILE).read_text()
     except OSError:
         return {}
-    return {pin.name: pin.version for pin in parse_lock(text)}
+    return dict(PIN.findall(text))
 
 
 def _differs(

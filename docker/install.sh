@@ -3,7 +3,7 @@
 # dependency resolution.
 #
 #   install.sh cuda FILE      the shared CUDA libraries into /opt/cuda (no venv, no Python)
-#   install.sh interpreter    register /opt/python (a copied CPython), if there is one
+#   install.sh interpreter    register /opt/python's libpython (a copied CPython), if any
 #   install.sh venv FILE      into /opt/venv (made on first use, with /opt/cuda on its path)
 #   install.sh debs NAME...   Debian packages fetched from $WHEELS/debs/, installed, deleted
 #
@@ -47,16 +47,17 @@ cuda)
     ldconfig
     ;;
 interpreter)
-    found=$(find /opt/python/bin -maxdepth 1 -name 'python3.*' ! -name '*-config' 2>/dev/null \
-            | head -n 1)
-    [ -n "$found" ] || exit 0
+    [ -d /opt/python/bin ] || exit 0
     echo /opt/python/lib > /etc/ld.so.conf.d/audiomatrix-python.conf
     ldconfig
-    ln -s "$found" "/usr/local/bin/$(basename "$found")"
     ;;
 venv)
     if [ ! -x /opt/venv/bin/python ]; then
-        uv venv --quiet --python "python$PYTHON" /opt/venv
+        # A copied CPython by its own path: 3.11 and later find their standard library from
+        # where the executable is, not through a symlink to it.
+        python="python$PYTHON"
+        [ ! -x "/opt/python/bin/python$PYTHON" ] || python="/opt/python/bin/python$PYTHON"
+        uv venv --quiet --python "$python" /opt/venv
         site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
         echo /opt/cuda > "$site/audiomatrix-cuda.pth"
     fi

@@ -31,8 +31,14 @@ pytestmark = pytest.mark.fault
 REPO = Path(__file__).resolve().parents[1]
 
 
+BRIDGE = "amtest0"
+"""The private engine's own bridge. Not `--bridge=none`: a dockerd started so deletes the
+machine's `docker0`, and with it the default network of the machine's engine."""
+
+
 class PrivateEngine:
-    """A dockerd of this test's own in `folder`, sharing nothing with the machine's engine."""
+    """A dockerd of this test's own in `folder`, sharing nothing with the machine's engine:
+    its own socket, roots, pid file, configuration and bridge."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -43,10 +49,12 @@ class PrivateEngine:
     def start(self, wait_s: float = 60) -> None:
         dockerd = shutil.which("dockerd")
         assert dockerd, "dockerd is missing: `make system` installs Debian's docker.io"
+        if not Path(f"/sys/class/net/{BRIDGE}").exists():
+            subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True)
         command = [
             dockerd, "--host", self.host, "--data-root", str(self.folder / "data"),
             "--exec-root", str(self.folder / "exec"), "--pidfile", str(self.folder / "pid"),
-            "--config-file", str(self.folder / "daemon.json"), "--bridge=none",
+            "--config-file", str(self.folder / "daemon.json"), f"--bridge={BRIDGE}",
             "--iptables=false", "--ip-masq=false", "--ip-forward=false",
         ]  # fmt: skip
         with (self.folder / "dockerd.log").open("ab") as log:
@@ -88,6 +96,7 @@ class PrivateEngine:
         for point in sorted((m for m in mounts if m.startswith(str(self.folder))), reverse=True):
             subprocess.run(["umount", "--lazy", point], check=False)
         shutil.rmtree(self.folder)
+        subprocess.run(["ip", "link", "delete", BRIDGE], check=False, capture_output=True)
 
 
 @pytest.fixture
@@ -123,6 +132,15 @@ def _copy_build_images(private: PrivateEngine) -> None:
 
 def _result_files(root: Path, cell: str) -> list[Path]:
     return sorted((root / "results" / cell).glob("*.json"))
+
+
+def test_the_machines_default_bridge_survives_a_private_engine(private_engine) -> None:
+    """The machine's engine keeps its default network while a private engine comes and goes
+    (a `--bridge=none` dockerd would have deleted it)."""
+    had = Path("/sys/class/net/docker0").exists()
+    private_engine.stop()
+    private_engine.start()
+    assert Path("/sys/class/net/docker0").exists() == had
 
 
 def test_engine_stopped_mid_run_then_resumed(private_engine: PrivateEngine, tmp_path: Path) -> None:

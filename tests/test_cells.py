@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 
 from audiomatrix import spec
-from audiomatrix.spec import (
-    AcceleratorValue,
-    Cell,
-    Fact,
-    OsValue,
-    SelectError,
-    StackValue,
-    TorchValue,
-)
+from audiomatrix.spec import Cell, SelectError
+from audiomatrix.specschema import AcceleratorValue, Fact, OsValue, StackValue, TorchValue
 
 SHIPPED = Path(__file__).resolve().parents[1] / "matrix.yaml"
 TAG_SAFE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")

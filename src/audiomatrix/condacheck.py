@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from audiomatrix.yamlpos import MatrixError, shown
 
 if TYPE_CHECKING:
-    from audiomatrix.spec import MatrixFile
+    from audiomatrix.specschema import MatrixFile
 
 CONDA_SUFFIX = "-conda"
 """The end of every conda stack's name, so that a conda cell's id says so."""

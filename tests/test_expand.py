@@ -1,4 +1,4 @@
-"""`spec.expand` against GitHub Actions' matrix semantics.
+"""`expansion.expand` against GitHub Actions' matrix semantics.
 
 The examples and their documented results come from GitHub's documentation:
 https://docs.github.com/en/actions/writing-workflows/choosing-what-your-workflow-does/running-variations-of-jobs-in-a-workflow
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiomatrix.spec import Combination, expand
+from audiomatrix.expansion import Combination, expand
 
 
 def values(combos: list[Combination]) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ as one `matrix.yaml:LINE:COL: message` line: yamlpos keeps each node's position.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import ValidationError
 
 from audiomatrix import condacheck
+from audiomatrix.expansion import expand
 from audiomatrix.selection import AXES, SelectError, did_you_mean, select
 from audiomatrix.specerrors import pydantic_error, type_hint
 from audiomatrix.specschema import (
@@ -43,63 +43,6 @@ product is sized before it is built, so a typo cannot make a million cells."""
 MAX_SELECTION_TERMS = 256
 """The most terms all named selections may list: each is tried against every cell, and a
 selection is a few globs, not a list of ids."""
-
-
-# --------------------------------------------------------------------------- expansion
-
-
-@dataclass(frozen=True)
-class Combination:
-    """One expanded combination and where it came from (None: the product; i: include[i])."""
-
-    values: dict[str, Any]
-    include: int | None = None
-
-
-def _projection(values: Mapping[str, Any], keys: Sequence[str]) -> tuple[Any, ...]:
-    return tuple(values[k] for k in keys)
-
-
-def expand(
-    axes: Mapping[str, Sequence[Any]],
-    include: Sequence[Mapping[str, Any]] = (),
-    exclude: Sequence[Mapping[str, Any]] = (),
-) -> list[Combination]:
-    """GitHub Actions' matrix expansion, exactly (values must be hashable).
-
-    The product of the axes (first axis slowest); then every exclude removes the
-    combinations it partially matches; then each include extends every original
-    combination whose original values it does not contradict (overwriting only values
-    earlier includes added) and, when it extends none, becomes a combination of its own.
-    Entries are looked up by the axes they name, so thousands of them cost no more than the
-    product's size times the number of distinct sets of axes they name.
-    """
-    names = list(axes)
-    product = [dict(zip(names, v, strict=True)) for v in itertools.product(*axes.values())]
-    # An exclude naming a key no combination has matches nothing.
-    excluded: dict[tuple[str, ...], set[tuple[Any, ...]]] = {}
-    for entry in exclude:
-        if all(k in axes for k in entry):
-            keys = tuple(k for k in names if k in entry)
-            excluded.setdefault(keys, set()).add(_projection(entry, keys))
-    kept = [
-        c for c in product if names and not any(_projection(c, k) in v for k, v in excluded.items())
-    ]
-    by_keys: dict[tuple[str, ...], dict[tuple[Any, ...], list[dict[str, Any]]]] = {}
-    added: list[Combination] = []
-    for i, entry in enumerate(include):
-        keys = tuple(k for k in names if k in entry)
-        if keys not in by_keys:
-            by_keys[keys] = {}
-            for combo in kept:
-                by_keys[keys].setdefault(_projection(combo, keys), []).append(combo)
-        matched = by_keys[keys].get(_projection(entry, keys), [])
-        extension = {k: v for k, v in entry.items() if k not in axes}
-        for combo in matched:
-            combo.update(extension)
-        if not matched:
-            added.append(Combination(dict(entry), i))
-    return [Combination(c) for c in kept] + added
 
 
 # --------------------------------------------------------------------------- cells

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from audiomatrix import spec
-from audiomatrix.spec import Cell, SelectError
+from audiomatrix.cells import Cell, cell_id, unbuildable_reason
+from audiomatrix.selection import SelectError
 from audiomatrix.specschema import AcceleratorValue, Fact, OsValue, StackValue, TorchValue
 
 SHIPPED = Path(__file__).resolve().parents[1] / "matrix.yaml"
@@ -39,7 +40,7 @@ def ids(selected: list[Cell]) -> list[str]:
 
 def test_cell_id_format() -> None:
     assert (
-        spec.cell_id("bookworm", "3.11", "2.9.1", "cu128", "maintained")
+        cell_id("bookworm", "3.11", "2.9.1", "cu128", "maintained")
         == "bookworm-py3.11-torch2.9.1-cu128-maintained"
     )
 
@@ -47,16 +48,16 @@ def test_cell_id_format() -> None:
 def test_every_shipped_id_is_tag_and_folder_safe_and_unique(matrix: spec.Matrix) -> None:
     all_ids = [c.id for c in matrix.cells]
     assert len(all_ids) == len(set(all_ids))
-    for cell_id in all_ids:
-        assert TAG_SAFE.match(cell_id), cell_id
-        assert cell_id == cell_id.lower()  # one folder on case-insensitive disks too
-        assert "/" not in cell_id and ".." not in cell_id
+    for each in all_ids:
+        assert TAG_SAFE.match(each), each
+        assert each == each.lower()  # one folder on case-insensitive disks too
+        assert "/" not in each and ".." not in each
 
 
 def test_id_is_made_of_the_axes_in_order(cells: dict[str, Cell]) -> None:
     cell = cells["bookworm-py3.11-torch2.9.1-cu128-maintained"]
     assert [cell.axis(a) for a in spec.AXES] == ["bookworm", "3.11", "2.9.1", "cu128", "maintained"]
-    assert cell.id == spec.cell_id(*(cell.axis(a) for a in spec.AXES))
+    assert cell.id == cell_id(*(cell.axis(a) for a in spec.AXES))
 
 
 def test_ids_are_stable_across_parses() -> None:
@@ -86,33 +87,33 @@ def values(os: str = "bookworm", python: str = "3.11", torch: str = "2.5.1") -> 
 
 
 def test_no_fact_no_reason() -> None:
-    assert spec.unbuildable_reason(values(), LINUX, TORCH, CPU, STACK) is None
+    assert unbuildable_reason(values(), LINUX, TORCH, CPU, STACK) is None
 
 
 def test_os_family_fact_names_the_reason_and_source() -> None:
-    reason = spec.unbuildable_reason(values() | {"accelerator": "mps"}, LINUX, TORCH, MPS, STACK)
+    reason = unbuildable_reason(values() | {"accelerator": "mps"}, LINUX, TORCH, MPS, STACK)
     assert reason == "accelerator mps needs os family macos: Apple only (https://example.org/mps)"
-    assert spec.unbuildable_reason(values(os="mac"), MACOS, TORCH, MPS, STACK) is None
+    assert unbuildable_reason(values(os="mac"), MACOS, TORCH, MPS, STACK) is None
 
 
 def test_version_fact_uses_specifier_semantics() -> None:
     fact = Fact(python=">=3.10,<3.14", reason="wheels", source="https://example.org/w")
     torch = TorchValue(torchaudio="2.5.1", requires=[fact])
-    assert spec.unbuildable_reason(values(python="3.13"), LINUX, torch, CPU, STACK) is None
+    assert unbuildable_reason(values(python="3.13"), LINUX, torch, CPU, STACK) is None
     assert (
-        spec.unbuildable_reason(values(python="3.14"), LINUX, torch, CPU, STACK)
+        unbuildable_reason(values(python="3.14"), LINUX, torch, CPU, STACK)
         == "torch 2.5.1 needs python >=3.10,<3.14: wheels (https://example.org/w)"
     )
     # 3.10 is not 3.1: versions compare as versions, not as strings or floats.
-    assert spec.unbuildable_reason(values(python="3.10"), LINUX, torch, CPU, STACK) is None
-    assert spec.unbuildable_reason(values(python="3.9"), LINUX, torch, CPU, STACK) is not None
+    assert unbuildable_reason(values(python="3.10"), LINUX, torch, CPU, STACK) is None
+    assert unbuildable_reason(values(python="3.9"), LINUX, torch, CPU, STACK) is not None
 
 
 def test_accelerator_and_stack_name_facts() -> None:
     fact = Fact(accelerator=["cu128", "cu130"], reason="needs CUDA", source="https://example.org/c")
     stack = StackValue(packages=["x"], torchcodec=False, ffmpeg=False, requires=[fact])
     assert (
-        spec.unbuildable_reason(values(), LINUX, TORCH, CPU, stack)
+        unbuildable_reason(values(), LINUX, TORCH, CPU, stack)
         == "stack s needs accelerator cu128 or cu130: needs CUDA (https://example.org/c)"
     )
 
@@ -123,7 +124,7 @@ def test_first_broken_fact_wins_in_axis_order() -> None:
     stack_fact = Fact(python="<3.11", reason="stack says", source="https://example.org/s")
     torch = TorchValue(torchaudio="2.5.1", requires=[torch_fact])
     stack = StackValue(packages=["x"], torchcodec=False, ffmpeg=False, requires=[stack_fact])
-    reason = spec.unbuildable_reason(values(), LINUX, torch, CPU, stack)
+    reason = unbuildable_reason(values(), LINUX, torch, CPU, stack)
     assert reason is not None and "torch says" in reason and "stack says" not in reason
 
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 
 from audiomatrix import conda
-from audiomatrix.spec import Cell
+from audiomatrix.cells import Cell
 
 CONTEXTS = "contexts"
 

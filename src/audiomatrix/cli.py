@@ -24,7 +24,10 @@ from audiomatrix import doctor as doctor_stage
 from audiomatrix import lock as lock_stage
 from audiomatrix import report as report_stage
 from audiomatrix import tox as tox_stage
-from audiomatrix.spec import MAX_CELLS, Cell, Matrix, MatrixError, SelectError, load
+from audiomatrix.cells import Cell
+from audiomatrix.selection import SelectError
+from audiomatrix.spec import MAX_CELLS, Matrix, load
+from audiomatrix.yamlpos import MatrixError
 
 app = typer.Typer(
     no_args_is_help=True,

@@ -31,6 +31,7 @@ from audiomatrix import imagebuild, pipeline, sweeprecord
 from audiomatrix import report as report_stage
 from audiomatrix import results as results_stage
 from audiomatrix import smoke as smoke_stage
+from audiomatrix.cells import Cell
 from audiomatrix.cli import (
     CaBundleOption,
     MatrixOption,
@@ -44,7 +45,7 @@ from audiomatrix.cli import (
     err,
     out,
 )
-from audiomatrix.spec import Cell, Matrix
+from audiomatrix.spec import Matrix
 from audiomatrix.suite.schema import MODES
 
 ModeOption = Annotated[list[str] | None, typer.Option(help="raw and/or compat [default: both].")]

@@ -35,9 +35,10 @@ from typing import Any
 import yaml
 
 from audiomatrix import lock
+from audiomatrix.cells import Cell
 from audiomatrix.evidence import cuda_of_variant
 from audiomatrix.files import sha256_file, sha256_json, write_atomic, write_json
-from audiomatrix.spec import Cell, Matrix
+from audiomatrix.spec import Matrix
 
 ENVIRONMENT_FILE = "environment.yml"
 VIRTUAL_PACKAGES_FILE = "virtual-packages.yml"

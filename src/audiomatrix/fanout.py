@@ -15,9 +15,10 @@ from typing import Any
 
 import yaml
 
+from audiomatrix.cells import Cell
 from audiomatrix.condacheck import CONDA_SUFFIX
 from audiomatrix.report import Compatibility, version_key
-from audiomatrix.spec import Cell, Matrix
+from audiomatrix.spec import Matrix
 
 WORKFLOW_PATH = ".github/workflows/matrix.yml"
 BAKE_PATH = "docker-bake.hcl"

@@ -31,6 +31,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 from pydantic import BaseModel, ConfigDict, Field
 
+from audiomatrix.cells import Cell
 from audiomatrix.files import (
     describe_error,
     json_text,
@@ -40,7 +41,7 @@ from audiomatrix.files import (
     write_atomic,
     write_json,
 )
-from audiomatrix.spec import Cell, Matrix
+from audiomatrix.spec import Matrix
 
 LOCK_FILE = "requirements.txt"
 INPUT_FILE = "requirements.in"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from audiomatrix.yamlpos import shown
 
 if TYPE_CHECKING:
-    from audiomatrix.spec import Cell
+    from audiomatrix.cells import Cell
 
 AXES: tuple[str, ...] = ("os", "python", "torch", "accelerator", "stack")
 """The axes of a cell, in the order they appear in its id."""

@@ -29,7 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from audiomatrix import engine, imagebuild, lock, report, smoke
+from audiomatrix import engine, imagebuild, report, smoke, uvtool
 from audiomatrix.files import cache_dir, write_json
 from audiomatrix.wheelhouse import fill_wheelhouse
 
@@ -73,7 +73,7 @@ def representative(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def raw_sync(cell: smoke.CellLock, wheelhouse: Path) -> float:
     """uv venv + uv pip sync of the cell's lock from the wheelhouse, as a user would."""
     with tempfile.TemporaryDirectory() as tmp:
-        uv = lock.uv_binary()
+        uv = uvtool.uv_binary()
         env = {**smoke.uv_environment(), "UV_NO_CACHE": "1", "UV_LINK_MODE": "hardlink"}
         venv = Path(tmp) / "venv"
         python = smoke.interpreter_for(cell)

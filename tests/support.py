@@ -23,7 +23,7 @@ import docker.errors
 import pytest
 import requests
 
-from audiomatrix import evidence, lock, results, smoke
+from audiomatrix import evidence, results, smoke, uvtool
 from audiomatrix.base import BASE_REPO
 from audiomatrix.container import container_options
 from audiomatrix.engine import find_image
@@ -43,7 +43,7 @@ def small_cell(root: Path, cell: str, python: str = "3.11") -> smoke.CellLock:
     (folder / "requirements.in").write_text("soundfile\nnumpy\npytest\npytest-timeout\n")
     subprocess.run(
         [
-            lock.uv_binary(),
+            uvtool.uv_binary(),
             "pip",
             "compile",
             "requirements.in",
@@ -59,7 +59,7 @@ def small_cell(root: Path, cell: str, python: str = "3.11") -> smoke.CellLock:
         ],
         cwd=folder,
         check=True,
-        env=lock.clean_environment(os.environ),
+        env=uvtool.clean_environment(os.environ),
     )
     record = cell_record(f"bookworm-py{python}-torch2.9.1-cpu-small")
     record["cell"].update(id=cell, device="cpu", gpu_arch=[])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import lock
+from audiomatrix import lock, uvtool
 from audiomatrix.files import sha256_file
 from audiomatrix.spec import load
 
@@ -89,7 +89,7 @@ def test_machine_index_settings_never_reach_uv():
         "PIP_FIND_LINKS": "/wheels",
         "UV_CACHE_DIR": "/cache",
     }
-    assert lock.clean_environment(env) == {
+    assert uvtool.clean_environment(env) == {
         "PATH": "/bin",
         "SSL_CERT_FILE": "ca.pem",
         "UV_CACHE_DIR": "/cache",
@@ -97,14 +97,14 @@ def test_machine_index_settings_never_reach_uv():
 
 
 def test_uv_failure_becomes_one_line():
-    line = lock.one_line(UV_NO_SOLUTION)
+    line = uvtool.one_line(UV_NO_SOLUTION)
     assert "\n" not in line
     assert line == (
         "Because there is no version of demucs==999 and you require demucs==999, "
         "we can conclude that your requirements are unsatisfiable."
     )
-    assert len(lock.one_line("x " * 1000, limit=50)) == 50
-    network = lock.one_line(UV_NO_INDEX)
+    assert len(uvtool.one_line("x " * 1000, limit=50)) == 50
+    network = uvtool.one_line(UV_NO_INDEX)
     assert network.startswith("Request failed after 3 retries in 7.9s Failed to fetch: https://")
     assert network.endswith("failed to lookup address information: Name or service not known")
 

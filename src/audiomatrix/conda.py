@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from audiomatrix import lock
+from audiomatrix import lock, uvtool
 from audiomatrix.cells import Cell
 from audiomatrix.evidence import cuda_of_variant
 from audiomatrix.files import sha256_file, sha256_json, write_atomic, write_json
@@ -337,7 +337,7 @@ def channel_problem(plan: CondaPlan) -> str | None:
 def _failure_line(stderr: str) -> str:
     """conda-lock's last words (an exception's message comes last), in one line."""
     lines = [line for line in stderr.splitlines() if line.strip()]
-    return lock.one_line("\n".join(lines[-3:]))
+    return uvtool.one_line("\n".join(lines[-3:]))
 
 
 def _failed(plan: CondaPlan, folder: Path, code: int, stderr: str, kept: bool) -> lock.LockResult:

@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from audiomatrix import lock
+from audiomatrix import lock, uvtool
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Check:
 
 def _uv() -> Check:
     try:
-        return Check("uv", True, f"{lock.uv_version()} ({lock.uv_binary()})")
+        return Check("uv", True, f"{uvtool.uv_version()} ({uvtool.uv_binary()})")
     except (OSError, subprocess.CalledProcessError, ImportError) as exc:
         return Check("uv", False, f"not usable: {exc}; run `make setup`")
 
@@ -73,9 +73,9 @@ def _default_index() -> Check:
     """Ask uv itself, so the check uses the same index, proxy and CA settings as a lock."""
     try:
         proc = subprocess.run(
-            [lock.uv_binary(), "pip", "compile", "-", "--no-config", "--no-cache", "--quiet"],
+            [uvtool.uv_binary(), "pip", "compile", "-", "--no-config", "--no-cache", "--quiet"],
             input="packaging\n",
-            env=lock.clean_environment(os.environ),
+            env=uvtool.clean_environment(os.environ),
             capture_output=True,
             text=True,
             timeout=60,
@@ -84,7 +84,7 @@ def _default_index() -> Check:
         return Check("default package index", False, str(exc))
     if proc.returncode == 0:
         return Check("default package index", True, "answers (uv's default)")
-    return Check("default package index", False, lock.one_line(proc.stderr))
+    return Check("default package index", False, uvtool.one_line(proc.stderr))
 
 
 def checks(indexes: Iterable[str]) -> list[Check]:

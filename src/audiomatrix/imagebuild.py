@@ -31,7 +31,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from audiomatrix import conda, imageplan, interpreters, lock
+from audiomatrix import conda, imageplan, interpreters, uvtool
 from audiomatrix.base import BaseUnavailable, ensure_base
 from audiomatrix.engine import client, engine_call, find_image
 from audiomatrix.files import cache_dir, sha256_bytes
@@ -85,7 +85,7 @@ def _one_file_image(binary: str, arcname: str, repository: str, version: str) ->
 
 def ensure_uv_image() -> str:
     """The uv this project locks with, for the Dockerfile's UV_IMAGE."""
-    return _one_file_image(lock.uv_binary(), "uv", UV_REPO, lock.uv_version())
+    return _one_file_image(uvtool.uv_binary(), "uv", UV_REPO, uvtool.uv_version())
 
 
 def ensure_micromamba_image() -> str | None:

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -42,6 +42,7 @@ from audiomatrix.files import (
     write_json,
 )
 from audiomatrix.spec import Matrix
+from audiomatrix.uvtool import clean_environment, one_line, uv_binary
 
 LOCK_FILE = "requirements.txt"
 INPUT_FILE = "requirements.in"
@@ -51,8 +52,6 @@ SCHEMA = 1
 UV_TIMEOUT_S = 900
 PROBE_TIMEOUT_S = 5.0
 
-# Variables through which a machine's own index, mirror or find-links would reach uv.
-_KEPT_UV_VARIABLES = {"UV_CACHE_DIR", "UV_NO_PROGRESS", "UV_CONCURRENT_DOWNLOADS"}
 _NETWORK_FAILURE = re.compile(
     r"Failed to fetch|error sending request|dns error|Could not connect|tcp connect error|"
     r"Connection refused|timed out",
@@ -160,28 +159,6 @@ def uv_compile_args(plan: LockPlan, output: str) -> list[str]:
     return args
 
 
-def clean_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """The environment for uv without this machine's index settings."""
-    return {
-        k: v
-        for k, v in env.items()
-        if not k.startswith("PIP_") and (not k.startswith("UV_") or k in _KEPT_UV_VARIABLES)
-    }
-
-
-def one_line(stderr: str, limit: int = 400) -> str:
-    """uv's explanation in one line: its `error:`/`cause:` chain joined, hints dropped."""
-    kept = []
-    for raw in stderr.splitlines():
-        line = re.sub(r"^\s*(error|cause|warning):\s*", "", raw.strip())
-        if line.startswith("hint:"):
-            break
-        if line and line != "No solution found when resolving dependencies":
-            kept.append(line)
-    folded = re.sub(r"\s+", " ", " ".join(kept)).strip()
-    return folded if len(folded) <= limit else folded[: limit - 1] + "…"
-
-
 @functools.cache
 def url_problem(probe: str, name: str) -> str | None:
     """None when `probe` answers (a client error still means a server there); otherwise why
@@ -199,18 +176,6 @@ def url_problem(probe: str, name: str) -> str | None:
 def index_problem(url: str) -> str | None:
     """None when the index answers; otherwise why not, in a few words."""
     return url_problem(url.rstrip("/") + "/torch/", url)
-
-
-def uv_binary() -> str:
-    """The uv this project depends on, so every machine locks with the same resolver."""
-    from uv import find_uv_bin
-
-    return find_uv_bin()
-
-
-def uv_version() -> str:
-    out = subprocess.run([uv_binary(), "--version"], capture_output=True, text=True, check=True)
-    return out.stdout.split()[1]
 
 
 def write_manifest(matrix: Matrix, root: Path) -> Path:

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from audiomatrix import conda, debs, evidence, interpreters, lock, results
+from audiomatrix import conda, debs, evidence, interpreters, lock, results, uvtool
 from audiomatrix.files import cache_dir, current_umask, describe_error
 from audiomatrix.suite import schema
 
@@ -193,7 +193,7 @@ def venv_root() -> Path:
 
 def uv_environment() -> dict[str, str]:
     """uv for venvs: this machine's index settings dropped, never a Python download."""
-    return {**lock.clean_environment(os.environ), "UV_PYTHON_DOWNLOADS": "never"}
+    return {**uvtool.clean_environment(os.environ), "UV_PYTHON_DOWNLOADS": "never"}
 
 
 def install_steps(
@@ -227,11 +227,11 @@ def ensure_venv(cell: CellLock, venv: Path) -> Path:
     marker = venv / LOCK_MARKER
     if interpreter.exists() and marker.exists() and marker.read_text() == cell.lock_sha256:
         return interpreter
-    for step in install_steps(cell, venv, interpreter_for(cell), uv=lock.uv_binary()):
+    for step in install_steps(cell, venv, interpreter_for(cell), uv=uvtool.uv_binary()):
         proc = subprocess.run(step, capture_output=True, text=True, env=uv_environment())
         if proc.returncode != 0:
             raise SmokeError(
-                f"{cell.cell}: {' '.join(step[1:3])} failed: {lock.one_line(proc.stderr)}"
+                f"{cell.cell}: {' '.join(step[1:3])} failed: {uvtool.one_line(proc.stderr)}"
             )
     marker.write_text(cell.lock_sha256)
     return interpreter
@@ -259,7 +259,7 @@ def ensure_conda_environment(cell: CellLock, prefix: Path) -> Path:
                 "--require-hashes", "--no-deps", "-r", str(pip_part)]  # fmt: skip
         proc = subprocess.run(step, capture_output=True, text=True, env=uv_environment())
         if proc.returncode != 0:
-            raise SmokeError(f"{cell.cell}: pip install failed: {lock.one_line(proc.stderr)}")
+            raise SmokeError(f"{cell.cell}: pip install failed: {uvtool.one_line(proc.stderr)}")
     marker.write_text(cell.lock_sha256)
     return python
 
@@ -309,7 +309,7 @@ def suite_environment(libraries: Iterable[Path] = ()) -> dict[str, str]:
     """The suite's environment: the suite and compat importable, every hub offline, no index
     settings, and the system libraries provided for the cell (FFmpeg) first on the path."""
     env = {
-        **lock.clean_environment(os.environ),
+        **uvtool.clean_environment(os.environ),
         "PYTHONPATH": package_path(),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
@@ -330,7 +330,7 @@ def measure(python: Path, env: Mapping[str, str]) -> schema.Environment:
     try:
         return _ENVIRONMENT.validate_json(proc.stdout)
     except ValueError:
-        raise SmokeError(f"the environment probe failed: {lock.one_line(proc.stderr)}") from None
+        raise SmokeError(f"the environment probe failed: {uvtool.one_line(proc.stderr)}") from None
 
 
 def refuse_other_environment(cell: CellLock, measured: schema.Environment) -> None:

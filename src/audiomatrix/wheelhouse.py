@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audiomatrix import lock
+from audiomatrix import uvtool
 from audiomatrix.files import cache_dir
 from audiomatrix.smoke import CellLock, SmokeError
 
@@ -58,13 +58,13 @@ def default_index() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "in.txt").write_text("")
         proc = subprocess.run(
-            [lock.uv_binary(), "pip", "compile", "in.txt", "--emit-index-url", "--no-config",
+            [uvtool.uv_binary(), "pip", "compile", "in.txt", "--emit-index-url", "--no-config",
              "--quiet", "--no-header"],
-            cwd=tmp, capture_output=True, text=True, env=lock.clean_environment(os.environ),
+            cwd=tmp, capture_output=True, text=True, env=uvtool.clean_environment(os.environ),
         )  # fmt: skip
     found = re.search(r"--index-url (\S+)", proc.stdout)
     if not found:
-        raise SmokeError(f"cannot learn uv's default index: {lock.one_line(proc.stderr)}")
+        raise SmokeError(f"cannot learn uv's default index: {uvtool.one_line(proc.stderr)}")
     return found.group(1)
 
 

@@ -1,0 +1,50 @@
+"""uv as every stage runs it: the one binary this project pins, an environment free of this
+machine's index settings, and its errors folded into one line.
+
+Locking, the native venvs, the wheelhouse, the images and the doctor all use it; none of them should
+resolve with another uv or through a mirror this machine's configuration names.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Mapping
+
+# The UV_* variables kept; any other (and every PIP_*) could bring this machine's index, mirror
+# or find-links to uv.
+_KEPT_UV_VARIABLES = {"UV_CACHE_DIR", "UV_NO_PROGRESS", "UV_CONCURRENT_DOWNLOADS"}
+
+
+def clean_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment for uv without this machine's index settings."""
+    return {
+        k: v
+        for k, v in env.items()
+        if not k.startswith("PIP_") and (not k.startswith("UV_") or k in _KEPT_UV_VARIABLES)
+    }
+
+
+def one_line(stderr: str, limit: int = 400) -> str:
+    """uv's explanation in one line: its `error:`/`cause:` chain joined, hints dropped."""
+    kept = []
+    for raw in stderr.splitlines():
+        line = re.sub(r"^\s*(error|cause|warning):\s*", "", raw.strip())
+        if line.startswith("hint:"):
+            break
+        if line and line != "No solution found when resolving dependencies":
+            kept.append(line)
+    folded = re.sub(r"\s+", " ", " ".join(kept)).strip()
+    return folded if len(folded) <= limit else folded[: limit - 1] + "…"
+
+
+def uv_binary() -> str:
+    """The uv this project depends on, so every machine locks with the same resolver."""
+    from uv import find_uv_bin
+
+    return find_uv_bin()
+
+
+def uv_version() -> str:
+    out = subprocess.run([uv_binary(), "--version"], capture_output=True, text=True, check=True)
+    return out.stdout.split()[1]

@@ -29,6 +29,8 @@ class Cell:
     accelerator_value: AcceleratorValue = field(repr=False, compare=False)
     stack_value: StackValue = field(repr=False, compare=False)
     unbuildable: str | None = None
+    parent_stack: StackValue | None = field(default=None, repr=False, compare=False)
+    """The stack this cell's stack repairs (`remedy_of`), if any."""
 
     @cached_property  # selecting among thousands of cells asks for it once per term
     def id(self) -> str:
@@ -90,7 +92,32 @@ class Cell:
             "buildable": self.buildable,
             "reason": self.unbuildable,
             **self._conda_dict(),
+            **self._remedy_dict(),
         }
+
+    def _remedy_dict(self) -> dict[str, Any]:
+        """A remedy cell's parent cell and the change between them; nothing for other cells,
+        so that their cell.json stays as it was."""
+        parent = self.stack_value.remedy_of
+        if parent is None or self.parent_stack is None:
+            return {}
+        return {
+            "remedy_of": {
+                "cell": cell_id(self.os, self.python, self.torch, self.accelerator, parent),
+                "change": stack_change(self.parent_stack, self.stack_value),
+            }
+        }
+
+
+def stack_change(parent: StackValue, stack: StackValue) -> list[str]:
+    """What a remedy stack changes in its parent: requirements added (+) and dropped (-), and
+    the TorchCodec and FFmpeg switches turned on (+) or off (-)."""
+    change = [f"+{p}" for p in stack.packages if p not in parent.packages]
+    change += [f"-{p}" for p in parent.packages if p not in stack.packages]
+    for flag, label in (("torchcodec", "TorchCodec"), ("ffmpeg", "FFmpeg")):
+        if getattr(stack, flag) != getattr(parent, flag):
+            change.append(f"{'+' if getattr(stack, flag) else '-'}{label}")
+    return change
 
 
 def cell_id(os: str, python: str, torch: str, accelerator: str, stack: str) -> str:

@@ -197,6 +197,13 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class RemedyOf(_Record):
+    """A remedy cell's parent cell and the change between them."""
+
+    cell: str
+    change: list[str]
+
+
 class CellData(_Record):
     """A resolved cell as `Cell.to_dict` writes it."""
 
@@ -224,6 +231,7 @@ class CellData(_Record):
     installer: Literal["uv", "conda"] = "uv"
     channels: list[str] = []
     conda: list[str] = []
+    remedy_of: RemedyOf | None = None
 
 
 class CellRecord(_Record):

@@ -18,6 +18,7 @@ import jinja2
 from audiomatrix import grid, results
 from audiomatrix.files import write_atomic
 from audiomatrix.gpu import Kernels
+from audiomatrix.remedies import Remedy
 from audiomatrix.report import (
     JSON_FILE,
     NOT_BUILDABLE,
@@ -140,6 +141,7 @@ def markdown(table: Compatibility) -> str:
     lines += _table_md(table.rows, table.checks) if table.rows else ["No row yet."]
     lines += _published_md(table.rows)
     lines += _gpu_md([*table.rows, *table.apart])
+    lines += _remedies_md(table.remedies)
     lines += _apart_md(table.apart)
     lines += ["", "## Signatures", ""]
     if not table.signatures:
@@ -220,6 +222,41 @@ def _apart_md(rows: Sequence[Row]) -> list[str]:
             f"| `{r.cell}` | {_md(where_label(r.where, r.cell))} | {_md(checks)} | "
             f"[{r.run}]({r.source}) | {_md('; '.join(r.differs))} |"
         )
+    return lines
+
+
+def _remedies_md(found: Sequence[Remedy]) -> list[str]:
+    """Which declared change fixed which check of its parent cell, each with both runs."""
+    if not found:
+        return []
+    lines = [
+        "",
+        "## Remedies, proven",
+        "",
+        "A remedy cell is its parent cell with one declared change (`remedy_of` in matrix.yaml), "
+        "locked and run like any other. A check it fixes failed in the parent's run and passes "
+        "in its own, both raw (without compat), both standing for their cells. A change of one "
+        "item is minimal: the parent's run is the proof that nothing less works; a larger one "
+        "is not claimed minimal. A check that still fails, but past the parent's failure, "
+        "says what it fails with now.",
+        "",
+        "| change | repairs | remedy cell | where | fixes | still fails | breaks | minimal "
+        "| runs |",
+        "| --- " * 9 + "|",
+    ]
+    for r in found:
+        still = [
+            f"{c} (now {r.moved_on[c] or 'unknown'})" if c in r.moved_on else c
+            for c in r.still_fails
+        ]
+        runs = ", ".join(f"[{Path(s).stem}]({s})" for s in r.runs)
+        cells = [
+            _md(", ".join(f"`{c}`" for c in r.change)), f"`{r.repairs}`", f"`{r.cell}`", r.where,
+            _md(", ".join(r.fixes) or NONE), _md(", ".join(still) or NONE),
+            _md(", ".join(r.breaks) or NONE),
+            "yes" if r.minimal else "not claimed", runs,
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 

@@ -24,9 +24,10 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict
 
-from audiomatrix import evidence, gpu, lock, publications, results, signatures
+from audiomatrix import evidence, gpu, lock, publications, remedies, results, signatures
 from audiomatrix.files import describe_error, json_text, read_text, sha256_file
 from audiomatrix.gpu import Kernels
+from audiomatrix.remedies import Remedy
 from audiomatrix.suite import probe
 from audiomatrix.suite.schema import CHECKS as SUITE_CHECKS
 from audiomatrix.suite.schema import Facts, Host, Mode, Status, workloads
@@ -149,6 +150,8 @@ class Compatibility(_Model):
     damaged: list[results.Damaged]
     signatures: list[SignatureEntry]
     """Every signature some row names, for the legend."""
+    remedies: list[Remedy] = []
+    """What each remedy cell's declared change fixed in its parent cell, measured."""
 
 
 def schema() -> dict[str, Any]:
@@ -439,6 +442,7 @@ def build(results_root: Path, environments: Path, published: Path) -> Compatibil
             damaged + bad_records + bad_manifest + bad_publications, key=lambda d: d.path
         ),
         signatures=legend(rows),
+        remedies=remedies.derive(standing, records),
     )
 
 

@@ -25,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import ValidationError
 
 from audiomatrix import condacheck
-from audiomatrix.cells import Cell, unbuildable_reason
+from audiomatrix.cells import Cell, stack_change, unbuildable_reason
 from audiomatrix.expansion import expand
 from audiomatrix.selection import AXES, SelectError, did_you_mean, select
 from audiomatrix.specerrors import pydantic_error, type_hint
@@ -84,6 +84,7 @@ class _Checker:
         self._check_pairs()
         self._check_specifiers()
         self._check_requirements()
+        self._check_remedies()
         condacheck.check(self.doc, self.fail)
         product = self.doc.matrix
         for axis in AXES:
@@ -185,6 +186,41 @@ class _Checker:
                     message = f"{shown(text)} is not a requirement: {reason}"
                     raise self.fail((*path, i), message) from None
 
+    def _check_remedies(self) -> None:
+        stacks = self.doc.stack
+        for name, value in stacks.items():
+            parent = value.remedy_of
+            if parent is None:
+                continue
+            path = ("stack", name, "remedy_of")
+            self._check_value(path, "stack", parent)
+            if parent == name:
+                raise self.fail(
+                    path,
+                    f"stack {shown(name)} cannot be a remedy of itself; "
+                    "name the stack whose packages it changes",
+                )
+            grand = stacks[parent].remedy_of
+            if grand is not None:
+                message = (
+                    f"stack {shown(parent)} is itself a remedy of {shown(grand)}; name "
+                    f"{shown(grand)} and declare the whole change in {shown(name)}"
+                )
+                raise self.fail(path, message)
+            if stacks[parent].installer != value.installer:
+                message = (
+                    f"stack {shown(name)} installs with {value.installer} but "
+                    f"{shown(parent)} with {stacks[parent].installer}; a remedy changes "
+                    "packages, not the installer"
+                )
+                raise self.fail(path, message)
+            if not stack_change(stacks[parent], value):
+                message = (
+                    f"stack {shown(name)} declares the same packages, TorchCodec and "
+                    f"FFmpeg as {shown(parent)}: add the change it proves"
+                )
+                raise self.fail(path, message)
+
     def _check_size(self, axes: Mapping[str, Sequence[str]], max_cells: int) -> None:
         """Size the matrix before building it: its product, and at most one cell per include."""
         product = math.prod(len(v) for v in axes.values()) if axes else 0
@@ -237,6 +273,7 @@ class _Checker:
             accelerator_value=chosen[2],
             stack_value=chosen[3],
             unbuildable=unbuildable_reason(values, *chosen),
+            parent_stack=doc.stack.get(chosen[3].remedy_of or ""),
         )
 
     def check_selections(self, cells: Sequence[Cell]) -> None:

@@ -121,6 +121,9 @@ class StackValue(_Strict):
     torchcodec: bool
     ffmpeg: bool
     requires: list[Fact] = []
+    remedy_of: str | None = None
+    """The stack this one repairs: the same stack with a declared change (a pin, a missing
+    package), so that its cells prove which change fixes which of the parent's failures."""
     # ---- conda cells (checked by audiomatrix.condacheck)
     installer: Literal["uv", "conda"] = "uv"
     channels: list[Channel] = []

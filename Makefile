@@ -61,7 +61,7 @@ lint:
 
 ci: lint test test-lock test-site test-smoke test-image test-fault ## everything CI checks
 
-matrix: engine ## the pipeline for a selection: make matrix SELECT='torch=2.9.1' MATRIX=matrix.yaml
+matrix: system ## the pipeline for a selection (it starts the engine itself): make matrix SELECT='torch=2.9.1' MATRIX=matrix.yaml
 	$(BIN)/audiomatrix matrix --matrix $(MATRIX) $(foreach s,$(SELECT),--select '$(s)')
 
 report: ## COMPATIBILITY.md, compatibility.json and site/index.html from results/; SINCE=HEAD: what changed since that commit's table

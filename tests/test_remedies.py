@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import render, report, results, spec
+from audiomatrix import query, render, report, results, spec
 from audiomatrix.cells import stack_change
 from audiomatrix.specschema import StackValue
 from support import run_result, write_cell_json
@@ -136,3 +136,10 @@ def test_a_check_that_fails_past_the_parents_failure_says_what_it_fails_with_now
     assert remedy.moved_on == {"xtts": "weights-only-xtts"}
     section = render.markdown(report.build(root, envs, tmp_path / "p")).split("Remedies, proven")[1]
     assert "| xtts (now weights-only-xtts) |" in section
+
+
+def test_recommend_names_the_change_when_it_recommends_a_remedy_cell(repo: Path) -> None:
+    # Python 3.12, XTTS: the parent fails it, the six remedy passes it (in an image).
+    answer = query.recommend(build(repo), ["xtts"], python="3.12")
+    assert answer.row is not None and answer.row.cell == SIX
+    assert f"It is {PARENT} with +six: it fixes xtts, xtts_service there" in answer.explanation

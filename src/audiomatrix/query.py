@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from audiomatrix.remedies import Remedy
 from audiomatrix.render import GPU_WORDS, stack_label, where_label
 from audiomatrix.report import MODES, WORKLOADS, CheckRow, Compatibility, Row, version_key
 from audiomatrix.results import FAILED, Mode, Status
@@ -105,6 +106,15 @@ def _gpu_failed(row: Row, mode: Mode) -> bool:
     return outcome is not None and outcome.status in FAILED
 
 
+def _remedy_sentence(remedy: Remedy) -> str:
+    """A recommended remedy cell: the cell it repairs, the change, what the change fixed."""
+    fixed = f"it fixes {', '.join(remedy.fixes)} there" if remedy.fixes else "it fixes nothing"
+    return (
+        f"It is {remedy.repairs} with {', '.join(remedy.change)}: {fixed}, measured on both "
+        f"({', '.join(remedy.runs)})."
+    )
+
+
 def recommend(
     table: Compatibility,
     workloads: Sequence[str],
@@ -191,6 +201,8 @@ def recommend(
                 f"{gpu_arch} GPU ran it here"
             )
             text.append(f"On {gpu_arch}: {GPU_WORDS[kernels.verdict]}, {basis}.")
+        text += [_remedy_sentence(r) for r in table.remedies
+                 if (r.cell, r.where) == (best.cell, best.where.kind)]  # fmt: skip
         text.append(f"Evidence: {best.source} (run {best.run}, lock {best.lock_sha256[:12]}).")
         return Recommendation(best, mode, " ".join(text))
     never = [c for c in checks if not any(_passes(r, [c], "compat") for r in rows)]

@@ -60,11 +60,17 @@ def group_locks(environments: Path, key: tuple[str, str]) -> tuple[str, ...]:
     return tuple(texts)
 
 
+@functools.cache
+def group_cuda(locks: tuple[str, ...]) -> frozenset[layers.Entry]:
+    """A group's shared CUDA pins, parsed once per run however many of its cells build."""
+    return layers.shared_cuda(locks)
+
+
 def parts_for(cell: CellLock) -> layers.Parts:
     """The cell's lock split by how widely each part is shared in its CUDA group."""
     locks = group_locks(cell.folder.parent, layers.group_key(cell.record))
     own = cell.requirements.read_text()
-    return layers.split(own, layers.shared_cuda(locks or (own,)))
+    return layers.split(own, group_cuda(locks or (own,)))
 
 
 def python_for(cell: CellLock, base: str, base_python: str | None) -> Python:

@@ -24,6 +24,7 @@ from audiomatrix import doctor as doctor_stage
 from audiomatrix import lock as lock_stage
 from audiomatrix import report as report_stage
 from audiomatrix import tox as tox_stage
+from audiomatrix.signatures import CatalogError
 from audiomatrix.spec import MAX_CELLS, Cell, Matrix, MatrixError, SelectError, load
 
 app = typer.Typer(
@@ -387,3 +388,6 @@ def run() -> None:
     except OSError as exc:
         err.print(os_error(exc), markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
+    except CatalogError as exc:
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)

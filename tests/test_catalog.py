@@ -5,11 +5,14 @@ but the measured blocks it was asked to."""
 from __future__ import annotations
 
 import datetime
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from audiomatrix import signatures
-from audiomatrix.signatures import CatalogError
+from audiomatrix import catalogedit, signatures
+from audiomatrix.signatures import Boundary, CatalogError
 
 ENTRY = """\
 # a comment that must survive
@@ -108,3 +111,104 @@ def test_an_edge_measured_twice_and_a_bad_range_are_one_line():
     assert error(MEASURED, {'">=2.6", TTS': '"2.6+", TTS'}).startswith(
         "signatures.yaml:5:3: entry 'old-torch': affects: torch: '2.6+' is not a range"
     )
+
+
+def test_a_broken_catalog_is_one_line_from_the_command_and_exit_2(tmp_path: Path):
+    path = tmp_path / "signatures.yaml"
+    path.write_text(ENTRY.replace("{fields}", '      good: "2.5.1"'))
+    proc = subprocess.run(
+        [sys.executable, "-m", "audiomatrix", "boundaries", "--catalog", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"{path}:7:7: entry 'old-torch': measured.0: lacks bad, probe, python, date "
+        f"(or `unmeasured: why`){FIX}"
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "audiomatrix", "boundaries", "--entry", "weights-only-xts"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "no catalog entry 'weights-only-xts' (did you mean 'weights-only-xtts'?)"
+    )
+
+
+SMALL = """\
+# Known failures (a comment the write keeps)
+
+- id: first
+  title: t
+  pattern: "boom"
+  affects:
+    torch: "<2.6"  # a comment inside the entry
+  remedy: r
+  sources: []
+
+# Between the entries.
+- id: second
+  title: t
+  pattern: "bang"
+  affects: {}
+  remedy: r
+  sources: []
+"""
+EDGE = Boundary(
+    package="torch",
+    bound="<2.6",
+    good="2.6.0",
+    bad="2.5.1",
+    pins={"transformers": "5.23.0"},
+    probe="transformers-masking-utils",
+    python="3.11",
+    date=datetime.date(2026, 11, 28),
+)
+
+
+def test_writing_adds_the_measured_block_after_affects_and_nothing_else(tmp_path: Path):
+    path = tmp_path / "signatures.yaml"
+    path.write_text(SMALL, encoding="utf-8")
+    catalogedit.write(path, {"first": [EDGE]})
+    written = path.read_text(encoding="utf-8")
+    block = (
+        "  measured:\n"
+        '    - package: "torch"\n'
+        '      bound: "<2.6"\n'
+        '      good: "2.6.0"\n'
+        '      bad: "2.5.1"\n'
+        '      pins: {"transformers": "5.23.0"}\n'
+        '      probe: "transformers-masking-utils"\n'
+        '      python: "3.11"\n'
+        "      date: 2026-11-28\n"
+    )
+    anchor = '    torch: "<2.6"  # a comment inside the entry\n'
+    assert written == SMALL.replace(anchor, anchor + block)
+    assert signatures.load(path)[0].measured == [EDGE]
+    # The same measurement again changes nothing; a newer one replaces it in place.
+    catalogedit.write(path, {"first": [EDGE]})
+    assert path.read_text(encoding="utf-8") == written
+    catalogedit.write(
+        path, {"first": [EDGE.model_copy(update={"date": datetime.date(2027, 1, 2)})]}
+    )
+    assert path.read_text(encoding="utf-8") == written.replace("2026-11-28", "2027-01-02")
+
+
+def test_writing_the_shipped_catalog_changes_only_the_entry_asked_for(tmp_path: Path):
+    path = tmp_path / "signatures.yaml"
+    original = signatures.catalog_path().read_text(encoding="utf-8")
+    path.write_text(original, encoding="utf-8")
+    entry_id = "transformers-needs-newer-torch"
+    catalogedit.write(
+        path, {entry_id: [EDGE.model_copy(update={"date": datetime.date(2000, 1, 1)})]}
+    )
+    written = path.read_text(encoding="utf-8")
+    assert "date: 2000-01-01" in written
+    stripped = catalogedit.with_measured(written, entry_id, [])
+    assert stripped == catalogedit.with_measured(original, entry_id, [])
+    before = [e for e in signatures.parse(original, "a") if e.id != entry_id]
+    assert [e for e in signatures.parse(written, "a") if e.id != entry_id] == before

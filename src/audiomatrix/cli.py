@@ -345,9 +345,9 @@ def doctor(ctx: typer.Context, matrix: MatrixOption = None) -> None:
     out.print(table)
 
 
-# The image commands (engine, build, smoke, sweep, matrix) and the table's (diff, recommend,
-# show, publish, pull) register themselves on `app`.
-from audiomatrix import cli_images, cli_table  # noqa: E402, F401
+# The image commands (engine, build, smoke, sweep, matrix), the table's (diff, recommend,
+# show, publish, pull) and `boundaries` register themselves on `app`.
+from audiomatrix import cli_boundaries, cli_images, cli_table  # noqa: E402, F401
 
 INTERRUPTED = (
     "interrupted: finished work is kept and nothing was recorded for the work in progress; "

@@ -118,6 +118,12 @@ model.generate
 """
 )
 
+# coqui-tts 0.27's `import TTS` reaches transformers.pytorch_utils.isin_mps_friendly, which
+# transformers 5 no longer has, and declares no upper bound; some of its releases also import
+# six without declaring it (coqui-tts-six-undeclared). Each would hide the failure probed, so
+# its releases get the transformers 4 they were made for, and six.
+_COQUI_27_HELPERS = ("transformers<5", "six")
+
 PROBES: tuple[Probe, ...] = (
     Probe(
         id="torchaudio-round-trip",
@@ -194,8 +200,8 @@ PROBES: tuple[Probe, ...] = (
         id="import-coqui-punctuation",
         entry="coqui-tts-six-undeclared",
         package="coqui-tts",
-        about="import TTS.tts.utils.text.punctuation with coqui-tts and its resolved dependencies",
-        snippet="import TTS.tts.utils.text.punctuation\n",
+        about="TTS/tts/utils/text/punctuation.py (loaded by path) with coqui-tts's dependencies",
+        snippet=_BY_PATH + 'by_path("TTS", "tts/utils/text/punctuation.py")\n',
         pins={"torch": "2.8.0", "torchaudio": "2.8.0"},
     ),
     Probe(
@@ -221,6 +227,7 @@ PROBES: tuple[Probe, ...] = (
         about="import TTS (coqui-tts) on torch 2.9.1 without TorchCodec",
         snippet="import TTS\n",
         pins={"torch": "2.9.1", "torchaudio": "2.9.1"},
+        also=_COQUI_27_HELPERS,
     ),
     Probe(
         id="import-coqui-tts-on-torch",

@@ -141,6 +141,16 @@ def test_every_edge_of_the_catalog_has_a_probe_and_every_probe_an_edge():
     assert len({p.id for p in probes.PROBES}) == len(probes.PROBES)
 
 
+def test_every_edge_of_the_catalog_is_measured_or_says_why_not():
+    for entry in signatures.catalog():
+        recorded = {b.edge() for b in entry.measured}
+        for package, clause in entry.edges():
+            assert (package, clause) in recorded, f"{entry.id}: {package} {clause}"
+        for b in entry.measured:
+            if b.unmeasured is None:
+                assert any(p.id == b.probe for p in probes.PROBES), b.probe
+
+
 def test_too_little_disk_stops_before_anything_is_installed():
     venvs = probevenv.ProbeVenvs(min_free_bytes=10**18)
     probe = probes.probe_for("setuptools-pkg-resources-removed", "setuptools")

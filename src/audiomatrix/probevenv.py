@@ -41,8 +41,9 @@ libraries is about 3 GB in the cache on first download)."""
 _AVUTIL = ("libavutil.so.59", "libavutil.so.58", "libavutil.so.57", "libavutil.so.56")
 """libavutil's sonames for FFmpeg 7, 6, 5 and 4: what TorchCodec loads."""
 _UNREACHABLE = re.compile(
-    r"Failed to establish a new connection|Max retries exceeded|Could not fetch URL|"
-    r"Temporary failure in name resolution|Network is unreachable|timed out",
+    r"Failed to establish a new connection|Max retries exceeded|Could not fetch URL|"  # pip
+    r"Failed to fetch|error sending request|dns error|tcp connect error|"  # uv
+    r"Temporary failure in name resolution|Network is unreachable|Connection refused|timed out",
     re.IGNORECASE,
 )
 

@@ -26,6 +26,7 @@ from audiomatrix import report as report_stage
 from audiomatrix import tox as tox_stage
 from audiomatrix.cells import Cell
 from audiomatrix.selection import SelectError
+from audiomatrix.signatures import CatalogError
 from audiomatrix.spec import MAX_CELLS, Matrix, load
 from audiomatrix.yamlpos import MatrixError
 
@@ -347,9 +348,9 @@ def doctor(ctx: typer.Context, matrix: MatrixOption = None) -> None:
     out.print(table)
 
 
-# The image commands (engine, build, smoke, sweep, matrix) and the table's (diff, recommend,
-# show, publish, pull) register themselves on `app`.
-from audiomatrix import cli_images, cli_table  # noqa: E402, F401
+# The image commands (engine, build, smoke, sweep, matrix), the table's (diff, recommend,
+# show, publish, pull) and `boundaries` register themselves on `app`.
+from audiomatrix import cli_boundaries, cli_images, cli_table  # noqa: E402, F401
 
 INTERRUPTED = (
     "interrupted: finished work is kept and nothing was recorded for the work in progress; "
@@ -390,3 +391,6 @@ def run() -> None:
     except OSError as exc:
         err.print(os_error(exc), markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
+    except CatalogError as exc:
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)

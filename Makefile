@@ -12,10 +12,13 @@ UV := $(if $(shell command -v uv),uv,python3 -m uv)
 
 .PHONY: setup system engine test test-lock test-site test-smoke test-image test-conda test-fault test-boundary lint report publish ci matrix lock cells doctor bench clean
 
-setup: ## uv if missing, .venv, the project and its dev tools
+setup: ## uv if missing, .venv, the project and its dev tools, compiled to bytecode
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@test -x $(BIN)/python || $(UV) venv --quiet $(VENV)
-	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'
+	@# Bytecode written now, so that every later command starts without compiling its imports
+	@# (a shell with PYTHONDONTWRITEBYTECODE set would otherwise compile them on every run).
+	$(BIN)/python -m compileall -q src
 
 system: ## Debian's docker.io, debootstrap, chromium and docker-registry, where missing (root)
 	@missing=""; \

@@ -55,9 +55,9 @@ def disk(cells: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def representative(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def representative(cells: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """Two cells of each of three torch versions of the CUDA line with the most torch
-    versions, and one cell of another line."""
+    versions, and one cell of another line; None when the record holds no such set."""
     by_line: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for cell in cells:
         axes = report.axes_from_id(cell["cell"])
@@ -67,7 +67,9 @@ def representative(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     chosen = [c for t in torches for c in sorted(by_line[line][t], key=lambda c: c["cell"])[:2]]
     other = next((c for name in sorted(by_line) if name != line
                   for t in sorted(by_line[name]) for c in by_line[name][t]), None)  # fmt: skip
-    return chosen + ([other] if other else [])
+    if len(chosen) < 6 or other is None:
+        return None
+    return [*chosen, other]
 
 
 def raw_sync(cell: smoke.CellLock, wheelhouse: Path) -> float:
@@ -128,19 +130,24 @@ def main() -> int:
     sweep = json.loads(args.record.read_text())
     built = [c for c in sweep["per_cell"] if c.get("layers")]
     chosen = representative(built)
+    unmeasured = (
+        f"not measured: the record holds {len(built)} built cells, not two of each of three "
+        "torch versions of one CUDA line plus one of another; rerun the sweep with --record "
+        "over such a set"
+    )
     figures: dict[str, Any] = {
-        "representative": [c["cell"] for c in chosen],
-        "disk": disk(chosen),
-        "disk_sweep": disk(built),
+        "representative": [c["cell"] for c in chosen or ()],
+        "disk": disk(chosen) if chosen else unmeasured,
+        "disk_sweep": disk(built) if chosen else unmeasured,
         "sweep_wall_s": sweep["wall_s"],
         "sweep_peak_disk_gb": sweep["peak_disk_gb"],
         "sweep_cells": sweep["cells"],
         "sweep_statuses": sweep["statuses"],
     }
-    figures["disk_ratio"] = figures["disk"]["ratio"]
+    figures["disk_ratio"] = figures["disk"]["ratio"] if chosen else None
     if not args.no_cold:
         figures |= cold_build(args.cold)
-    selection = [a for c in chosen for a in ("--select", c["cell"])]
+    selection = [a for c in chosen or built for a in ("--select", c["cell"])]
     figures["noop_s"] = fresh_process(str(ROOT / ".venv/bin/audiomatrix"), "sweep", *selection)
     figures["make_matrix_noop_s"] = fresh_process("make", "matrix")
     write_json(OUT, figures)

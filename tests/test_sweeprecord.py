@@ -1,5 +1,6 @@
-"""The sweep's record adds up across resumed runs: a cell skipped as done keeps the entry
-that did it, wall time and peak disk accumulate."""
+"""The sweep's record adds up across resumed runs and selections: a cell skipped as done keeps
+the entry that did it, a cell not selected keeps its entry, wall time and peak disk
+accumulate."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ def test_a_resumed_sweep_keeps_what_earlier_runs_did(tmp_path) -> None:
         pipeline.Step("c", "smoked", tag="img:c", seconds=500.0, layers=(("l1", 5),)),
     ]
     record = sweeprecord.merged(earlier, second, 502.0, 9_000_000_000)
-    assert [e["cell"] for e in record["per_cell"]] == ["a", "c"]
+    # b, not selected this time, keeps its entry: a sweep of another selection adds to the
+    # record instead of replacing it.
+    assert [e["cell"] for e in record["per_cell"]] == ["a", "b", "c"]
     assert record["per_cell"][0]["seconds"] == 600.0 and record["per_cell"][0]["layers"]
-    assert record["statuses"] == {"smoked": 2}
+    assert record["statuses"] == {"smoked": 2, "python unavailable": 1}
     assert record["wall_s"] == 1103.0 and record["runs"] == 2 and record["peak_disk_gb"] == 12.0
     (tmp_path / "damaged.json").write_text("{")
     assert sweeprecord.load(tmp_path / "damaged.json") is None

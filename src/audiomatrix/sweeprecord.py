@@ -29,12 +29,15 @@ def merged(
     previous: dict[str, Any] | None, steps: Sequence[Step], wall_s: float, peak_bytes: int
 ) -> dict[str, Any]:
     """This run's steps over the previous record: a cell this run skipped as unchanged keeps
-    the earlier entry that built and ran it; wall time and peak disk accumulate."""
+    the earlier entry that built and ran it, a cell this run did not select keeps its entry
+    (a sweep of another selection adds to the record), and wall time and peak disk
+    accumulate."""
     earlier = {e["cell"]: e for e in (previous or {}).get("per_cell", [])}
-    cells = []
+    fresh = {}
     for step in steps:
         kept = earlier.get(step.cell)
-        cells.append(kept if step.status == "smoke unchanged" and kept else entry(step))
+        fresh[step.cell] = kept if step.status == "smoke unchanged" and kept else entry(step)
+    cells = [fresh.pop(cell, kept) for cell, kept in earlier.items()] + list(fresh.values())
     counts: dict[str, int] = {}
     for cell in cells:
         counts[cell["status"]] = counts.get(cell["status"], 0) + 1

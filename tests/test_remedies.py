@@ -134,6 +134,7 @@ def test_a_check_that_fails_past_the_parents_failure_says_what_it_fails_with_now
     [remedy] = report.build(root, envs, tmp_path / "publications").remedies
     assert (remedy.fixes, remedy.still_fails) == ([], ["xtts"])
     assert remedy.moved_on == {"xtts": "weights-only-xtts"}
+    assert not remedy.minimal  # a change that fixes nothing is not a minimal remedy
     section = render.markdown(report.build(root, envs, tmp_path / "p")).split("Remedies, proven")[1]
     assert "| xtts (now weights-only-xtts) |" in section
 

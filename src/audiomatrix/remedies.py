@@ -41,8 +41,9 @@ class Remedy(BaseModel):
     breaks: list[str]
     """Checks that pass in the parent's run and fail in the remedy cell's."""
     minimal: bool
-    """True when the change is a single item: the parent's failing run shows that nothing
-    less works. A larger change is not claimed minimal, since no run proves each part."""
+    """True when the change is a single item that fixes something: the parent's failing run
+    shows that nothing less works. A larger change is not claimed minimal, since no run
+    proves each part."""
     runs: list[str]
     """The parent's results file, then the remedy cell's."""
 
@@ -61,16 +62,17 @@ def compare(row: Row, parent: Row, change: list[str]) -> Remedy:
     before = {c: _raw(parent, c)[0] for c in shared}
     after = {c: _raw(row, c)[0] for c in shared}
     still = [c for c in shared if before[c] in FAILED and after[c] in FAILED]
+    fixes = [c for c in shared if before[c] in FAILED and after[c] == "pass"]
     return Remedy(
         cell=row.cell,
         repairs=parent.cell,
         change=change,
         where=row.where.kind,
-        fixes=[c for c in shared if before[c] in FAILED and after[c] == "pass"],
+        fixes=fixes,
         still_fails=still,
         moved_on={c: _raw(row, c)[1] for c in still if _raw(row, c)[1] != _raw(parent, c)[1]},
         breaks=[c for c in shared if before[c] == "pass" and after[c] in FAILED],
-        minimal=len(change) == 1,
+        minimal=len(change) == 1 and bool(fixes),
         runs=[parent.source, row.source],
     )
 

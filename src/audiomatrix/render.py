@@ -236,7 +236,8 @@ def _remedies_md(found: Sequence[Remedy]) -> list[str]:
         "A remedy cell is its parent cell with one declared change (`remedy_of` in matrix.yaml), "
         "locked and run like any other. A check it fixes failed in the parent's run and passes "
         "in its own, both raw (without compat), both standing for their cells. A change of one "
-        "item is minimal: the parent's run is the proof that nothing less works; a larger one "
+        "item that fixes a check is minimal: the parent's run is the proof that nothing less "
+        "works; a larger one "
         "is not claimed minimal. A check that still fails, but past the parent's failure, "
         "says what it fails with now.",
         "",

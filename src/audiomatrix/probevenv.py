@@ -19,7 +19,7 @@ from pathlib import Path
 from packaging.specifiers import Specifier
 from packaging.version import Version
 
-from audiomatrix import interpreters, lock
+from audiomatrix import interpreters, uvtool
 from audiomatrix.boundaries import (
     Found,
     NoVerdict,
@@ -67,14 +67,14 @@ class ProbeVenvs:
     _releases: dict[tuple[str, str], list[Version]] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
-        env = {**lock.clean_environment(os.environ), "UV_PYTHON_DOWNLOADS": "never"}
+        env = {**uvtool.clean_environment(os.environ), "UV_PYTHON_DOWNLOADS": "never"}
         env |= {"PIP_CONFIG_FILE": os.devnull, "PYTHONNOUSERSITE": "1"}
         env.pop("PYTHONPATH", None)
         return env
 
     @cached_property
     def uv_cache(self) -> Path:
-        out = subprocess.run([lock.uv_binary(), "cache", "dir"], capture_output=True, text=True)
+        out = subprocess.run([uvtool.uv_binary(), "cache", "dir"], capture_output=True, text=True)
         return Path(out.stdout.strip() or tempfile.gettempdir())
 
     def check_disk(self) -> None:
@@ -103,11 +103,11 @@ class ProbeVenvs:
         if proc.returncode != 0:
             output = proc.stderr or proc.stdout
             kind = IndexUnreachable if _UNREACHABLE.search(output) else NoVerdict
-            raise kind(f"{what} failed: {lock.one_line(output)}")
+            raise kind(f"{what} failed: {uvtool.one_line(output)}")
         return proc.stdout
 
     def _venv(self, root: Path, minor: str, seed: bool = False) -> Path:
-        args = [lock.uv_binary(), "venv", "--quiet", "--python", self.interpreter(minor)]
+        args = [uvtool.uv_binary(), "venv", "--quiet", "--python", self.interpreter(minor)]
         self._run([*args, *(["--seed"] if seed else []), str(root)], 300, "uv venv")
         return root / "bin" / "python"
 
@@ -144,7 +144,7 @@ class ProbeVenvs:
         root = Path(tempfile.mkdtemp(prefix="audiomatrix-probe-"))
         try:
             python = self._venv(root / "venv", probe.python)
-            base = [lock.uv_binary(), "pip", "install", "--quiet", "--python", str(python)]
+            base = [uvtool.uv_binary(), "pip", "install", "--quiet", "--python", str(python)]
             wanted = {p: str(version) for p in (probe.package, *probe.paired)} | probe.pins
             first = [f"{k}=={v}" for k, v in wanted.items() if k not in probe.no_deps]
             what = f"installing {probe.package} {version}"

@@ -59,10 +59,10 @@ def _raw(row: Row, check: str) -> tuple[str | None, str | None]:
 def compare(row: Row, parent: Row, change: list[str]) -> Remedy:
     """The remedy cell's run against its parent's, check by check."""
     shared = [c for c in parent.checks if c in row.checks]
-    before = {c: _raw(parent, c)[0] for c in shared}
-    after = {c: _raw(row, c)[0] for c in shared}
-    still = [c for c in shared if before[c] in FAILED and after[c] in FAILED]
-    fixes = [c for c in shared if before[c] in FAILED and after[c] == "pass"]
+    before = {c: _raw(parent, c) for c in shared}
+    after = {c: _raw(row, c) for c in shared}
+    still = [c for c in shared if before[c][0] in FAILED and after[c][0] in FAILED]
+    fixes = [c for c in shared if before[c][0] in FAILED and after[c][0] == "pass"]
     return Remedy(
         cell=row.cell,
         repairs=parent.cell,
@@ -70,8 +70,8 @@ def compare(row: Row, parent: Row, change: list[str]) -> Remedy:
         where=row.where.kind,
         fixes=fixes,
         still_fails=still,
-        moved_on={c: _raw(row, c)[1] for c in still if _raw(row, c)[1] != _raw(parent, c)[1]},
-        breaks=[c for c in shared if before[c] == "pass" and after[c] in FAILED],
+        moved_on={c: after[c][1] for c in still if after[c][1] != before[c][1]},
+        breaks=[c for c in shared if before[c][0] == "pass" and after[c][0] in FAILED],
         minimal=len(change) == 1 and bool(fixes),
         runs=[parent.source, row.source],
     )

@@ -18,7 +18,9 @@ Each file must hold what `tts()` returns for the same seed, as `save_wav` stores
 `test_xtts_stream` is `Xtts.inference_stream` as the docs' "streaming manually" runs it: with the
 default chunk size (one chunk for the tiny model's few codes) it must give `inference`'s samples
 for the same seed and settings; with two codes per chunk, several chunks must arrive and add up
-to `inference`'s length.
+to `inference`'s length. Both run the library's default sampling settings from the same seed,
+not greedy ones: coqui-tts 0.28's stream generator always samples (`sample_stream`), whatever
+`do_sample` says, and from the same seed the two paths then draw the same codes.
 
 Works for the original `TTS` 0.22 and for `coqui-tts` (both import as `TTS`); nothing here works
 around a library failure: an ImportError, an UnpicklingError or a broken generate is the result.

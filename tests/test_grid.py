@@ -23,7 +23,7 @@ def test_a_grid_per_workload_then_per_other_check(repo: Path) -> None:  # noqa: 
         "xtts", "demucs", "diffrhythm", "torchaudio_io", "torch_load", "accelerator"
     ]  # fmt: skip
     assert [g.title for g in grids.values()][:3] == ["XTTS", "Demucs", "DiffRhythm"]
-    assert grids["xtts"].checks == ["xtts", "xtts_service"]
+    assert grids["xtts"].checks == ["xtts", "xtts_service", "xtts_api", "xtts_stream"]
     xtts = grids["xtts"]
     assert xtts.torch == ["2.5.1", "2.6.0", "2.9.1"]
     assert xtts.python == ["3.10", "3.11", "3.12"]

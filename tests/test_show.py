@@ -33,13 +33,14 @@ def test_show_draws_a_grid_per_workload(repo: Path) -> None:  # noqa: F811
     assert (code, err) == (0, "")
     headings = [line for line in out.splitlines() if line.startswith(("XTTS", "Demucs", "Diff"))]
     assert headings == [
-        "XTTS (xtts + xtts_service): 3 of 4 rows pass as installed, 3 with compat; "
-        "2 declared cells not run",
-        "Demucs (demucs): 3 of 4 rows pass as installed, 4 with compat; 2 declared cells not run",
+        "XTTS (xtts + xtts_service + xtts_api + xtts_stream): 3 of 4 rows pass as installed, 3 "
+        "with compat; 2 declared cells not run",
+        "Demucs (demucs + demucs_file + demucs_mp3): 3 of 4 rows pass as installed, 4 with "
+        "compat; 2 declared cells not run",
         "DiffRhythm (diffrhythm_write): 3 of 4 rows pass as installed, 4 with compat; "
         "2 declared cells not run",
     ]
-    demucs = out.split("Demucs (demucs)")[1].split("DiffRhythm")[0]
+    demucs = out.split("Demucs (demucs + demucs_file + demucs_mp3)")[1].split("DiffRhythm")[0]
     line = next(x for x in demucs.splitlines() if x.startswith("│ 2.9.1"))
     assert line.split("│")[1:-1] == [
         " 2.9.1          ", "               ", "  ✓  1 pass      ", "  ·  1 not run "

@@ -40,7 +40,11 @@ class Check:
 CHECKS: tuple[Check, ...] = (
     Check("xtts", "test_xtts", "xtts"),
     Check("xtts_service", "test_xtts", "xtts"),
+    Check("xtts_api", "test_xtts", "xtts"),
+    Check("xtts_stream", "test_xtts", "xtts"),
     Check("demucs", "test_demucs", "demucs"),
+    Check("demucs_file", "test_demucs", "demucs"),
+    Check("demucs_mp3", "test_demucs", "demucs"),
     Check("diffrhythm_write", "test_diffrhythm", "diffrhythm"),
     Check("torchaudio_io", "test_torchaudio", None),
     Check("torch_load", "test_torch_load", None),

@@ -9,6 +9,19 @@ default the installed torch has), `synthesize` with a speaker WAV (read by the l
 xtts-streaming-server): load once, clone the speaker once with `get_conditioning_latents`, then
 answer three requests with `inference` on the same loaded model.
 
+`test_xtts_api` is what the TTS docs show first: `TTS(model_path=DIR, config_path=DIR/config.json)`
+(the API's Synthesizer loads the folder: model.pth, vocab.json and speakers_xtts.pth, the release's
+voices file), then `tts_to_file` with a voice of the speakers file and with a cloned `speaker_wav`.
+Each file must hold what `tts()` returns for the same seed, as `save_wav` stores it (peak-scaled
+16-bit PCM).
+
+`test_xtts_stream` is `Xtts.inference_stream` as the docs' "streaming manually" runs it: with the
+default chunk size (one chunk for the tiny model's few codes) it must give `inference`'s samples
+for the same seed and settings; with two codes per chunk, several chunks must arrive and add up
+to `inference`'s length. Both run the library's default sampling settings from the same seed,
+not greedy ones: coqui-tts 0.28's stream generator always samples (`sample_stream`), whatever
+`do_sample` says, and from the same seed the two paths then draw the same codes.
+
 Works for the original `TTS` 0.22 and for `coqui-tts` (both import as `TTS`); nothing here works
 around a library failure: an ImportError, an UnpicklingError or a broken generate is the result.
 """
@@ -21,24 +34,27 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiomatrix.suite.smokelib import assert_same_samples, tone
-from audiomatrix.suite.tiny_xtts import SAMPLE_RATE, build
+from audiomatrix.suite.smokelib import CorruptOutput, assert_same_samples, tone, user_device
+from audiomatrix.suite.tiny_xtts import SAMPLE_RATE, build, write_speakers
 
 SPEAKER_RATE = 24000
 INT16_ATOL = 2.0 / 32768  # float -> PCM_16 -> float: scale 32767 on write, 32768 on read
+# The speakers file's voices, by the pitch of the reference WAV each is cloned from. Two, since
+# TTS 0.22's API takes `speaker=` only from a model with more than one.
+VOICES = {"Tiny Low": 110.0, "Tiny High": 180.0}
+# inference_stream and inference differ only in how the GPT's sums are ordered (KV cache vs one
+# pass) for the same sampled codes: float32 rounding (2^-24), grown through the decoder, stays
+# orders below this; cuDNN's default TF32 convolutions (2^-11) on a GPU stay below it too. A
+# different code or latent moves the samples by percents of the peak.
+STREAM_RTOL = 1e-3
+STREAM_CHUNK = 2  # codes per chunk: several chunks from the tiny model's up to 12 codes
 
 
-def _device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _speaker_wav(directory: Path) -> Path:
+def _speaker_wav(directory: Path, freq: float = 140.0, name: str = "speaker") -> Path:
     """Three seconds of a voiced-like tone as a 16-bit mono WAV, as users pass `speaker_wav`."""
-    signal = tone(3.0, SPEAKER_RATE, channels=1, freq=140.0)[0]
-    signal = signal + 0.5 * tone(3.0, SPEAKER_RATE, channels=1, freq=420.0)[0]
-    path = directory / "speaker.wav"
+    signal = tone(3.0, SPEAKER_RATE, channels=1, freq=freq)[0]
+    signal = signal + 0.5 * tone(3.0, SPEAKER_RATE, channels=1, freq=3 * freq)[0]
+    path = directory / f"{name}.wav"
     sf.write(path, 0.8 * signal / np.max(np.abs(signal)), SPEAKER_RATE, subtype="PCM_16")
     return path
 
@@ -63,7 +79,7 @@ def _load(checkpoint_dir: Path, fingerprint: dict[str, float]):
         assert abs(loaded - saved) <= 1e-6 * max(1.0, abs(saved)), (
             f"load_checkpoint left {key} at other values than model.pth holds"
         )
-    model.to(_device())
+    model.to(user_device())
     return config, model
 
 
@@ -147,4 +163,87 @@ def test_xtts_service(tmp_path: Path) -> None:
         expected = _expected_samples(model, np.asarray(out["gpt_latents"]).shape[1])
         assert abs(wav.size - expected) <= model.hifigan_decoder.output_hop_length, (
             f"request {number}: {wav.size} samples, expected {expected} at {SAMPLE_RATE} Hz"
+        )
+
+
+@pytest.mark.timeout(300)
+def test_xtts_api(tmp_path: Path) -> None:
+    import torch
+    from TTS.api import TTS
+
+    checkpoint_dir, fingerprint = build(tmp_path / "xtts_v2")
+    _, model = _load(checkpoint_dir, fingerprint)
+    voices = {
+        name: model.get_conditioning_latents(audio_path=[str(_speaker_wav(tmp_path, freq, name))])
+        for name, freq in VOICES.items()
+    }
+    write_speakers(checkpoint_dir, voices)
+    del model
+
+    tts = TTS(
+        model_path=str(checkpoint_dir),
+        config_path=str(checkpoint_dir / "config.json"),
+        progress_bar=False,
+    ).to(user_device())
+
+    text = "It took me quite a long time to develop a voice."
+    cloned = _speaker_wav(tmp_path)
+    for label, voice in (
+        ("speaker", {"speaker": "Tiny Low"}),
+        ("speaker_wav", {"speaker_wav": str(cloned)}),
+    ):
+        torch.manual_seed(0)
+        wav = _waveform(tts.tts(text=text, language="en", **voice), f"TTS.tts({label}=...)")
+        path = tmp_path / f"tts_to_file_{label}.wav"
+        torch.manual_seed(0)
+        tts.tts_to_file(text=text, language="en", file_path=str(path), **voice)
+        _check_saved_wav(path, wav, f"TTS.tts_to_file({label}=...)")
+
+
+def _check_saved_wav(path: Path, wav: np.ndarray, what: str) -> None:
+    """`path` holds `wav` as TTS's save_wav stores it: scaled to a 32767 peak, 16-bit mono."""
+    info = sf.info(str(path))
+    if (info.samplerate, info.channels, info.subtype) != (SAMPLE_RATE, 1, "PCM_16"):
+        raise CorruptOutput(
+            f"{what}: stored {info.samplerate} Hz, {info.channels} ch, {info.subtype};"
+            f" expected {SAMPLE_RATE} Hz, 1 ch, PCM_16"
+        )
+    read, _ = sf.read(str(path), dtype="float64")
+    promised = wav.astype(np.float64) * (32767 / max(0.01, float(np.max(np.abs(wav))))) / 32768
+    assert_same_samples(promised, read, INT16_ATOL, what)
+
+
+@pytest.mark.timeout(300)
+def test_xtts_stream(tmp_path: Path) -> None:
+    import torch
+
+    checkpoint_dir, fingerprint = build(tmp_path / "xtts_v2")
+    _, model = _load(checkpoint_dir, fingerprint)
+    latent, embedding = model.get_conditioning_latents(audio_path=[str(_speaker_wav(tmp_path))])
+    text = "It took me quite a long time to develop a voice."
+
+    torch.manual_seed(0)
+    whole = _waveform(model.inference(text, "en", latent, embedding)["wav"], "inference")
+
+    torch.manual_seed(0)
+    chunks = list(model.inference_stream(text, "en", latent, embedding))
+    streamed = _waveform(torch.cat([c.reshape(-1) for c in chunks]), "inference_stream")
+    what = f"inference_stream (default chunk size, {len(chunks)} chunk(s)) vs inference"
+    if streamed.shape != whole.shape:
+        raise CorruptOutput(f"{what}: {streamed.size} samples, inference gave {whole.size}")
+    peak = float(np.max(np.abs(whole)))
+    assert_same_samples(whole, streamed, STREAM_RTOL * peak, what)
+
+    torch.manual_seed(0)
+    chunks = list(
+        model.inference_stream(text, "en", latent, embedding, stream_chunk_size=STREAM_CHUNK)
+    )
+    sizes = [int(c.numel()) for c in chunks]
+    print(f"inference_stream(stream_chunk_size={STREAM_CHUNK}): chunks of {sizes} samples")
+    assert len(chunks) >= 2, f"stream_chunk_size={STREAM_CHUNK} gave {len(chunks)} chunk(s)"
+    streamed = _waveform(torch.cat([c.reshape(-1) for c in chunks]), "inference_stream chunks")
+    if streamed.size != whole.size:
+        raise CorruptOutput(
+            f"inference_stream chunks {sizes} add up to {streamed.size} samples,"
+            f" inference gave {whole.size}"
         )

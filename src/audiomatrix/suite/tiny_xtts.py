@@ -142,6 +142,24 @@ def build(directory: Path, *, seed: int = 0) -> tuple[Path, dict[str, float]]:
     return directory, {key: float(state[key].double().sum()) for key in FINGERPRINT_KEYS}
 
 
+def write_speakers(directory: Path, voices: dict[str, tuple[Any, Any]]) -> Path:
+    """`speakers_xtts.pth` as the release ships it: a torch.save of plain tensors,
+    {name: {"gpt_cond_latent": [1, T, C], "speaker_embedding": [1, 512, 1]}}, which
+    `Xtts.load_checkpoint` reads from the checkpoint folder into its `SpeakerManager`; the
+    libraries unpack each entry by position, so the key order is the release's."""
+    import torch
+
+    path = directory / "speakers_xtts.pth"
+    torch.save(
+        {
+            name: {"gpt_cond_latent": latent.cpu(), "speaker_embedding": embedding.cpu()}
+            for name, (latent, embedding) in voices.items()
+        },
+        path,
+    )
+    return path
+
+
 def write_vocab(path: Path, languages: list[str]) -> int:
     """A small byte-pair vocab in the released vocab.json's shape; returns the text token count.
 

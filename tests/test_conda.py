@@ -316,7 +316,7 @@ def test_lock_cells_dispatches_by_installer(
     results = lock.lock_cells(silent.select([CPU]), silent, tmp_path)
     assert [(r.cell, r.status) for r in results] == [(CPU, lock.Status.CHANNEL_UNREACHABLE)]
     manifest = lock.read_manifest(tmp_path)
-    assert {c["id"] for c in manifest} == {c.id for c in silent.cells}
+    assert {c["id"] for c in manifest["cells"]} == {c.id for c in silent.cells}
 
 
 # --------------------------------------------------------------------------- installs

@@ -20,7 +20,8 @@ def _cells(square: grid.Square) -> list[tuple[str, str | None, str, str]]:
 def test_a_grid_per_workload_then_per_other_check(repo: Path) -> None:  # noqa: F811
     grids = grid.grids(table(repo))
     assert list(grids) == [
-        "xtts", "demucs", "diffrhythm", "torchaudio_io", "torch_load", "accelerator"
+        "xtts", "demucs", "diffrhythm", "xtts_concurrent", "torchaudio_io", "torch_load",
+        "accelerator",
     ]  # fmt: skip
     assert [g.title for g in grids.values()][:3] == ["XTTS", "Demucs", "DiffRhythm"]
     assert grids["xtts"].checks == ["xtts", "xtts_service", "xtts_api", "xtts_stream"]

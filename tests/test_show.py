@@ -68,8 +68,8 @@ def test_show_errors_are_one_line_and_exit_2(repo: Path, tmp_path: Path) -> None
     code, out, err = _show("--table", str(path), "--workload", "karaoke")
     assert (code, out) == (2, "")
     assert err == (
-        "--workload karaoke: choose from xtts, demucs, diffrhythm, torchaudio_io, torch_load, "
-        "accelerator\n"
+        "--workload karaoke: choose from xtts, demucs, diffrhythm, xtts_concurrent, "
+        "torchaudio_io, torch_load, accelerator\n"
     )
     code, _, err = _show("--table", str(tmp_path / "nope.json"))
     assert (code, err) == (2, f"{tmp_path / 'nope.json'}: cannot read: No such file or directory\n")

@@ -183,7 +183,7 @@ def write_manifest(matrix: Matrix, root: Path) -> Path:
     so that the report accounts for cells that never get a folder of their own."""
     path = root / MANIFEST_FILE
     cells = sorted((c.to_dict() for c in matrix.cells), key=lambda c: c["id"])
-    text = json_text({"schema": 1, "cells": cells})
+    text = json_text({"schema": 1, "cells": cells, "reference": list(matrix.file.reference)})
     if not path.exists() or path.read_text() != text:
         write_atomic(path, text)
     return path
@@ -252,6 +252,8 @@ class Manifest(_Record):
 
     schema_: int = Field(alias="schema")
     cells: list[CellData]
+    reference: list[str] = []
+    """matrix.yaml's reference cells, for the report's golden comparison."""
 
 
 def _validated(path: Path, model: type[_Record], fix: str) -> dict[str, Any]:
@@ -261,13 +263,13 @@ def _validated(path: Path, model: type[_Record], fix: str) -> dict[str, Any]:
         raise RecordError(f"{path}: {describe_error(exc)}; {fix}") from None
 
 
-def read_manifest(root: Path) -> list[dict[str, Any]]:
-    """The cells of environments/cells.json ([] when there is none yet); RecordError when
-    it is damaged."""
+def read_manifest(root: Path) -> dict[str, Any]:
+    """environments/cells.json (no cells when there is none yet); RecordError when it is
+    damaged."""
     path = root / MANIFEST_FILE
     if not path.exists():
-        return []
-    return _validated(path, Manifest, "rerun `audiomatrix lock` to rewrite it")["cells"]
+        return {"schema": 1, "cells": [], "reference": []}
+    return _validated(path, Manifest, "rerun `audiomatrix lock` to rewrite it")
 
 
 def read_record(folder: Path) -> dict[str, Any] | None:

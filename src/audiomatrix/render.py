@@ -25,6 +25,7 @@ from audiomatrix.report import (
     CheckRow,
     Compatibility,
     Missing,
+    Outcome,
     Row,
     table_json,
     version_key,
@@ -132,8 +133,9 @@ def markdown(table: Compatibility) -> str:
         "",
         "Each check reads `raw → with compat` (`audiomatrix.compat` applied). Statuses: "
         "pass, fail, corrupt (ran but wrote wrong audio), hang (timed out), crash (killed), "
-        "skip (not applicable here, e.g. no GPU). A failure names its signature; see the "
-        "[legend](#signatures).",
+        "skip (not applicable here, e.g. no GPU), drift (passed, but its outputs left the "
+        "reference cell's beyond float32 rounding; see [golden outputs](#golden-outputs)). "
+        "A failure names its signature; see the [legend](#signatures).",
         "",
         "## Results",
         "",
@@ -142,6 +144,7 @@ def markdown(table: Compatibility) -> str:
     lines += _published_md(table.rows)
     lines += _gpu_md([*table.rows, *table.apart])
     lines += _remedies_md(table.remedies)
+    lines += _goldens_md(table.rows)
     lines += _apart_md(table.apart)
     lines += ["", "## Signatures", ""]
     if not table.signatures:
@@ -258,6 +261,50 @@ def _remedies_md(found: Sequence[Remedy]) -> list[str]:
             "yes" if r.minimal else "not claimed", runs,
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _golden_md(outcome: Outcome | None) -> str:
+    """`match 3.1e-07 ≤ 0.0067, control 0.049` for one mode's comparison."""
+    golden = outcome.golden if outcome else None
+    if golden is None:
+        return NONE
+    error = "other shape" if golden.error is None else f"{golden.error:.2g}"
+    control = NONE if golden.control is None else f"{golden.control:.2g}"
+    said = f"{golden.verdict} {error} (tolerance {golden.tolerance:.2g}, control {control})"
+    return _md(said + (f": {golden.detail}" if golden.detail and golden.verdict != "match" else ""))
+
+
+def _goldens_md(rows: Sequence[Row]) -> list[str]:
+    """Each compared check of each row: its outputs' error against the reference cell's."""
+    compared = [
+        (row, name, check)
+        for row in rows
+        for name, check in row.checks.items()
+        if any(o and o.golden for o in (check.raw, check.compat))
+    ]
+    if not compared:
+        return []
+    lines = [
+        "",
+        "## Golden outputs",
+        "",
+        "The model checks build their tiny models from the same fixed weights in every cell and "
+        "fingerprint what they output. Each row's outputs are compared with the reference "
+        "cell's (`reference:` in matrix.yaml): the relative error, against the tolerance that "
+        "float32 arithmetic allows the model (u = 2^-24 times the sum of its layers' fan-ins). "
+        "Beyond it, a pass is drift. The control is the same model with its weights moved by "
+        "1% of their scale; it must land beyond the tolerance, or the comparison is unproven.",
+        "",
+        "| cell | check | raw | with compat | reference |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row, name, check in compared:
+        reference = next(o.golden.reference for o in (check.raw, check.compat) if o and o.golden)
+        lines.append(
+            f"| `{row.cell}` | {name} | {_golden_md(check.raw)} | {_golden_md(check.compat)} "
+            f"| `{reference}` |"
+        )
     return lines
 
 

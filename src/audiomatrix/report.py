@@ -24,7 +24,7 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict
 
-from audiomatrix import evidence, gpu, lock, publications, remedies, results, signatures
+from audiomatrix import evidence, goldens, gpu, lock, publications, remedies, results, signatures
 from audiomatrix.files import describe_error, json_text, read_text, sha256_file
 from audiomatrix.gpu import Kernels
 from audiomatrix.remedies import Remedy
@@ -64,11 +64,14 @@ class Axes(_Model):
 class Outcome(_Model):
     """One check in one mode: its status and, when it failed, the known signature."""
 
-    status: Status
+    status: Status | Literal["drift"]
+    """As the check ended, or `drift`: it passed, but its outputs left the reference's."""
     signature: str | None = None
     first_error: str | None = None
     log: str | None = None
     """The check's log, relative to the repository (results/<cell>/logs/...)."""
+    golden: goldens.Golden | None = None
+    """Its outputs against the reference cell's, where both made them."""
 
 
 class CheckRow(_Model):
@@ -379,17 +382,20 @@ def _records(
     return records, damaged
 
 
+def read_declared(environments: Path) -> tuple[dict[str, Any], list[results.Damaged]]:
+    """environments/cells.json (empty, and listed as damaged, when it cannot be used)."""
+    try:
+        return lock.read_manifest(environments), []
+    except lock.RecordError as exc:
+        shown = f"{environments.name}/{lock.MANIFEST_FILE}"
+        return {"cells": [], "reference": []}, [results.Damaged.of(shown, exc)]
+
+
 def missing_cells(
-    environments: Path, covered: set[str], records: dict[str, Any]
-) -> tuple[list[Missing], list[results.Damaged]]:
+    environments: Path, declared: dict[str, Any], covered: set[str], records: dict[str, Any]
+) -> list[Missing]:
     """Declared or locked cells without a row, and why (not buildable, a lock status, or
     not run yet)."""
-    damaged = []
-    try:
-        declared = {c["id"]: c for c in lock.read_manifest(environments)}
-    except lock.RecordError as exc:
-        declared = {}
-        damaged.append(results.Damaged.of(f"{environments.name}/{lock.MANIFEST_FILE}", exc))
     folders = {p.parent.name for p in environments.glob(f"*/{lock.CELL_FILE}")}
     missing = []
     for cell in sorted((set(declared) | folders) - covered):
@@ -411,7 +417,28 @@ def missing_cells(
             )
         )
     missing.sort(key=lambda m: sort_key(m.axes))
-    return missing, damaged
+    return missing
+
+
+def with_goldens(row: Row, judged: dict[goldens.Key, goldens.Golden]) -> Row:
+    """The row with each compared check's golden verdict; a pass that drifted is `drift`."""
+    checks = dict(row.checks)
+    for (name, mode), golden in judged.items():
+        outcome = getattr(checks.get(name) or CheckRow(), mode)
+        if outcome is None:
+            continue
+        drifted = golden.verdict == "drift" and outcome.status == "pass"
+        update = {"golden": golden, **({"status": "drift"} if drifted else {})}
+        checks[name] = checks[name].model_copy(update={mode: outcome.model_copy(update=update)})
+    return row.model_copy(update={"checks": checks})
+
+
+def compare_goldens(made: list[tuple[Row, results.RunResult]], preferred: list[str]) -> list[Row]:
+    """Every standing, current row's outputs against the reference cells' runs."""
+    current = [(row, run) for row, run in made if not row.differs and not row.stale]
+    found = goldens.references([(row.cell, run.modes) for row, run in current], preferred)
+    judged = {id(row): goldens.judge(run.modes, found) for row, run in current}
+    return [with_goldens(row, judged[id(row)]) if id(row) in judged else row for row, _ in made]
 
 
 def build(results_root: Path, environments: Path, published: Path) -> Compatibility:
@@ -422,14 +449,17 @@ def build(results_root: Path, environments: Path, published: Path) -> Compatibil
     folders = {p.parent.name for p in environments.glob(f"*/{lock.CELL_FILE}")}
     records, bad_records = _records(environments, folders | {run.cell for _, run in latest})
     pushed, bad_publications = publications.read_all(published)
-    rows = []
+    manifest, bad_manifest = read_declared(environments)
+    made = []
     for path, run in latest:
         pins = lock_pins(environments, run.cell)
         row = make_row(path, run, records.get(run.cell), results_root, made_with, pins)
-        rows.append(row.model_copy(update={"published": publications.for_row(pushed, row)}))
+        made.append((row.model_copy(update={"published": publications.for_row(pushed, row)}), run))
+    rows = compare_goldens(made, manifest["reference"])
     rows.sort(key=lambda r: sort_key(r.axes, r.where.kind))
     standing = [r for r in rows if not r.differs]
-    missing, bad_manifest = missing_cells(environments, {r.cell for r in standing}, records)
+    declared = {c["id"]: c for c in manifest["cells"]}
+    missing = missing_cells(environments, declared, {r.cell for r in standing}, records)
     names = list(CHECKS) + sorted({c for r in rows for c in r.checks} - set(CHECKS))
     return Compatibility(
         provenance=made_with,

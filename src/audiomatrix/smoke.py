@@ -199,16 +199,17 @@ def uv_environment() -> dict[str, str]:
 def install_steps(
     cell: CellLock, venv: Path, python: str, uv: str, relative: bool = False
 ) -> list[list[str]]:
-    """uv venv + uv pip sync of the cell's lock with its hashes: what `smoke --native` runs,
-    and what `audiomatrix pull` prints (`relative`: the lock as environments/<cell>/...)."""
+    """uv venv + uv pip sync of the cell's lock with its hashes, compiled to bytecode as in
+    the images (else each first import compiles TTS anew): what `smoke --native` runs, and
+    what `audiomatrix pull` prints (`relative`: the lock as environments/<cell>/...)."""
     requirements = (
         Path("environments", cell.cell, cell.requirements.name) if relative else cell.requirements
     )
     return [
         [uv, "venv", "--quiet", "--clear", "--python", python, str(venv)],
         [
-            uv, "pip", "sync", "--quiet", "--require-hashes", "--python", str(venv),
-            *(["--extra-index-url", cell.index] if cell.index else []),
+            uv, "pip", "sync", "--quiet", "--require-hashes", "--compile-bytecode",
+            "--python", str(venv), *(["--extra-index-url", cell.index] if cell.index else []),
             str(requirements),
         ],
     ]  # fmt: skip

@@ -299,6 +299,19 @@ class _Checker:
                 self._check_terms(("selections", name, i), [term], cells)
             self._check_terms(("selections", name), terms, cells)
 
+    def check_references(self, cells: Sequence[Cell]) -> None:
+        """Each reference names a cell of this matrix, once."""
+        ids = {c.id for c in cells}
+        self._check_duplicates(("reference",), self.doc.reference)
+        for i, cell in enumerate(self.doc.reference):
+            if cell not in ids:
+                message = (
+                    f"reference: {shown(cell)} is not a cell of this matrix"
+                    f"{did_you_mean(cell, sorted(ids))}; name a cell id that"
+                    " `audiomatrix cells` lists"
+                )
+                raise self.fail(("reference", i), message)
+
     def _check_terms(
         self, path: tuple[Any, ...], terms: Sequence[str], cells: Sequence[Cell]
     ) -> None:
@@ -324,6 +337,7 @@ def parse(text: str, file: str = "matrix.yaml", max_cells: int = MAX_CELLS) -> M
     checker.run()
     cells = checker.cells(max_cells)
     checker.check_selections(cells)
+    checker.check_references(cells)
     return Matrix(file=doc, cells=cells, path=file)
 
 

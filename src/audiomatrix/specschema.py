@@ -184,3 +184,6 @@ class MatrixFile(_Strict):
     stack: dict[Name, StackValue]
     matrix: Product
     selections: dict[Name, list[str]] = {}
+    reference: list[str] = []
+    """Cells whose outputs the others' are compared with (golden outputs), in order of
+    preference: per check, the first whose run of it passed."""

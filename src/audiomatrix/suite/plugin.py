@@ -1,8 +1,9 @@
 """The pytest plugin every check runs under (`-p audiomatrix.suite.plugin`).
 
 It applies audiomatrix.compat in the compat mode and writes each check's outcome to
-$AUDIOMATRIX_SMOKE_REPORT as a schema.CheckOutcome, so that `corrupt`, the skip reason and
-the first error line reach the runner intact instead of being parsed out of pytest's output.
+$AUDIOMATRIX_SMOKE_REPORT as a schema.CheckOutcome, so that `corrupt`, the skip reason, the
+first error line and the fingerprints of its outputs (golden.record, kept even when a later
+step failed) reach the runner intact instead of being parsed out of pytest's output.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from audiomatrix.suite import golden
 from audiomatrix.suite.schema import CheckOutcome
 from audiomatrix.suite.smokelib import CorruptOutput, compat_enabled
 
@@ -52,7 +54,9 @@ def _outcome(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport
         result = CheckOutcome(check, status, duration, first_line(exconly)[:500])
     else:
         result = CheckOutcome(check, "pass", duration)
-    return asdict(result)
+    recorded = dict(golden.RECORDED)
+    golden.RECORDED.clear()
+    return {**asdict(result), "fingerprints": recorded}
 
 
 def first_line(exconly: str) -> str:

@@ -154,6 +154,7 @@ def run_check(check: str, path: Path, mode: str, out: Path, timeout: float) -> d
             schema.CheckOutcome(
                 **{**base, "status": outcome["status"]},
                 first_error=scrub(first_error) if first_error else None,
+                fingerprints=outcome.get("fingerprints") or {},
             )
         )
     oom = oom_before is not None and (oom_kills() or 0) > oom_before

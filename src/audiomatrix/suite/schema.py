@@ -40,6 +40,7 @@ class Check:
 CHECKS: tuple[Check, ...] = (
     Check("xtts", "test_xtts", "xtts"),
     Check("xtts_service", "test_xtts", "xtts"),
+    Check("xtts_concurrent", "test_xtts", None),
     Check("xtts_api", "test_xtts", "xtts"),
     Check("xtts_stream", "test_xtts", "xtts"),
     Check("demucs", "test_demucs", "demucs"),
@@ -63,6 +64,21 @@ def workloads() -> dict[str, tuple[str, ...]]:
 
 
 @dataclass(frozen=True)
+class Fingerprint:
+    """An output of a check, as golden.record summarises it for the comparison across cells."""
+
+    __pydantic_config__ = _STRICT
+
+    shape: list[int]
+    sketch: list[float]
+    """golden.sketch: signed sums whose distances estimate the output's."""
+    tolerance: float
+    """The relative error float32 arithmetic allows this output (golden.tolerance)."""
+    control_of: str | None = None
+    """For a negative control: the fingerprint it must drift from."""
+
+
+@dataclass(frozen=True)
 class CheckOutcome:
     """One check in one mode, as its process ended."""
 
@@ -75,6 +91,8 @@ class CheckOutcome:
     """`Type: message` of the failure, or the skip reason."""
     log: str | None = None
     """The check's full output, relative to the folder the run was collected into."""
+    fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
+    """Its outputs' fingerprints by name, where it makes them (golden outputs)."""
 
 
 @dataclass(frozen=True)

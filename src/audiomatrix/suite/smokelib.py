@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from audiomatrix.suite import golden
+
 
 class CorruptOutput(AssertionError):
     """A write that returned normally but stored other samples than it was given."""
@@ -19,12 +21,13 @@ def compat_enabled() -> bool:
 
 
 def tone(seconds: float, rate: int, channels: int = 1, freq: float = 220.0) -> np.ndarray:
-    """A float32 [channels, frames] test signal: a sine per channel with a little noise."""
+    """A float32 [channels, frames] test signal: a sine per channel with a little noise, the
+    same samples in every cell (golden outputs start from it)."""
     frames = int(seconds * rate)
     t = np.arange(frames, dtype=np.float64) / rate
-    rng = np.random.default_rng(0)
     rows = [
-        0.4 * np.sin(2 * math.pi * freq * (c + 1) * t) + 0.01 * rng.standard_normal(frames)
+        0.4 * np.sin(2 * math.pi * freq * (c + 1) * t)
+        + golden.stable_uniform(f"tone:{c}", frames, 0.01 * math.sqrt(3))
         for c in range(channels)
     ]
     return np.stack(rows).astype(np.float32)

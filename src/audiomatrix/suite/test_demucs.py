@@ -20,12 +20,14 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import random
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from audiomatrix.suite import golden
 from audiomatrix.suite.smokelib import (
     CorruptOutput,
     aligned_snr_db,
@@ -55,6 +57,23 @@ MP3_MIN_SNR_DB = 20.0
 MP3_MAX_LAG = 2 * MP3_FRAME
 
 
+def _separate(model, mix):
+    """`demucs.separate.main`'s steps on a [channels, frames] mix: normalise, apply_model with
+    the CLI's defaults (its one random shift drawn from a seeded `random`), scale back."""
+    import torch
+    from demucs.apply import apply_model
+
+    ref = mix.mean(0)
+    wav = (mix - ref.mean()) / ref.std()
+    random.seed(0)
+    with torch.no_grad():
+        sources = apply_model(
+            model, wav[None], device=user_device(), shifts=1, split=True, overlap=0.25,
+            progress=False,
+        )[0]  # fmt: skip
+    return sources * ref.std() + ref.mean()
+
+
 def _rescaled(wav: np.ndarray) -> np.ndarray:
     """What save_audio(clip="rescale") promises to store: wav / max(1.01 * peak, 1)."""
     return wav / max(1.01 * float(np.max(np.abs(wav))), 1.0)
@@ -64,27 +83,23 @@ def _rescaled(wav: np.ndarray) -> np.ndarray:
 def test_demucs(tmp_path):
     import soundfile as sf
     import torch
-    from demucs.apply import apply_model
     from demucs.audio import save_audio
     from demucs.states import load_model
 
     from audiomatrix.suite import tiny_demucs
 
-    torch.manual_seed(0)
     path = tiny_demucs.save_package(tiny_demucs.build_model(), tmp_path / "models")
     model = load_model(path)
     model.eval()
     assert list(model.sources) == tiny_demucs.SOURCES, model.sources
     rate = model.samplerate
 
-    wav = torch.from_numpy(tone(1.0, rate, channels=2))
-    ref = wav.mean(0)
-    wav = (wav - ref.mean()) / ref.std()
-    sources = apply_model(
-        model, wav[None], device=user_device(), shifts=1, split=True, overlap=0.25, progress=False
-    )[0]
-    sources = sources * ref.std() + ref.mean()
-    expected_shape = (len(tiny_demucs.SOURCES), 2, wav.shape[-1])
+    mix = torch.from_numpy(tone(1.0, rate, channels=2))
+    sources = _separate(model, mix)
+    golden.record("stems", sources, golden.tolerance(model, user_device()))
+    control = tiny_demucs.build_model(shift=golden.CONTROL_SHIFT)
+    golden.record("control", _separate(control, mix), 0.0, control_of="stems")
+    expected_shape = (len(tiny_demucs.SOURCES), 2, mix.shape[-1])
     assert tuple(sources.shape) == expected_shape, f"apply_model gave {tuple(sources.shape)}"
     assert torch.isfinite(sources).all(), "apply_model gave non-finite samples"
     assert float(sources.abs().max()) > 1e-3, "apply_model gave (near) silence"

@@ -5,9 +5,15 @@
 default the installed torch has), `synthesize` with a speaker WAV (read by the library through
 `torchaudio.load`), then the waveform written and read back with soundfile.
 
-`test_xtts_service` is what a long-lived XTTS server does (the `/tts` route of coqui's
-xtts-streaming-server): load once, clone the speaker once with `get_conditioning_latents`, then
-answer three requests with `inference` on the same loaded model.
+`test_xtts_service` is what an XTTS microservice does (xtts_server: coqui's
+xtts-streaming-server's shape): load once, clone the voice once with
+`get_conditioning_latents`, then answer `POST /tts` over HTTP on loopback, greedy. Three texts
+are served; the same request twice must get the same audio. The first answer is the check's
+golden output (fingerprinted against the reference cell), beside the negative control's.
+
+`test_xtts_concurrent` sends the texts to the same service at once, three rounds, as a thread
+pool serves a FastAPI route: no request may fail, and each answer must be the one the same
+request gets alone.
 
 `test_xtts_api` is what the TTS docs show first: `TTS(model_path=DIR, config_path=DIR/config.json)`
 (the API's Synthesizer loads the folder: model.pth, vocab.json and speakers_xtts.pth, the release's
@@ -28,14 +34,18 @@ around a library failure: an ImportError, an UnpicklingError or a broken generat
 
 from __future__ import annotations
 
+import threading
+import urllib.error
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from audiomatrix.suite import golden, xtts_server
 from audiomatrix.suite.smokelib import CorruptOutput, assert_same_samples, tone, user_device
-from audiomatrix.suite.tiny_xtts import SAMPLE_RATE, build, write_speakers
+from audiomatrix.suite.tiny_xtts import GPT_MAX_AUDIO_TOKENS, SAMPLE_RATE, build, write_speakers
 
 SPEAKER_RATE = 24000
 INT16_ATOL = 2.0 / 32768  # float -> PCM_16 -> float: scale 32767 on write, 32768 on read
@@ -47,6 +57,12 @@ VOICES = {"Tiny Low": 110.0, "Tiny High": 180.0}
 # orders below this; cuDNN's default TF32 convolutions (2^-11) on a GPU stay below it too. A
 # different code or latent moves the samples by percents of the peak.
 STREAM_RTOL = 1e-3
+SERVICE_TEXTS = (
+    "Hello, and welcome to the service.",
+    "The second request uses the same loaded model.",
+    "And a third one, still without loading anything again!",
+)
+CONCURRENT_ROUNDS = 3
 STREAM_CHUNK = 2  # codes per chunk: several chunks from the tiny model's up to 12 codes
 
 
@@ -139,31 +155,81 @@ def test_xtts(tmp_path: Path) -> None:
     assert_same_samples(np.clip(wav, -1.0, 1.0), read, INT16_ATOL, "XTTS waveform as 16-bit WAV")
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_xtts_service(tmp_path: Path) -> None:
-    import torch
-
     checkpoint_dir, fingerprint = build(tmp_path / "xtts_v2")
-    speaker_wav = _speaker_wav(tmp_path)
     _, model = _load(checkpoint_dir, fingerprint)  # once, like a server at startup
+    voice = model.get_conditioning_latents(audio_path=[str(_speaker_wav(tmp_path))])
+    with xtts_server.serving(model, voice, SAMPLE_RATE) as url:
+        alone = [_served(url, text, model) for text in SERVICE_TEXTS]
+        golden.record("request", alone[0], golden.tolerance(model, user_device()))
+        again = _served(url, SERVICE_TEXTS[0], model)
 
-    gpt_cond_latent, speaker_embedding = model.get_conditioning_latents(
-        audio_path=[str(speaker_wav)]
-    )
+    _, control = _load(*build(tmp_path / "control", shift=golden.CONTROL_SHIFT))
+    control_voice = control.get_conditioning_latents(audio_path=[str(_speaker_wav(tmp_path))])
+    control_wav = xtts_server.synthesize(control, control_voice, SERVICE_TEXTS[0], "en")
+    golden.record("control", control_wav, 0.0, control_of="request")
+    if not np.array_equal(again, alone[0]):
+        raise CorruptOutput("the same request twice got different audio")
 
-    requests = [
-        "Hello, and welcome to the service.",
-        "The second request uses the same loaded model.",
-        "And a third one, still without loading anything again!",
-    ]
-    for number, text in enumerate(requests, start=1):
-        torch.manual_seed(number)
-        out = model.inference(text, "en", gpt_cond_latent, speaker_embedding)
-        wav = _waveform(out["wav"], f"request {number}")
-        expected = _expected_samples(model, np.asarray(out["gpt_latents"]).shape[1])
-        assert abs(wav.size - expected) <= model.hifigan_decoder.output_hop_length, (
-            f"request {number}: {wav.size} samples, expected {expected} at {SAMPLE_RATE} Hz"
+
+@pytest.mark.timeout(300)
+def test_xtts_concurrent(tmp_path: Path) -> None:
+    checkpoint_dir, fingerprint = build(tmp_path / "xtts_v2")
+    _, model = _load(checkpoint_dir, fingerprint)
+    voice = model.get_conditioning_latents(audio_path=[str(_speaker_wav(tmp_path))])
+    with xtts_server.serving(model, voice, SAMPLE_RATE) as url:
+        alone = [_served(url, text, model) for text in SERVICE_TEXTS]
+        failed, differ = _concurrent_rounds(url, model, alone)
+    asked = CONCURRENT_ROUNDS * len(SERVICE_TEXTS)
+    if failed:
+        raise AssertionError(
+            f"concurrent requests failed: {len(failed)} of {asked} answered with an error;"
+            f" first {failed[0]}"
         )
+    if differ:
+        raise CorruptOutput(
+            f"concurrent requests: {len(differ)} of {asked} got other audio than the same"
+            f" request alone; first {differ[0]}"
+        )
+
+
+def _served(url: str, text: str, model) -> np.ndarray:
+    """One answer of the service, checked: the promised rate and the length its latents make."""
+    wav, rate = xtts_server.request(url, text)
+    if rate != SAMPLE_RATE:
+        raise CorruptOutput(f"the service answered {rate} Hz, the model makes {SAMPLE_RATE}")
+    wav = _waveform(wav, f"POST /tts {text!r}")
+    longest = _expected_samples(model, GPT_MAX_AUDIO_TOKENS + 2)
+    assert wav.size % model.hifigan_decoder.output_hop_length == 0 and wav.size <= longest, (
+        f"POST /tts {text!r}: {wav.size} samples, not a whole number of hops up to {longest}"
+    )
+    return wav
+
+
+def _concurrent_rounds(url: str, model, alone: list[np.ndarray]) -> tuple[list[str], list[str]]:
+    """Every text at once, CONCURRENT_ROUNDS times, as a thread pool serves them: the
+    requests the service failed, and those answered with other audio than when alone."""
+    failed: list[str] = []
+    differ: list[str] = []
+    for round_ in range(1, CONCURRENT_ROUNDS + 1):
+        barrier = threading.Barrier(len(SERVICE_TEXTS))
+
+        def together(text: str, barrier: threading.Barrier = barrier) -> np.ndarray | str:
+            barrier.wait()
+            try:
+                return _served(url, text, model)
+            except urllib.error.HTTPError as exc:
+                return f"{exc.code} {exc.reason}"
+
+        with ThreadPoolExecutor(len(SERVICE_TEXTS)) as pool:
+            answers = list(pool.map(together, SERVICE_TEXTS))
+        for text, answer, single in zip(SERVICE_TEXTS, answers, alone, strict=True):
+            if isinstance(answer, str):
+                failed.append(f"round {round_} {text[:12]!r}: {answer}")
+            elif answer.shape != single.shape or not np.array_equal(answer, single):
+                differ.append(f"round {round_} {text[:12]!r}")
+    return failed, differ
 
 
 @pytest.mark.timeout(300)

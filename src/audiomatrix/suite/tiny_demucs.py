@@ -1,4 +1,4 @@
-"""A tiny, randomly initialised HTDemucs, saved as a Demucs model package.
+"""A tiny HTDemucs with fixed weights, saved as a Demucs model package.
 
 The package is the dict that `demucs.states.serialize_model` builds (klass, args, kwargs, state,
 training_args), written by `demucs.states.save_with_checksum` (torch.save to a buffer, file name
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+
+from audiomatrix.suite import golden
 
 SOURCES = ["drums", "bass", "other", "vocals"]
 SAMPLERATE = 44100
@@ -40,13 +42,15 @@ TINY_KWARGS = dict(
 )
 
 
-def build_model(seed: int = 0):
-    """A seeded, randomly initialised HTDemucs with TINY_KWARGS."""
+def build_model(shift: float = 0.0):
+    """An HTDemucs with TINY_KWARGS and golden.fixed_weights, the same in every cell (moved
+    by `shift` for the negative control)."""
     import torch
     from demucs.htdemucs import HTDemucs
 
-    torch.manual_seed(seed)
+    torch.manual_seed(0)
     model = HTDemucs(**TINY_KWARGS)
+    golden.fixed_weights(model, shift)
     model.eval()
     return model
 

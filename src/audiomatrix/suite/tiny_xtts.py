@@ -1,4 +1,4 @@
-"""A tiny, randomly initialised XTTS v2 checkpoint, laid out like the released one.
+"""A tiny XTTS v2 checkpoint with fixed weights, laid out like the released one.
 
 The released `coqui/XTTS-v2` folder holds `config.json`, `vocab.json` and `model.pth`, and
 `model.pth` is a `torch.save` pickle of
@@ -38,6 +38,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from audiomatrix.suite import golden
+
 # Where TTS 0.2x defined the config classes: the names the released model.pth pickles.
 LEGACY_CONFIG_MODULE = "TTS.tts.models.xtts"
 # The globals of the released file that torch's weights-only unpickler does not allow by default.
@@ -73,12 +75,13 @@ _CORPUS = [
 ]
 
 
-def build(directory: Path, *, seed: int = 0) -> tuple[Path, dict[str, float]]:
+def build(directory: Path, *, shift: float = 0.0) -> tuple[Path, dict[str, float]]:
     """Write config.json, vocab.json and model.pth of a tiny XTTS v2 into `directory`.
 
-    Returns the directory and the sums of a few saved weights (`FINGERPRINT_KEYS`), so a test
-    can tell weights loaded from model.pth from the fresh random ones `load_checkpoint` starts
-    from.
+    The weights are golden.fixed_weights, the same in every cell (moved by `shift` for the
+    negative control). Returns the directory and the sums of a few saved weights
+    (`FINGERPRINT_KEYS`), so a test can tell weights loaded from model.pth from the fresh
+    random ones `load_checkpoint` starts from.
     """
     import torch
     from TTS.config.shared_configs import BaseDatasetConfig
@@ -120,8 +123,9 @@ def build(directory: Path, *, seed: int = 0) -> tuple[Path, dict[str, float]]:
         max_ref_len=30,
         sound_norm_refs=False,
     )
-    torch.manual_seed(seed)
+    torch.manual_seed(0)
     model = Xtts.init_from_config(config)
+    golden.fixed_weights(model, shift)
     parameters = {name for name, _ in model.named_parameters()}
     state = model.state_dict()
     for key, tensor in state.items():

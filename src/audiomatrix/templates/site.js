@@ -136,10 +136,19 @@
         if (o && o.signature && !seen.includes(o.signature)) seen.push(o.signature);
         if (o && o.first_error) li.append(el("pre", o.first_error));
       });
+      const golden = (c.raw && c.raw.golden) || (c.compat && c.compat.golden);
+      if (golden) li.append(el("div", goldenText(golden), "golden"));
       list.append(li);
     });
     detail.append(list, remedies(seen));
     detail.hidden = false;
+  }
+
+  function goldenText(g) {
+    const error = g.error === null ? "another shape" : g.error.toPrecision(2);
+    const control = g.control === null ? "none" : g.control.toPrecision(2);
+    return `golden output: ${g.verdict}, error ${error} (tolerance ${g.tolerance.toPrecision(2)},` +
+      ` control ${control}) against ${g.reference}` + (g.detail ? `: ${g.detail}` : "");
   }
 
   function hide() {

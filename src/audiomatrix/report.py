@@ -28,6 +28,7 @@ from audiomatrix import evidence, gpu, lock, publications, remedies, results, si
 from audiomatrix.files import describe_error, json_text, read_text, sha256_file
 from audiomatrix.gpu import Kernels
 from audiomatrix.remedies import Remedy
+from audiomatrix.remedysplit import RemedyProof, proof
 from audiomatrix.suite import probe
 from audiomatrix.suite.schema import CHECKS as SUITE_CHECKS
 from audiomatrix.suite.schema import Facts, Host, Mode, Status, workloads
@@ -74,6 +75,8 @@ class Outcome(_Model):
 class CheckRow(_Model):
     raw: Outcome | None = None
     compat: Outcome | None = None
+    remedies: RemedyProof | None = None
+    """Which of compat's remedies make it pass, where it failed raw and passed with compat."""
 
 
 class Row(_Model):
@@ -279,6 +282,14 @@ def _differs(
     )
 
 
+def _check_row(run: results.RunResult, name: str, root: Path) -> CheckRow:
+    """A check's outcome in each mode, and the remedies it was proven to need."""
+    found = {m: _outcome(run.status(m, name), run.cell, root) for m in MODES}
+    raw, compat = (found[m].status if found[m] else None for m in MODES)
+    logs = f"{root.name}/{run.cell}"
+    return CheckRow(**found, remedies=proof(run.remedy_split, name, raw, compat, logs))
+
+
 def make_row(
     path: Path,
     run: results.RunResult,
@@ -291,10 +302,7 @@ def make_row(
     present = {c.check for m in run.modes.values() for c in m}
     names = [c for c in CHECKS if c in present] + sorted(present - set(CHECKS))
     provenance = run.environment.provenance
-    checks = {
-        name: CheckRow(**{m: _outcome(run.status(m, name), run.cell, root) for m in MODES})
-        for name in names
-    }
+    checks = {name: _check_row(run, name, root) for name in names}
     accelerator = (checks.get("accelerator") or CheckRow()).raw
     facts, host = run.environment.facts, run.environment.host
     kernels = gpu.verdicts(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import report, results, smoke, spec
+from audiomatrix import remedysplit, report, results, smoke, spec
 from support import this_host
 
 pytestmark = pytest.mark.smoke
@@ -150,3 +150,36 @@ def test_current_stack_breaks_in_known_ways_and_compat_fixes_the_io(run) -> None
     }
     failing = next(c for c in result.modes["raw"] if c.check == "torch_load")
     assert failing.first_error.startswith("_pickle.UnpicklingError: Weights only load failed")
+
+
+@on_bookworm
+def test_each_fix_of_compat_is_proven_with_the_fewest_remedies(run) -> None:  # type: ignore[no-untyped-def]
+    """The run splits compat for the checks it fixes, each set of remedies in a run of its
+    own: torch 2.9's weights-only torch.load needs the checkpoint allow-list alone, and
+    TorchCodec's int16 write the soundfile-backed save alone."""
+    result, folder = run(CURRENT)
+    split = result.remedy_split
+    assert split is not None
+    assert split.applicable == ["torchaudio_save", "torchaudio_info", "checkpoint_globals"]
+    tried = {(c.check, tuple(c.remedies)): c.status for c in split.checks}
+    assert {check for check, _ in tried} == {"torch_load", "diffrhythm_write", "torchaudio_io"}
+    assert tried[("torch_load", ("checkpoint_globals",))] == "pass"
+    assert tried[("torch_load", ("torchaudio_save",))] == "fail"
+    assert tried[("diffrhythm_write", ("torchaudio_save",))] == "pass"
+    assert tried[("diffrhythm_write", ("checkpoint_globals",))] == "corrupt"
+    for record in split.checks:  # each run's own log, kept with the result
+        assert (folder / result.cell / str(record.log)).is_file()
+    row = report.make_row(
+        folder / result.cell / f"{result.run}.json",
+        result,
+        None,
+        folder,
+        report.current_provenance(),
+        {},
+    )
+    assert remedysplit.summary(row.checks["torch_load"].remedies) == (
+        "proven alone: `checkpoint_globals`"
+    )
+    assert remedysplit.summary(row.checks["diffrhythm_write"].remedies) == (
+        "proven alone: `torchaudio_save`"
+    )

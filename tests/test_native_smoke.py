@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import goldens, report, results, smoke, spec
+from audiomatrix import goldens, remedysplit, report, results, smoke, spec
 from support import this_host
 
 pytestmark = pytest.mark.smoke
@@ -173,3 +173,36 @@ def test_both_stacks_separate_the_golden_track_alike(run) -> None:  # type: igno
         assert found.control is not None and found.control > 10 * found.tolerance
     service = next(c for c in legacy.modes["raw"] if c.check == "xtts_service")
     assert set(service.fingerprints) == {"request", "control"}
+
+
+@on_bookworm
+def test_each_fix_of_compat_is_proven_with_the_fewest_remedies(run) -> None:  # type: ignore[no-untyped-def]
+    """The run splits compat for the checks it fixes, each set of remedies in a run of its
+    own: torch 2.9's weights-only torch.load needs the checkpoint allow-list alone, and
+    TorchCodec's writes (int16 saturated, the encoding ignored) the soundfile-backed save
+    alone."""
+    result, folder = run(CURRENT)
+    split = result.remedy_split
+    assert split is not None
+    assert split.applicable == ["torchaudio_save", "torchaudio_info", "checkpoint_globals"]
+    tried = {(c.check, tuple(c.remedies)): c.status for c in split.checks}
+    assert {check for check, _ in tried} == {"torch_load", "diffrhythm_write", "torchaudio_io"}
+    assert tried[("torch_load", ("checkpoint_globals",))] == "pass"
+    assert tried[("torch_load", ("torchaudio_save",))] == "fail"
+    assert tried[("diffrhythm_write", ("torchaudio_save",))] == "pass"
+    assert tried[("diffrhythm_write", ("checkpoint_globals",))] == "corrupt"
+    for record in split.checks:  # each run's own log, kept with the result
+        assert (folder / result.cell / str(record.log)).is_file()
+    row = report.make_row(
+        folder / result.cell / f"{result.run}.json",
+        result,
+        None,
+        folder,
+        report.current_provenance(),
+        {},
+    )
+    assert remedysplit.summary(row.checks["torch_load"].remedies) == (
+        "proven alone: `checkpoint_globals`"
+    )
+    for check in ("diffrhythm_write", "torchaudio_io"):  # info is checked where it exists
+        assert remedysplit.summary(row.checks[check].remedies) == "proven alone: `torchaudio_save`"

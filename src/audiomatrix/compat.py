@@ -11,6 +11,10 @@ smoke suite). Everything is explicit or opt-in and scoped:
   `torch.serialization.safe_globals`: loading stays `weights_only=True` and admits these
   classes only, never `weights_only=False` for everything.
 - `write_int16_wav`: a correct int16 WAV write (peak-normalised, clamped, PCM_16).
+
+`enable()` applies the code remedies for the whole process, all of them or only the named ones
+(`REMEDIES`), so that each can be proven alone; `applicable()` names those that change
+something in this environment.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,11 @@ DEMUCS_GLOBALS = (
     "demucs.hdemucs.HDemucs",
     "demucs.demucs.Demucs",
 )
+
+REMEDIES = ("torchaudio_save", "torchaudio_load", "torchaudio_info", "checkpoint_globals")
+"""The code remedies `enable()` applies, by name: each torchaudio function routed through
+soundfile, and the finder that allow-lists the checkpoint classes as their modules import."""
+_TORCHAUDIO = "torchaudio_"
 
 _SUBTYPES = {
     ("PCM_S", 16): "PCM_16",
@@ -174,15 +183,22 @@ def torchaudio_remedies() -> dict[str, Any]:
 def soundfile_audio_io(*, force: bool = False) -> Iterator[bool]:
     """Route torchaudio's audio I/O through soundfile inside the block where torchaudio
     gets it wrong (or all of load/save/info with force=True); yields whether it patched."""
+    remedies = {"load": load, "save": save, "info": info} if force else torchaudio_remedies()
+    with _torchaudio_patched(remedies):
+        yield bool(remedies)
+
+
+@contextlib.contextmanager
+def _torchaudio_patched(remedies: dict[str, Any]) -> Iterator[None]:
+    """torchaudio's functions replaced by `remedies` (name -> replacement) inside the block."""
     import torchaudio
 
-    remedies = {"load": load, "save": save, "info": info} if force else torchaudio_remedies()
     missing = object()
     saved = {name: getattr(torchaudio, name, missing) for name in remedies}
     for name, replacement in remedies.items():
         setattr(torchaudio, name, replacement)
     try:
-        yield bool(remedies)
+        yield
     finally:
         for name, original in saved.items():
             if original is missing:
@@ -269,10 +285,37 @@ class _AllowOnImport(importlib.abc.MetaPathFinder):
 _enabled = contextlib.ExitStack()
 
 
-def enable(names: Sequence[str] = XTTS_GLOBALS + DEMUCS_GLOBALS) -> None:
-    """Apply every remedy for the rest of the process: what the smoke suite's compat run
-    does. Libraries should prefer the scoped forms above."""
-    _enabled.enter_context(soundfile_audio_io())
+def applicable() -> list[str]:
+    """The remedies of REMEDIES that change something here, in REMEDIES' order: the
+    torchaudio functions `torchaudio_remedies()` replaces, and the checkpoint allow-list where
+    torch >= 2.6 loads with weights_only=True by default."""
+    found = {f"{_TORCHAUDIO}{name}" for name in torchaudio_remedies()}
+    if _torch_version() >= (2, 6):
+        found.add("checkpoint_globals")
+    return [name for name in REMEDIES if name in found]
+
+
+def enable(
+    names: Sequence[str] = XTTS_GLOBALS + DEMUCS_GLOBALS, *, only: Collection[str] | None = None
+) -> None:
+    """Apply every remedy for the rest of the process (what the smoke suite's compat run
+    does), or only those `only` names (what proves each alone); ValueError for a name that
+    is no remedy. Libraries should prefer the scoped forms above."""
+    chosen = set(REMEDIES if only is None else only)
+    unknown = sorted(chosen - set(REMEDIES))
+    if unknown:
+        raise ValueError(f"unknown remedy {unknown[0]!r} (known: {', '.join(REMEDIES)})")
+    if any(name.startswith(_TORCHAUDIO) for name in chosen):
+        functions = torchaudio_remedies().items()
+        wanted = {n: f for n, f in functions if f"{_TORCHAUDIO}{n}" in chosen}
+        _enabled.enter_context(_torchaudio_patched(wanted))
+    if "checkpoint_globals" in chosen:
+        _allow_on_import(names)
+
+
+def _allow_on_import(names: Sequence[str]) -> None:
+    """Allow-list the named classes of the modules already imported, and of the others as
+    they import."""
     finder = _AllowOnImport(names)
     for module in list(finder.wanted):
         if module in sys.modules:

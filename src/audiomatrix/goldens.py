@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from audiomatrix.suite.schema import CheckOutcome, Fingerprint, Mode
 
 Verdict = Literal["match", "drift", "unproven"]
+RowT = TypeVar("RowT", bound=BaseModel)
+"""report.Row, which imports this module."""
 
 
 class Golden(BaseModel):
@@ -132,3 +134,26 @@ def judge(
             if golden is not None:
                 judged[(outcome.check, mode)] = golden
     return judged
+
+
+def with_verdicts(row: RowT, judged: Mapping[Key, Golden]) -> RowT:
+    """The report row with each compared check's golden verdict; a pass that drifted is
+    `drift`."""
+    checks = dict(row.checks)
+    for (name, mode), golden in judged.items():
+        outcome = getattr(checks[name], mode) if name in checks else None
+        if outcome is None:
+            continue
+        drifted = golden.verdict == "drift" and outcome.status == "pass"
+        update = {"golden": golden, **({"status": "drift"} if drifted else {})}
+        checks[name] = checks[name].model_copy(update={mode: outcome.model_copy(update=update)})
+    return row.model_copy(update={"checks": checks})
+
+
+def compare_rows(made: Sequence[tuple[RowT, Any]], preferred: Sequence[str]) -> list[RowT]:
+    """Every standing, current report row (with the run it came from) against the reference
+    cells' runs; the others unchanged."""
+    current = [(row, run) for row, run in made if not row.differs and not row.stale]
+    found = references([(row.cell, run.modes) for row, run in current], preferred)
+    judged = {id(row): judge(run.modes, found) for row, run in current}
+    return [with_verdicts(row, judged[id(row)]) if id(row) in judged else row for row, _ in made]

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from audiomatrix import remedysplit
 from audiomatrix.remedies import Remedy
 from audiomatrix.render import GPU_WORDS, stack_label, where_label
 from audiomatrix.report import MODES, WORKLOADS, CheckRow, Compatibility, Row, version_key
@@ -115,6 +116,19 @@ def _remedy_sentence(remedy: Remedy) -> str:
     )
 
 
+def _remedies_needed(row: Row, checks: Sequence[str]) -> list[str]:
+    """Which of compat's remedies each asked check that fails raw was proven to need."""
+    proven = {
+        name: remedysplit.summary(found)
+        for name in dict.fromkeys(checks)
+        if (found := (row.checks.get(name) or CheckRow()).remedies) is not None
+    }
+    if not proven:
+        return []
+    said = "; ".join(f"{name} {text}" for name, text in proven.items())
+    return [f"Remedies it needs (each set proven by a run with only that set): {said}."]
+
+
 def recommend(
     table: Compatibility,
     workloads: Sequence[str],
@@ -181,6 +195,7 @@ def recommend(
         ]
         if mode == "compat":
             text.append("No matching row passes them all raw.")
+            text += _remedies_needed(best, checks)
         else:
             newer = [
                 r

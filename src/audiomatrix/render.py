@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from audiomatrix import grid, results
+from audiomatrix import grid, remedysplit, results
 from audiomatrix.files import write_atomic
 from audiomatrix.gpu import Kernels
 from audiomatrix.remedies import Remedy
@@ -46,13 +46,15 @@ def _md(text: object) -> str:
 
 
 def _check_md(row: CheckRow | None) -> str:
-    """`fail → pass`, then the failures' signatures (raw's first), each linked to the legend."""
+    """`fail → pass`, then the failures' signatures (raw's first), each linked to the legend,
+    then which of compat's remedies were proven to make it pass, each linked to its run."""
     if row is None:
         return NONE
     outcomes = (row.raw, row.compat)
     text = " → ".join(o.status if o else NONE for o in outcomes)
     sigs = list(dict.fromkeys(o.signature for o in outcomes if o and o.signature))
-    return text + (f" ({', '.join(f'[{s}](#{s})' for s in sigs)})" if sigs else "")
+    text += f" ({', '.join(f'[{s}](#{s})' for s in sigs)})" if sigs else ""
+    return text + (f"; {remedysplit.summary(row.remedies, link=True)}" if row.remedies else "")
 
 
 def stack_label(versions: dict[str, str | None]) -> str:
@@ -135,7 +137,10 @@ def markdown(table: Compatibility) -> str:
         "pass, fail, corrupt (ran but wrote wrong audio), hang (timed out), crash (killed), "
         "skip (not applicable here, e.g. no GPU), drift (passed, but its outputs left the "
         "reference cell's beyond float32 rounding; see [golden outputs](#golden-outputs)). "
-        "A failure names its signature; see the [legend](#signatures).",
+        "A failure names its signature; see the [legend](#signatures). Where compat fixes a "
+        "check, the check was rerun with fewer of compat's remedies, smallest sets first: "
+        "`proven alone` names the remedies that each make it pass by themselves (each linked "
+        "to that run), `proven together` the smallest set that does when none alone does.",
         "",
         "## Results",
         "",

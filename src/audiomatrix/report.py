@@ -28,6 +28,7 @@ from audiomatrix import evidence, goldens, gpu, lock, publications, remedies, re
 from audiomatrix.files import describe_error, json_text, read_text, sha256_file
 from audiomatrix.gpu import Kernels
 from audiomatrix.remedies import Remedy
+from audiomatrix.remedysplit import RemedyProof, proof
 from audiomatrix.suite import probe
 from audiomatrix.suite.schema import CHECKS as SUITE_CHECKS
 from audiomatrix.suite.schema import Facts, Host, Mode, Status, workloads
@@ -77,6 +78,8 @@ class Outcome(_Model):
 class CheckRow(_Model):
     raw: Outcome | None = None
     compat: Outcome | None = None
+    remedies: RemedyProof | None = None
+    """Which of compat's remedies make it pass, where it failed raw and passed with compat."""
 
 
 class Row(_Model):
@@ -282,6 +285,14 @@ def _differs(
     )
 
 
+def _check_row(run: results.RunResult, name: str, root: Path) -> CheckRow:
+    """A check's outcome in each mode, and the remedies it was proven to need."""
+    found = {m: _outcome(run.status(m, name), run.cell, root) for m in MODES}
+    raw, compat = (found[m].status if found[m] else None for m in MODES)
+    logs = f"{root.name}/{run.cell}"
+    return CheckRow(**found, remedies=proof(run.remedy_split, name, raw, compat, logs))
+
+
 def make_row(
     path: Path,
     run: results.RunResult,
@@ -294,10 +305,7 @@ def make_row(
     present = {c.check for m in run.modes.values() for c in m}
     names = [c for c in CHECKS if c in present] + sorted(present - set(CHECKS))
     provenance = run.environment.provenance
-    checks = {
-        name: CheckRow(**{m: _outcome(run.status(m, name), run.cell, root) for m in MODES})
-        for name in names
-    }
+    checks = {name: _check_row(run, name, root) for name in names}
     accelerator = (checks.get("accelerator") or CheckRow()).raw
     facts, host = run.environment.facts, run.environment.host
     kernels = gpu.verdicts(
@@ -420,27 +428,6 @@ def missing_cells(
     return missing
 
 
-def with_goldens(row: Row, judged: dict[goldens.Key, goldens.Golden]) -> Row:
-    """The row with each compared check's golden verdict; a pass that drifted is `drift`."""
-    checks = dict(row.checks)
-    for (name, mode), golden in judged.items():
-        outcome = getattr(checks.get(name) or CheckRow(), mode)
-        if outcome is None:
-            continue
-        drifted = golden.verdict == "drift" and outcome.status == "pass"
-        update = {"golden": golden, **({"status": "drift"} if drifted else {})}
-        checks[name] = checks[name].model_copy(update={mode: outcome.model_copy(update=update)})
-    return row.model_copy(update={"checks": checks})
-
-
-def compare_goldens(made: list[tuple[Row, results.RunResult]], preferred: list[str]) -> list[Row]:
-    """Every standing, current row's outputs against the reference cells' runs."""
-    current = [(row, run) for row, run in made if not row.differs and not row.stale]
-    found = goldens.references([(row.cell, run.modes) for row, run in current], preferred)
-    judged = {id(row): goldens.judge(run.modes, found) for row, run in current}
-    return [with_goldens(row, judged[id(row)]) if id(row) in judged else row for row, _ in made]
-
-
 def build(results_root: Path, environments: Path, published: Path) -> Compatibility:
     """The table from results/, environments/ and publications/."""
     made_with = current_provenance()
@@ -455,7 +442,7 @@ def build(results_root: Path, environments: Path, published: Path) -> Compatibil
         pins = lock_pins(environments, run.cell)
         row = make_row(path, run, records.get(run.cell), results_root, made_with, pins)
         made.append((row.model_copy(update={"published": publications.for_row(pushed, row)}), run))
-    rows = compare_goldens(made, manifest["reference"])
+    rows = goldens.compare_rows(made, manifest["reference"])
     rows.sort(key=lambda r: sort_key(r.axes, r.where.kind))
     standing = [r for r in rows if not r.differs]
     declared = {c["id"]: c for c in manifest["cells"]}

@@ -17,7 +17,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from audiomatrix.files import describe_error, read_text, write_atomic
-from audiomatrix.suite.schema import FAILED, MODES, CheckOutcome, Environment, Mode, Status
+from audiomatrix.suite.schema import (
+    FAILED,
+    MODES,
+    CheckOutcome,
+    Environment,
+    Mode,
+    RemedySplit,
+    Status,
+)
 
 __all__ = ["FAILED", "MODES", "CheckOutcome", "Environment", "Mode", "Status"]
 SCHEMA_VERSION = 2
@@ -61,6 +69,9 @@ class RunResult(_Model):
     lock_sha256: str
     environment: Environment
     modes: dict[Mode, list[CheckOutcome]]
+    remedy_split: RemedySplit | None = None
+    """The runs with fewer of compat's remedies, where some check failed raw and passed with
+    compat (none in runs from before the split, or with one mode only)."""
 
     def status(self, mode: Mode, check: str) -> CheckOutcome | None:
         return next((c for c in self.modes.get(mode, []) if c.check == check), None)

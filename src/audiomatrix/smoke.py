@@ -28,6 +28,7 @@ from pydantic import TypeAdapter
 from audiomatrix import conda, debs, evidence, interpreters, lock, results, uvtool
 from audiomatrix.files import cache_dir, current_umask, describe_error
 from audiomatrix.suite import schema
+from audiomatrix.suite.split import label
 
 LOCK_MARKER = ".audiomatrix-lock-sha256"
 
@@ -107,8 +108,26 @@ def read_runner_output(out: Path) -> tuple[schema.Environment, dict[str, schema.
     return environment, modes
 
 
+def read_remedy_split(out: Path) -> schema.RemedySplit | None:
+    """The runner's remedies.json (the runs that prove each check's minimal remedy set), or
+    None where it split nothing."""
+    path = out / "remedies.json"
+    if not path.exists():
+        return None
+    try:
+        return _SPLIT.validate_json(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise SmokeError(f"the smoke runner's output is unusable: {describe_error(exc)}") from None
+
+
 _ENVIRONMENT = TypeAdapter(schema.Environment)
 _MODE = TypeAdapter(schema.ModeRecord)
+_SPLIT = TypeAdapter(schema.RemedySplit)
+
+
+def _subset_folder(check: schema.SubsetOutcome) -> str:
+    """Where a check's run with a subset of the remedies keeps its log, below the run's."""
+    return f"remedies/{label(tuple(check.remedies))}"
 
 
 def assemble(
@@ -117,9 +136,13 @@ def assemble(
     environment: schema.Environment,
     modes: Mapping[str, schema.ModeRecord],
     where: Mapping[str, Any],
-    logs: Callable[[str, schema.CheckOutcome], str | None],
+    logs: Callable[[str, schema.CheckOutcome | schema.SubsetOutcome], str | None],
+    split: schema.RemedySplit | None = None,
 ) -> results.RunResult:
     """The RunResult for what the runner wrote (pure, given where the logs went)."""
+    if split is not None:
+        kept = [replace(c, log=logs(_subset_folder(c), c)) for c in split.checks]
+        split = replace(split, checks=kept)
     return results.RunResult(
         cell=cell.cell,
         run=run,
@@ -132,6 +155,7 @@ def assemble(
             mode: [replace(c, log=logs(mode, c)) for c in record.checks]
             for mode, record in modes.items()
         },
+        remedy_split=split,
     )
 
 
@@ -143,6 +167,7 @@ def collect(
     full disk on the way leaves neither, so what is recorded is always a whole run."""
     run = results.run_id(started)
     environment, modes = read_runner_output(out)
+    split = read_remedy_split(out)
     if not modes:
         raise SmokeError(f"{cell.cell}: the smoke runner wrote no results (see its output above)")
     logs = results_root / cell.cell / "logs"
@@ -150,15 +175,17 @@ def collect(
         logs.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".{run}-", dir=logs) as scratch:
 
-            def keep_log(mode: str, check: schema.CheckOutcome) -> str | None:
+            def keep_log(
+                mode: str, check: schema.CheckOutcome | schema.SubsetOutcome
+            ) -> str | None:
                 source = out / str(check.log or "")
                 if not check.log or not source.is_file():
                     return None
-                Path(scratch, mode).mkdir(exist_ok=True)
+                Path(scratch, mode).mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, Path(scratch, mode, f"{check.check}.log"))
                 return f"logs/{run}/{mode}/{check.check}.log"
 
-            result = assemble(cell, run, environment, modes, where, keep_log)
+            result = assemble(cell, run, environment, modes, where, keep_log, split)
             _record_with_logs(results_root, result, Path(scratch), logs / run)
     except OSError as exc:
         raise SmokeError(

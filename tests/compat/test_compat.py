@@ -6,7 +6,9 @@ cells: torch 2.5.1 (torchaudio with its own backends) and torch 2.9.1 (TorchCode
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
 import sys
 
 import numpy as np
@@ -128,3 +130,88 @@ def test_a_moved_class_is_allowed_under_the_name_the_pickle_uses() -> None:
         assert found == [JSONDecodeError]
     else:
         assert found == [(JSONDecodeError, "json.JSONDecodeError")]
+
+
+FRACTION_LOADS = """
+import fractions, sys, torch, torchaudio
+from audiomatrix import compat
+path = sys.argv[1]
+torch.save({"segment": fractions.Fraction(39, 5)}, path)
+original = {name: getattr(torchaudio, name, None) for name in ("load", "save", "info")}
+compat.enable(only=None if sys.argv[2] == "all" else sys.argv[2].split(",")[1:])
+patched = sorted(n for n, f in original.items() if getattr(torchaudio, n, None) is not f)
+try:
+    torch.load(path, weights_only=True)
+    loads = "loads"
+except Exception as exc:
+    loads = type(exc).__name__
+print(",".join(patched) + "|" + loads)
+"""
+
+
+def _enabled(tmp_path, only: str) -> tuple[str, str]:
+    """(the torchaudio functions enable() replaced, whether a pickled Fraction then loads
+    weights-only) in a fresh process: enable() lasts for the rest of its process."""
+    proc = subprocess.run(
+        [sys.executable, "-c", FRACTION_LOADS, str(tmp_path / "f.pt"), only],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    patched, loads = proc.stdout.strip().splitlines()[-1].split("|")
+    return patched, loads
+
+
+def _patched_functions() -> str:
+    """The torchaudio functions all of compat replaces here, as _enabled reports them."""
+    return ",".join(sorted(compat.torchaudio_remedies()))
+
+
+@pytest.mark.skipif(not hasattr(torch.serialization, "add_safe_globals"), reason="torch < 2.4")
+def test_enable_applies_every_remedy_by_default(tmp_path) -> None:
+    assert _enabled(tmp_path, "all") == (_patched_functions(), "loads")
+
+
+@pytest.mark.skipif(not hasattr(torch.serialization, "add_safe_globals"), reason="torch < 2.4")
+def test_enable_only_the_checkpoint_globals_leaves_torchaudio_as_installed(tmp_path) -> None:
+    assert _enabled(tmp_path, "only,checkpoint_globals") == ("", "loads")
+
+
+def test_enable_only_torchaudio_save_replaces_save_alone(tmp_path) -> None:
+    patched, loads = _enabled(tmp_path, "only,torchaudio_save")
+    assert patched == ("save" if "save" in compat.torchaudio_remedies() else "")
+    assert loads == "UnpicklingError"  # the checkpoint allow-list was not applied
+
+
+def test_enable_with_nothing_changes_nothing(tmp_path) -> None:
+    assert _enabled(tmp_path, "only") == ("", "UnpicklingError")
+
+
+def test_enable_refuses_a_name_that_is_no_remedy() -> None:
+    with pytest.raises(ValueError, match=r"unknown remedy 'torch_load' \(known: torchaudio_save"):
+        compat.enable(only=["checkpoint_globals", "torch_load"])
+
+
+def test_applicable_names_the_remedies_that_change_something_here() -> None:
+    torch_version = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
+    expected = {f"torchaudio_{name}" for name in compat.torchaudio_remedies()}
+    expected |= {"checkpoint_globals"} if torch_version >= (2, 6) else set()
+    found = compat.applicable()
+    assert set(found) == expected and set(found) <= set(compat.REMEDIES)
+    assert found == [name for name in compat.REMEDIES if name in found]
+
+
+def test_the_plugin_refuses_an_unknown_remedy_in_one_line(tmp_path) -> None:
+    (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+         "audiomatrix.suite.plugin", str(tmp_path / "test_one.py")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "AUDIOMATRIX_COMPAT": "checkpoint_globals,nope"},
+    )  # fmt: skip
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    said = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert said == [
+        "ERROR: AUDIOMATRIX_COMPAT='checkpoint_globals,nope': unknown remedy 'nope' (known: "
+        "torchaudio_save, torchaudio_load, torchaudio_info, checkpoint_globals); set 1 (all), "
+        "0 (none) or remedy names separated by commas"
+    ]

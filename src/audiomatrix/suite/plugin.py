@@ -1,9 +1,11 @@
 """The pytest plugin every check runs under (`-p audiomatrix.suite.plugin`).
 
-It applies audiomatrix.compat in the compat mode and writes each check's outcome to
-$AUDIOMATRIX_SMOKE_REPORT as a schema.CheckOutcome, so that `corrupt`, the skip reason, the
-first error line and the fingerprints of its outputs (golden.record, kept even when a later
-step failed) reach the runner intact instead of being parsed out of pytest's output.
+It applies the remedies of audiomatrix.compat that $AUDIOMATRIX_COMPAT names (`1` all, as the
+compat mode does; a comma-separated list, as the runs that prove each remedy alone do) and
+writes each check's outcome to $AUDIOMATRIX_SMOKE_REPORT as a schema.CheckOutcome, so that
+`corrupt`, the skip reason, the first error line and the fingerprints of its outputs
+(golden.record, kept even when a later step failed) reach the runner intact instead of being
+parsed out of pytest's output.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pytest
 
 from audiomatrix.suite import golden
 from audiomatrix.suite.schema import CheckOutcome
-from audiomatrix.suite.smokelib import CorruptOutput, compat_enabled
+from audiomatrix.suite.smokelib import CorruptOutput, compat_enabled, compat_selection
 
 _outcomes: list[dict] = []
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -29,7 +31,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if compat_enabled():
         from audiomatrix import compat
 
-        compat.enable()
+        value = os.environ.get("AUDIOMATRIX_COMPAT")
+        try:
+            compat.enable(only=compat_selection(value))
+        except ValueError as exc:
+            raise pytest.UsageError(
+                f"AUDIOMATRIX_COMPAT={value!r}: {exc}; set 1 (all), 0 (none) or remedy names "
+                "separated by commas"
+            ) from None
 
 
 @pytest.hookimpl(hookwrapper=True)

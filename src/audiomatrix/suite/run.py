@@ -4,7 +4,10 @@ Standard library only, because it runs with whatever Python the cell has (an ima
 native venv). A check that outlives its timeout is a `hang`, one killed by a signal a
 `crash` (the kernel's OOM killer named as such); either way the other checks still run.
 Writes <out>/environment.json once, <out>/<mode>.json per mode and each check's full output
-to <out>/logs/<mode>/<check>.log. Stopped by SIGTERM or SIGINT, it stops its checks too.
+to <out>/logs/<mode>/<check>.log. After both modes, each check that failed raw and passed with
+compat is run again with smaller sets of compat's remedies (split.py's search), each set in
+its own process, into <out>/remedies.json and <out>/logs/remedies/<set>/<check>.log. Stopped
+by SIGTERM or SIGINT, it stops its checks too.
 
     python -m audiomatrix.suite.run --out DIR [--mode raw] [--check xtts] [--suite DIR]
 """
@@ -25,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from audiomatrix.suite import probe, schema
+from audiomatrix.suite import probe, schema, split
 
 TIMEOUT_BANNER = "+++++ Timeout +++++"
 CGROUP = Path("/sys/fs/cgroup")
@@ -109,7 +112,11 @@ def stop(signum: int, frame: object) -> None:
     os._exit(128 + signum)
 
 
-def run_check(check: str, path: Path, mode: str, out: Path, timeout: float) -> dict:
+def run_check(
+    check: str, path: Path, mode: str, out: Path, timeout: float, compat: str | None = None
+) -> dict:
+    """The check's CheckOutcome (as a dict) in `mode`, its logs under logs/<mode>/; `compat`
+    is the AUDIOMATRIX_COMPAT it runs with (by default, all remedies in the compat mode)."""
     log = out / "logs" / mode / f"{check}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     report = out / "reports" / mode / f"{check}.json"
@@ -117,7 +124,7 @@ def run_check(check: str, path: Path, mode: str, out: Path, timeout: float) -> d
     env = {
         **os.environ,
         "AUDIOMATRIX_SMOKE_REPORT": str(report),
-        "AUDIOMATRIX_COMPAT": "1" if mode == "compat" else "0",
+        "AUDIOMATRIX_COMPAT": compat or ("1" if mode == "compat" else "0"),
         "PYTHONFAULTHANDLER": "1",
         "PYTHONUNBUFFERED": "1",
     }
@@ -187,6 +194,90 @@ def run_mode(mode: str, chosen: list[tuple[str, Path]], out: Path, timeout: floa
     )
 
 
+APPLICABLE = "import json; from audiomatrix import compat; print(json.dumps(compat.applicable()))"
+
+
+def applicable_remedies(timeout: float) -> list[str] | str:
+    """compat.applicable() as this environment answers it in a process of its own (the
+    runner never imports torch), or the one line that says why it could not."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", APPLICABLE], capture_output=True, text=True,
+            cwd=tempfile.gettempdir(), timeout=timeout,
+        )  # fmt: skip
+        found = json.loads(proc.stdout.strip().splitlines()[-1])
+    except subprocess.TimeoutExpired:
+        return "asking compat which remedies apply timed out"
+    except (IndexError, ValueError):
+        tail = [ln for ln in proc.stderr.splitlines() if ln.strip()][-1:] or ["no output"]
+        return f"asking compat which remedies apply failed: {scrub(tail[0])[:300]}"
+    return [str(name) for name in found]
+
+
+def split_candidates(
+    chosen: list[tuple[str, Path]], raw: schema.ModeRecord, compat: schema.ModeRecord
+) -> list[tuple[str, Path]]:
+    """The checks that failed raw and passed with every remedy: those to split."""
+    before = {c["check"]: c["status"] for c in raw.checks}
+    after = {c["check"]: c["status"] for c in compat.checks}
+    return [
+        (name, path)
+        for name, path in chosen
+        if before.get(name) in schema.FAILED and after.get(name) == "pass"
+    ]
+
+
+def subset_outcome(subset: split.Subset, result: dict) -> schema.SubsetOutcome:
+    """A check's outcome under a subset of the remedies, from run_check's."""
+    return schema.SubsetOutcome(
+        check=result["check"], remedies=list(subset), status=result["status"],
+        duration_s=result["duration_s"], first_error=result.get("first_error"),
+        log=result.get("log"),
+    )  # fmt: skip
+
+
+def split_remedies(
+    candidates: list[tuple[str, Path]], out: Path, timeout: float, jobs: int
+) -> schema.RemedySplit | None:
+    """Each candidate run with the subsets of the applicable remedies, size by size (every
+    candidate's subsets of one size at once), until one passes or none is left; None when
+    there is nothing to split."""
+    if not candidates:
+        return None
+    started = time.time()
+    applicable = applicable_remedies(timeout)
+    if isinstance(applicable, str):
+        print(f"remedies: not split: {applicable}", file=sys.stderr, flush=True)
+        return None
+
+    def run(item: tuple[str, Path, split.Subset]) -> schema.SubsetOutcome:
+        name, path, subset = item
+        mode = f"remedies/{split.label(subset)}"
+        return subset_outcome(subset, run_check(name, path, mode, out, timeout, ",".join(subset)))
+
+    tried: dict[str, dict[split.Subset, str]] = {name: {} for name, _ in candidates}
+    records: list[schema.SubsetOutcome] = []
+    while batch := [
+        (name, path, subset)
+        for name, path in candidates
+        for subset in split.next_subsets(applicable, tried[name])
+    ]:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            done = list(pool.map(run, batch))
+        for record in done:
+            tried[record.check][tuple(record.remedies)] = record.status
+            print(
+                f"only   {record.check:18} {record.status:8} {record.duration_s:7.1f}s "
+                f"{split.label(tuple(record.remedies))}"[:200],
+                flush=True,
+            )
+        records += done
+    return schema.RemedySplit(
+        schema=schema.SCHEMA, started=started, finished=time.time(), applicable=applicable,
+        checks=records,
+    )  # fmt: skip
+
+
 def write_json(path: Path, data: object) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(asdict(data), indent=2))
@@ -216,9 +307,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no check named {args.check}", file=sys.stderr)
         return 2
     write_json(args.out / "environment.json", probe.measure())
+    records = {}
     for mode in args.mode or schema.MODES:
-        write_json(args.out / f"{mode}.json", run_mode(mode, chosen, args.out, args.timeout,
-                                                      args.jobs))  # fmt: skip
+        records[mode] = run_mode(mode, chosen, args.out, args.timeout, args.jobs)
+        write_json(args.out / f"{mode}.json", records[mode])
+    if set(records) == set(schema.MODES):
+        candidates = split_candidates(chosen, records["raw"], records["compat"])
+        found = split_remedies(candidates, args.out, args.timeout, args.jobs)
+        if found is not None:
+            write_json(args.out / "remedies.json", found)
     return 0
 
 

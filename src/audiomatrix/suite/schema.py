@@ -172,3 +172,35 @@ class Environment:
     host: Host
     facts: Facts
     provenance: Provenance
+
+
+@dataclass(frozen=True)
+class SubsetOutcome:
+    """One check run with only some of audiomatrix.compat's remedies applied: the evidence
+    that this set alone makes it pass, or does not."""
+
+    __pydantic_config__ = _STRICT
+
+    check: str
+    remedies: list[str]
+    """The remedies applied (REMEDIES' names, sorted); nothing else of compat was."""
+    status: Status
+    duration_s: float
+    first_error: str | None = None
+    log: str | None = None
+    """The run's full output, relative to the folder the run was collected into."""
+
+
+@dataclass(frozen=True)
+class RemedySplit:
+    """<out>/remedies.json: for each check that failed raw and passed with compat, the runs
+    with smaller sets of remedies, smallest first, up to the first size at which one passed."""
+
+    __pydantic_config__ = _STRICT
+
+    schema: int
+    started: float
+    finished: float
+    applicable: list[str]
+    """The remedies that change something in this environment (compat.applicable())."""
+    checks: list[SubsetOutcome]

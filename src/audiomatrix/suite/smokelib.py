@@ -15,9 +15,19 @@ class CorruptOutput(AssertionError):
     """A write that returned normally but stored other samples than it was given."""
 
 
+def compat_selection(value: str | None) -> tuple[str, ...] | None:
+    """Which of audiomatrix.compat's remedies a value of AUDIOMATRIX_COMPAT applies: `1`
+    all (None), `0` or nothing none, else the comma-separated remedy names."""
+    if value is not None and value.strip() == "1":
+        return None
+    if value is None or value.strip() == "0":
+        return ()
+    return tuple(sorted({name.strip() for name in value.split(",") if name.strip()}))
+
+
 def compat_enabled() -> bool:
-    """True in the run that applies audiomatrix.compat's remedies."""
-    return os.environ.get("AUDIOMATRIX_COMPAT") == "1"
+    """True in a run that applies some of audiomatrix.compat's remedies."""
+    return compat_selection(os.environ.get("AUDIOMATRIX_COMPAT")) != ()
 
 
 def tone(seconds: float, rate: int, channels: int = 1, freq: float = 220.0) -> np.ndarray:

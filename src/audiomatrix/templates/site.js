@@ -115,6 +115,13 @@
     return part;
   }
 
+  // Which of compat's remedies the check was proven to need (remedysplit.summary's words).
+  function proof(p) {
+    if (!p.minimal.length) return "no set smaller than all of compat proven";
+    const sets = p.minimal.map((s) => s.remedies.join(" + ")).join(" or ");
+    return "proven " + (p.minimal[0].remedies.length === 1 ? "alone" : "together") + ": " + sets;
+  }
+
   function show(index) {
     const row = data.rows[index];
     rows.forEach((tr) => tr.classList.toggle("selected", Number(tr.dataset.index) === index));
@@ -132,6 +139,7 @@
       if (!c) return;
       const li = el("li");
       li.append(el("strong", name + ": "), badge(c.raw), " → ", badge(c.compat));
+      if (c.remedies) li.append(" ", el("span", proof(c.remedies), "proof"));
       [c.raw, c.compat].forEach((o) => {
         if (o && o.signature && !seen.includes(o.signature)) seen.push(o.signature);
         if (o && o.first_error) li.append(el("pre", o.first_error));

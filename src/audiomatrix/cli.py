@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from audiomatrix import bake, fanout, publications, query, render
+from audiomatrix import bake, fanout, freshness, publications, query, render
 from audiomatrix import doctor as doctor_stage
 from audiomatrix import lock as lock_stage
 from audiomatrix import report as report_stage
@@ -190,15 +190,32 @@ def lock(ctx: typer.Context, matrix: MatrixOption = None, select: SelectOption =
         raise typer.Exit(1)
 
 
+def _report_inputs(root: Path) -> list[Path]:
+    return [root / "results", root / "environments", root / publications.FOLDER]
+
+
+def _refresh_report(root: Path) -> None:
+    """The report, unless the outputs on disk were written from exactly today's inputs and
+    code (freshness): what `matrix` and `sweep` end with."""
+    if freshness.is_fresh(root, _report_inputs(root), render.output_paths(root)):
+        out.print("report unchanged: written from these very results, locks and code")
+        return
+    _write_report(root)
+
+
 def _write_report(
     root: Path, previous: report_stage.Compatibility | None = None
 ) -> report_stage.Compatibility:
     """The report stage over a repository's results/, environments/ and publications/; what
     changed since a previous table goes into the page."""
-    table = report_stage.build(root / "results", root / "environments", root / publications.FOLDER)
+    inputs = _report_inputs(root)
+    table = report_stage.build(*inputs)
     changes = None if previous is None else query.diff(previous, table)
-    for path in render.write_all(table, root, changes):
+    written = render.write_all(table, root, changes)
+    for path in written:
         out.print(f"wrote {path.relative_to(root)}")
+    if previous is None:  # a page that shows changes depends on a file outside the inputs
+        freshness.record(root, inputs, written)
     for damaged in table.damaged:
         err.print(f"{damaged.path}: {damaged.reason} (listed in the table)", markup=False)
     return table

@@ -38,9 +38,9 @@ from audiomatrix.cli import (
     SelectOption,
     _environments,
     _fail,
+    _refresh_report,
     _run_lock,
     _selected,
-    _write_report,
     app,
     err,
     out,
@@ -295,7 +295,7 @@ def sweep(
     loaded, chosen = _selected(ctx, matrix, select)
     failed = run_images(loaded, _linux(chosen), ca_bundle, keep_images=keep_images,
                         record=record)  # fmt: skip
-    _write_report(Path(loaded.path).parent)
+    _refresh_report(Path(loaded.path).parent)
     if failed:
         raise typer.Exit(1)
 
@@ -316,6 +316,6 @@ def run_matrix(
         raise typer.Exit(1)
     linux = _linux(chosen)
     failed = bool(linux) and run_images(loaded, linux, ca_bundle)
-    _write_report(Path(loaded.path).parent)
+    _refresh_report(Path(loaded.path).parent)
     if failed:
         raise typer.Exit(1)

@@ -435,12 +435,17 @@ def html(table: Compatibility, changes: Sequence[Change] | None = None) -> str:
     )
 
 
+def output_paths(out: Path) -> list[Path]:
+    """COMPATIBILITY.md, compatibility.json and the page, under the repository root `out`."""
+    return [out / MD_FILE, out / JSON_FILE, out / SITE_FILE]
+
+
 def write_all(
     table: Compatibility, out: Path, changes: Sequence[Change] | None = None
 ) -> list[Path]:
     """Write the three forms under `out` (the repository root); returns their paths. `changes`
     (query.diff against a previous table) goes into the page only."""
-    paths = [out / MD_FILE, out / JSON_FILE, out / SITE_FILE]
+    paths = output_paths(out)
     write_atomic(paths[0], markdown(table))
     write_atomic(paths[1], table_json(table))
     write_atomic(paths[2], html(table, changes))

@@ -42,7 +42,7 @@ from audiomatrix.files import (
     write_json,
 )
 from audiomatrix.spec import Matrix
-from audiomatrix.uvtool import clean_environment, one_line, uv_binary
+from audiomatrix.uvtool import UNREACHABLE, clean_environment, one_line, uv_binary
 
 LOCK_FILE = "requirements.txt"
 INPUT_FILE = "requirements.in"
@@ -52,11 +52,6 @@ SCHEMA = 1
 UV_TIMEOUT_S = 900
 PROBE_TIMEOUT_S = 5.0
 
-_NETWORK_FAILURE = re.compile(
-    r"Failed to fetch|error sending request|dns error|Could not connect|tcp connect error|"
-    r"Connection refused|timed out",
-    re.IGNORECASE,
-)
 # uv failing on this machine (a full disk, a read-only folder): says nothing about the cell.
 _LOCAL_FAILURE = re.compile(
     r"No space left on device|Disk quota exceeded|Read-only file system|Permission denied"
@@ -424,7 +419,7 @@ def lock_cell(plan: LockPlan, folder: Path, uv: str, stopper: Stopper | None = N
             if local := _LOCAL_FAILURE.search(stderr):
                 reason = f"{folder}: uv could not write the lock: {local.group(0)}"
                 return LockResult(cell.id, Status.ERROR, f"{reason}; nothing changed")
-            if _NETWORK_FAILURE.search(stderr):
+            if UNREACHABLE.search(stderr):
                 return unreachable(plan, folder, reason, kept=bool(previous))
             return write_finding(plan, folder, Status.UNRESOLVABLE, reason)
         lock_sha = sha256_file(work / LOCK_FILE)

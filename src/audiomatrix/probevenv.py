@@ -7,7 +7,6 @@ hardlinks keep a venv of torch cheap. The search itself is audiomatrix.boundarie
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -40,12 +39,6 @@ MIN_FREE_BYTES = 12 * 10**9
 libraries is about 3 GB in the cache on first download)."""
 _AVUTIL = ("libavutil.so.59", "libavutil.so.58", "libavutil.so.57", "libavutil.so.56")
 """libavutil's sonames for FFmpeg 7, 6, 5 and 4: what TorchCodec loads."""
-_UNREACHABLE = re.compile(
-    r"Failed to establish a new connection|Max retries exceeded|Could not fetch URL|"  # pip
-    r"Failed to fetch|error sending request|dns error|tcp connect error|"  # uv
-    r"Temporary failure in name resolution|Network is unreachable|Connection refused|timed out",
-    re.IGNORECASE,
-)
 
 
 class Unmeasurable(NoVerdict):
@@ -102,7 +95,7 @@ class ProbeVenvs:
             raise NoVerdict(f"{what} took over {timeout} s") from None
         if proc.returncode != 0:
             output = proc.stderr or proc.stdout
-            kind = IndexUnreachable if _UNREACHABLE.search(output) else NoVerdict
+            kind = IndexUnreachable if uvtool.UNREACHABLE.search(output) else NoVerdict
             raise kind(f"{what} failed: {uvtool.one_line(output)}")
         return proc.stdout
 

@@ -15,6 +15,15 @@ from collections.abc import Mapping
 # or find-links to uv.
 _KEPT_UV_VARIABLES = {"UV_CACHE_DIR", "UV_NO_PROGRESS", "UV_CONCURRENT_DOWNLOADS"}
 
+UNREACHABLE = re.compile(
+    r"Failed to fetch|error sending request|dns error|tcp connect error|Could not connect|"  # uv
+    r"Failed to establish a new connection|Max retries exceeded|Could not fetch URL|"  # pip
+    r"Temporary failure in name resolution|Network is unreachable|Connection refused|timed out",
+    re.IGNORECASE,
+)
+"""What uv (locking, installs) or pip (`pip index versions`) says when the index did not
+answer: an outage, which says nothing about what was asked of it."""
+
 
 def clean_environment(env: Mapping[str, str]) -> dict[str, str]:
     """The environment for uv without this machine's index settings."""

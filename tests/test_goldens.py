@@ -172,7 +172,7 @@ def test_the_report_turns_a_drifted_pass_into_drift_and_keeps_the_rest(repo: Pat
     text = render.markdown(table)
     assert "## Golden outputs" in text and "drift (passed, but its outputs left" in text
     line = next(ln for ln in text.splitlines() if ln.startswith(f"| `{OTHER}` | demucs |"))
-    assert "| drift 0.0" in line and f"| `{REFERENCE}` |" in line
+    assert "| drift: error 0.0" in line and f"| `{REFERENCE}` |" in line
 
 
 def test_a_stale_run_is_not_compared(repo: Path) -> None:

@@ -270,13 +270,13 @@ def _remedies_md(found: Sequence[Remedy]) -> list[str]:
 
 
 def _golden_md(outcome: Outcome | None) -> str:
-    """`match 3.1e-07 ≤ 0.0067, control 0.049` for one mode's comparison."""
+    """`match: error 3.1e-07, tolerance 0.0067, control 0.049` for one mode's comparison."""
     golden = outcome.golden if outcome else None
     if golden is None:
         return NONE
     error = "other shape" if golden.error is None else f"{golden.error:.2g}"
     control = NONE if golden.control is None else f"{golden.control:.2g}"
-    said = f"{golden.verdict} {error} (tolerance {golden.tolerance:.2g}, control {control})"
+    said = f"{golden.verdict}: error {error}, tolerance {golden.tolerance:.2g}, control {control}"
     return _md(said + (f": {golden.detail}" if golden.detail and golden.verdict != "match" else ""))
 
 

@@ -136,6 +136,19 @@ def test_unchanged_cell_is_not_relocked(small, tmp_path):
     assert result.status is lock.Status.UNCHANGED
 
 
+def test_an_unchanged_cell_leaves_its_record_untouched(small, tmp_path):
+    """cell.json is the report's input: rewriting it unchanged would make every no-op
+    `make matrix` write the report again."""
+    plan = lock.plan_for(_cell(small, "bookworm-py3.11-torch2.9.1-cu128-bare"), small)
+    folder = tmp_path / plan.cell.id
+    _fake_lock(plan, folder)
+    record = folder / lock.CELL_FILE
+    lock.lock_cell(plan, folder, uv=str(tmp_path / "no-uv"))  # fills the record's defaults
+    before = (record.read_bytes(), record.stat().st_mtime_ns)
+    assert lock.lock_cell(plan, folder, uv=str(tmp_path / "no-uv")).status is lock.Status.UNCHANGED
+    assert (record.read_bytes(), record.stat().st_mtime_ns) == before
+
+
 def test_edited_lock_or_changed_inputs_relock(small, tmp_path):
     plan = lock.plan_for(_cell(small, "bookworm-py3.11-torch2.9.1-cu128-bare"), small)
     folder = tmp_path / plan.cell.id

@@ -50,7 +50,7 @@ def stamp_path(root: Path) -> Path:
 
 
 def _outputs(outputs: Sequence[Path]) -> dict[str, str | None]:
-    return {str(p): sha256_file(p) if p.is_file() else None for p in outputs}
+    return {p.name: sha256_file(p) if p.is_file() else None for p in outputs}
 
 
 def is_fresh(root: Path, inputs: Sequence[Path], outputs: Sequence[Path]) -> bool:

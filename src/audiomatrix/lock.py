@@ -337,8 +337,9 @@ def unreachable(
 
 
 def unchanged(plan: Plan, folder: Path, previous: dict[str, Any]) -> LockResult:
-    """The lock stands; the record follows the cell's attributes (a reason, a runner)."""
-    if previous["cell"] != plan.cell.to_dict():
+    """The lock stands; the record follows the cell's attributes (a reason, a runner), and
+    is left untouched when they are the same (the record as read has its defaults filled)."""
+    if previous["cell"] != CellData.model_validate(plan.cell.to_dict()).model_dump():
         write_json(folder / CELL_FILE, {**previous, "cell": plan.cell.to_dict()})
     return LockResult(plan.cell.id, Status.UNCHANGED)
 

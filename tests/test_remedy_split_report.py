@@ -55,7 +55,8 @@ def _split(logs: str = "") -> schema.RemedySplit:
 
 def test_results_with_and_without_the_split_validate(tmp_path: Path) -> None:
     committed = sorted((REPO / "results").glob("*/*.json"))
-    assert committed and all(results.read(p).remedy_split is None for p in committed[:20])
+    runs = [results.read(p) for p in committed]  # every committed run still validates
+    assert any(r.remedy_split is None for r in runs), "runs from before the split read too"
     with_split = run_result(CELL, RAW, COMPAT).model_copy(
         update={"remedy_split": _split(f"logs/{RUN}/")}
     )

@@ -70,3 +70,21 @@ def test_a_page_with_changes_since_a_previous_table_leaves_no_stamp(repo: Path) 
     freshness.stamp_path(repo).unlink()
     _write_report(repo, previous)
     assert not fresh(repo)
+
+
+def test_a_run_written_while_the_report_is_built_leaves_it_stale(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep may record a run while the report reads: that run is not in the table, so
+    the stamp must not call the table fresh."""
+    build = report.build
+
+    def build_then_a_run_lands(*args: Path) -> report.Compatibility:
+        table = build(*args)
+        later = run_result(CELL, {"xtts": "fail"}, run="20261126T000000Z")
+        results.write(repo / "results", later)
+        return table
+
+    monkeypatch.setattr(report, "build", build_then_a_run_lands)
+    _write_report(repo)
+    assert not fresh(repo)

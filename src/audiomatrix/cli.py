@@ -209,13 +209,14 @@ def _write_report(
     """The report stage over a repository's results/, environments/ and publications/; what
     changed since a previous table goes into the page."""
     inputs = _report_inputs(root)
+    digest = freshness.inputs_digest(inputs)  # before reading: a run written meanwhile counts
     table = report_stage.build(*inputs)
     changes = None if previous is None else query.diff(previous, table)
     written = render.write_all(table, root, changes)
     for path in written:
         out.print(f"wrote {path.relative_to(root)}")
     if previous is None:  # a page that shows changes depends on a file outside the inputs
-        freshness.record(root, inputs, written)
+        freshness.record(root, digest, written)
     for damaged in table.damaged:
         err.print(f"{damaged.path}: {damaged.reason} (listed in the table)", markup=False)
     return table

@@ -68,7 +68,8 @@ def is_fresh(root: Path, inputs: Sequence[Path], outputs: Sequence[Path]) -> boo
     )
 
 
-def record(root: Path, inputs: Sequence[Path], outputs: Sequence[Path]) -> None:
-    """Stamp the outputs just written from these inputs."""
-    stamp = {"inputs": inputs_digest(inputs), "outputs": _outputs(outputs)}
+def record(root: Path, digest: str, outputs: Sequence[Path]) -> None:
+    """Stamp the outputs just written from the inputs `digest` (inputs_digest) describes,
+    taken before they were read: a run written meanwhile leaves the stamp stale."""
+    stamp = {"inputs": digest, "outputs": _outputs(outputs)}
     write_atomic(stamp_path(root), json.dumps(stamp, indent=1) + "\n")

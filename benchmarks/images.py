@@ -6,12 +6,19 @@
   naive per-cell images (no shared layers) would take. For a representative set (at least six
   cells over three torch versions of one CUDA line, plus one cell of another line) and for the
   whole sweep.
+- disk floor: the same set's packages, each distinct wheel counted once (its files
+  unpacked), against each cell counting all of its own. No layer order can share more than
+  identical files, so this is the least any layout could reach.
 - cold build: one cell rebuilt with the layer cache off, against a raw `uv venv` + `uv pip
   sync --compile-bytecode` of the same lock into a fresh venv with an empty uv cache, both
   from the same local wheelhouse (the downloads are shared and happen once per machine, so the
-  ratio is the cost of an image, not of the network).
+  ratio is the cost of an image, not of the network). With it, the build's slowest steps,
+  and the engine's floor: the raw venv stored as one layer (`docker import` of its tar; every
+  way of making an image, a commit, an import or a load, writes each file into the layer
+  store once more and hashes it), raw sync plus that import against raw sync.
 - no-op: `audiomatrix sweep` over the representative cells again, and `make matrix` on the CI
-  selection, each as a fresh process with nothing changed.
+  selection, each as a fresh process with nothing changed (the median of three, after a run
+  that leaves the report's stamp and Python's bytecode).
 
 Usage: python benchmarks/images.py [--record PATH] [--cold CELL] [--no-cold]
 Targets: disk <= 0.35x naive (representative set), cold build <= 2x a raw sync, no-op < 1 s.
@@ -20,11 +27,16 @@ Targets: disk <= 0.35x naive (representative set), cold build <= 2x a raw sync, 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -72,8 +84,53 @@ def representative(cells: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     return [*chosen, other]
 
 
-def raw_sync(cell: smoke.CellLock, wheelhouse: Path) -> float:
-    """uv venv + uv pip sync of the cell's lock from the wheelhouse, as a user would."""
+def unpacked_bytes(wheel: Path) -> int:
+    """What a wheel's files take once installed (bytecode aside)."""
+    with zipfile.ZipFile(wheel) as archive:
+        return sum(info.file_size for info in archive.infolist())
+
+
+def disk_floor(cells: list[dict[str, Any]], wheelhouse: Path) -> dict[str, Any] | str:
+    """Each distinct wheel of the cells' locks once against every cell's own, from the
+    wheelhouse's record of the files each lock installs (written when its image was built)."""
+    sizes: dict[str, int] = {}
+    per_cell = 0
+    for entry in cells:
+        cell = smoke.read_lock(ROOT / "environments", entry["cell"])
+        names = wheelhouse / ".locks" / cell.lock_sha256
+        if not names.is_file():
+            return f"not measured: the wheelhouse has no record of {entry['cell']}'s files"
+        for name in names.read_text().split():
+            if name.endswith(".whl"):
+                size = sizes.setdefault(name, unpacked_bytes(wheelhouse / name))
+                per_cell += size
+    shared = sum(sizes.values())
+    return {
+        "distinct_gb": round(shared / 1e9, 2),
+        "per_cell_gb": round(per_cell / 1e9, 2),
+        "ratio": round(shared / per_cell, 3) if per_cell else 0.0,
+    }
+
+
+def engine_import(folder: Path) -> float:
+    """Seconds the engine takes to store `folder` as one layer (its tar through `docker
+    import`); the image goes again."""
+    api = engine.client()
+    tar = subprocess.Popen(["tar", "-C", str(folder), "-cf", "-", "."], stdout=subprocess.PIPE)
+    assert tar.stdout is not None
+    start = time.perf_counter()
+    answer = api.api.import_image_from_stream(tar.stdout, repository="audiomatrix/bench-import")
+    seconds = time.perf_counter() - start
+    if tar.wait() != 0:
+        raise RuntimeError(f"tar of {folder} failed")
+    image = json.loads(str(answer).strip().splitlines()[-1])["status"]
+    api.images.remove(image, force=True)
+    return seconds
+
+
+def raw_sync(cell: smoke.CellLock, wheelhouse: Path, stored: list[float] | None = None) -> float:
+    """uv venv + uv pip sync of the cell's lock from the wheelhouse, as a user would; with
+    `stored`, the seconds the engine then takes to import the venv are appended to it."""
     with tempfile.TemporaryDirectory() as tmp:
         uv = uvtool.uv_binary()
         env = {**smoke.uv_environment(), "UV_NO_CACHE": "1", "UV_LINK_MODE": "hardlink"}
@@ -87,7 +144,10 @@ def raw_sync(cell: smoke.CellLock, wheelhouse: Path) -> float:
              str(cell.requirements)],
             check=True, env=env,
         )  # fmt: skip
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        if stored is not None:
+            stored.append(engine_import(venv))
+        return seconds
 
 
 def cold_build(cell_id: str) -> dict[str, float]:
@@ -96,12 +156,20 @@ def cold_build(cell_id: str) -> dict[str, float]:
     cell = smoke.read_lock(ROOT / "environments", cell_id)
     wheelhouse = cache_dir() / "wheelhouse"
     fill_wheelhouse(cell, wheelhouse, echo=lambda _: None)
-    raw = raw_sync(cell, wheelhouse)
+    stored: list[float] = []
+    raw = raw_sync(cell, wheelhouse, stored)
     api = engine.client()
     ready = imagebuild.prepare(cell, echo=lambda _: None)
     assert isinstance(ready, imagebuild.Prepared), ready
     kept = imagebuild.find_image(api, ready.tag)
-    built = imagebuild.build(cell, prepared=ready, echo=lambda _: None, force=True)
+    steps: list[tuple[float, str]] = []
+    started = time.perf_counter()
+
+    def step(line: str) -> None:
+        if line.startswith("Step ") or line.startswith("Successfully built"):
+            steps.append((time.perf_counter() - started, re.sub(r"\s+", " ", line)))
+
+    built = imagebuild.build(cell, prepared=ready, echo=lambda _: None, force=True, progress=step)
     assert built.ok, built.detail
     if kept is not None:
         cold = api.images.get(ready.tag).id
@@ -111,14 +179,34 @@ def cold_build(cell_id: str) -> dict[str, float]:
             api.images.remove(cold, force=True)
     else:
         api.images.remove(ready.tag)
-    return {"cold_build_s": round(built.seconds, 1), "raw_sync_s": round(raw, 1),
-            "cold_build_ratio": round(built.seconds / raw, 2)}  # fmt: skip
+    return {
+        "cold_build_s": round(built.seconds, 1),
+        "raw_sync_s": round(raw, 1),
+        "cold_build_ratio": round(built.seconds / raw, 2),
+        "cold_build_slowest": slowest(steps),
+        "engine_import_s": round(stored[0], 1),
+        "engine_floor_ratio": round((raw + stored[0]) / raw, 2),
+    }
 
 
-def fresh_process(*command: str) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-    return round(time.perf_counter() - start, 2)
+def slowest(steps: list[tuple[float, str]], shown: int = 5) -> dict[str, float]:
+    """The build's slowest steps (each until the next began: its run and its commit)."""
+    spans = [(after[0] - before[0], before[1][:100]) for before, after in itertools.pairwise(steps)]
+    return {text: round(seconds, 1) for seconds, text in sorted(spans, reverse=True)[:shown]}
+
+
+def fresh_process(*command: str, runs: int = 3) -> float:
+    """The median wall time of `command` as a fresh process with nothing changed: after one
+    run that leaves what any first run leaves (the report's stamp, Python's bytecode, which
+    PYTHONDONTWRITEBYTECODE would otherwise have every run compile again)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True, env=env)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, cwd=ROOT, check=True, capture_output=True, env=env)
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times), 2)
 
 
 def main() -> int:
@@ -145,6 +233,7 @@ def main() -> int:
         "sweep_statuses": sweep["statuses"],
     }
     figures["disk_ratio"] = figures["disk"]["ratio"] if chosen else None
+    figures["disk_floor"] = disk_floor(chosen, cache_dir() / "wheelhouse") if chosen else unmeasured
     if not args.no_cold:
         figures |= cold_build(args.cold)
     selection = [a for c in chosen or built for a in ("--select", c["cell"])]

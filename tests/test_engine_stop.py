@@ -118,7 +118,7 @@ def _copy_build_images(private: PrivateEngine) -> None:
     """The base and uv images every build starts from, from the machine's engine (where the
     image tests keep them) into the private one, so no test bootstraps a base again."""
     shared = engine.client()
-    wanted = [base.base_spec("debian:bookworm-slim").tag, imagebuild.ensure_uv_image()]
+    wanted = [base.base_spec("debian:bookworm-slim").tag, imagebuild.ensure_uv_image().tag]
     present = [tag for tag in wanted if engine.find_image(shared, tag)]
     if not present:
         return

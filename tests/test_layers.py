@@ -57,3 +57,25 @@ def test_parts_are_stable_text() -> None:
     assert first.cuda.endswith("\n") and "# via" not in first.cuda + first.torch + first.rest
     names = [p.name.lower() for p in parse_lock(first.cuda)]
     assert names == sorted(names)
+
+
+def test_the_shared_part_reads_the_nvidia_entries_exactly_as_a_full_parse() -> None:
+    """shared_cuda scans only the nvidia-* blocks; on every committed lock, and on one that
+    starts and ends with one and has comments between, it finds what parsing all of it finds."""
+
+    def by_full_parse(text: str) -> set[layers.Entry]:
+        return {e for e in layers.entries(text) if layers.SHARED_LIBRARY.match(e.name)}
+
+    edge = (
+        "nvidia-cublas-cu12==12.8.4.1 \\\n    --hash=sha256:" + "b" * 64 + "\n    # via torch\n"
+        "# a comment at the margin\nnumpy==2.3.5 \\\n    --hash=sha256:" + "a" * 64 + "\n"
+        "nvidia-nccl-cu12==2.27.5 \\\n    --hash=sha256:" + "c" * 64
+    )
+    texts = [edge, *(p.read_text() for p in sorted(ENVS.glob("*/requirements.txt")))]
+    assert len(texts) > 10
+    for text in texts:
+        assert layers.shared_cuda([text]) == frozenset(by_full_parse(text))
+    assert {e.name for e in layers.shared_cuda([edge])} == {
+        "nvidia-cublas-cu12",
+        "nvidia-nccl-cu12",
+    }

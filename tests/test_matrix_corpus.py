@@ -19,6 +19,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+import yaml
 
 from audiomatrix import spec, yamlpos
 
@@ -152,3 +153,27 @@ def test_cli_cell_limit_from_the_environment() -> None:
     )
     proc = audiomatrix("--max-cells", "6", "cells", "--matrix", small, "--json")
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*BAD, *GOOD, README.parent / "matrix.yaml", README.parent / "src/audiomatrix/signatures.yaml"],
+    ids=lambda p: p.name,
+)
+def test_libyaml_reads_what_the_python_parser_reads(path: Path) -> None:
+    """The fast parse (libyaml's events, the same composer) accepts only what the pure-Python
+    parse accepts, and reads the same values at the same places; anything else goes to the
+    Python parse, whose words the corpus checks."""
+    if yamlpos._CParser is yaml.parser.Parser:
+        pytest.skip("this PyYAML has no libyaml: every file takes the Python parse")
+    try:
+        text = yamlpos.decode(path.read_bytes(), path.name)
+    except yamlpos.MatrixError:
+        return  # not UTF-8: refused before either parser sees it
+    fast = yamlpos._load_fast(text, path.name)
+    try:
+        python = yamlpos._load_python(text, path.name)
+    except yamlpos.MatrixError:
+        assert fast is None
+        return
+    assert fast is not None and fast == python

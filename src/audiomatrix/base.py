@@ -99,24 +99,26 @@ def image_python(image: Any) -> str | None:
     return (image.labels or {}).get(f"{LABEL}.python")
 
 
-def ensure_base(base: str, echo: Callable[[str], None] = print) -> str:
-    """The tag of a local base image for `base` (e.g. debian:bookworm-slim): an existing
-    bootstrap, else a pull, else a debootstrap build. Raises BaseUnavailable with why."""
+def ensure_base(base: str, echo: Callable[[str], None] = print) -> tuple[str, Any]:
+    """The tag of a local base image for `base` (e.g. debian:bookworm-slim) and the image: an
+    existing bootstrap, else a pull, else a debootstrap build. Raises BaseUnavailable with
+    why."""
     if base in _BASE_FAILURES:
         raise BaseUnavailable(_BASE_FAILURES[base])
     api = client()
     spec = base_spec(base)
     for ref in (spec.tag, base):
-        if find_image(api, ref):
-            return ref
+        found = find_image(api, ref)
+        if found:
+            return ref, found
     try:
-        api.images.pull(base)
-        return base
+        return base, api.images.pull(base)
     except docker.errors.APIError as exc:
         pulled = f"pull failed: {first_line(exc)}"
     echo(f"{base}: {pulled}; bootstrapping from packages")
     try:
-        return bootstrap_base(spec, echo)
+        tag = bootstrap_base(spec, echo)
+        return tag, api.images.get(tag)
     except BaseUnavailable as exc:
         _BASE_FAILURES[base] = f"{base}: {pulled}; {exc}"
         raise BaseUnavailable(_BASE_FAILURES[base]) from None

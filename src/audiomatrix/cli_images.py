@@ -86,7 +86,8 @@ def _linux(cells: list[Cell]) -> list[Cell]:
 def _peak_disk(every_s: float = 5.0) -> Iterator[Callable[[], int]]:
     """Samples the Docker Engine's disk while the block runs: yields a function that gives
     the peak use above the start, in bytes."""
-    root = engine_stage.client().info().get("DockerRootDir") or "/"
+    with engine_stage.engine_call("reading where the engine keeps its images"):
+        root = engine_stage.client().info().get("DockerRootDir") or "/"
     start = shutil.disk_usage(root).used
     peak = [start]
     stop = threading.Event()

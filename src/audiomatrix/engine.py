@@ -31,11 +31,20 @@ class EngineError(Exception):
 
 
 def client(timeout: int = 600) -> docker.DockerClient:
-    """The engine from DOCKER_HOST or the default socket, API version negotiated."""
+    """The engine from DOCKER_HOST or the default socket, API version negotiated once per
+    engine address and process (a stage makes a client per step; asking the version each
+    time was most of a no-op run)."""
+    where = os.environ.get("DOCKER_HOST", "")
     try:
-        return docker.from_env(version="auto", timeout=timeout)
+        made = docker.from_env(version=_API_VERSIONS.get(where, "auto"), timeout=timeout)
     except docker.errors.DockerException as exc:
         raise EngineError(_engine_hint(exc)) from None
+    _API_VERSIONS[where] = made.api.api_version
+    return made
+
+
+_API_VERSIONS: dict[str, str] = {}
+"""The API version each engine address answered with, by DOCKER_HOST ("" for the default)."""
 
 
 def _engine_hint(exc: BaseException) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +100,24 @@ def read_text(path: Path) -> str:
         raise ValueError(
             f"not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})"
         ) from None
+
+
+def kept_answer(binary: Path, question: str, ask: Callable[[], Any]) -> Any:
+    """What `binary` answers to `question` (ask() runs it), asked once per build of it: the
+    answer is kept in the machine cache under the binary's path, size and time, since
+    starting a program to learn its version costs more than a no-op step. A None answer (it
+    did not run) is not kept."""
+    try:
+        resolved = binary.resolve()
+        stat = resolved.stat()
+    except OSError:
+        return ask()
+    identity = f"{question}\0{resolved}\0{stat.st_size}\0{stat.st_mtime_ns}"
+    kept = cache_dir() / "answers" / f"{sha256_bytes(identity.encode())[:24]}.json"
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads(kept.read_text())
+    answer = ask()
+    if answer is not None:
+        with contextlib.suppress(OSError):  # a read-only cache only costs the next start
+            write_atomic(kept, json.dumps(answer))
+    return answer

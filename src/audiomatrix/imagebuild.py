@@ -68,27 +68,36 @@ class BuildResult:
         return self.status in ("built", "unchanged")
 
 
-def _one_file_image(binary: str, arcname: str, repository: str, version: str) -> str:
+@dataclass(frozen=True)
+class Tool:
+    """A tool's one-file image: its tag (a build arg) and its id (part of the content tag)."""
+
+    tag: str
+    id: str
+
+
+def _one_file_image(binary: str, arcname: str, repository: str, version: str) -> Tool:
     """A tool's binary as an image of that one file, at the path its official image has it
     (no registry needed)."""
     api = client()
     tag = f"{repository}:{version}"
-    if find_image(api, tag):
-        return tag
+    found = find_image(api, tag)
+    if found:
+        return Tool(tag, found.id)
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "tool.tar"
         with tarfile.open(archive, "w") as out:
             out.add(binary, arcname=arcname, filter=_normalise)
         api.api.import_image_from_file(str(archive), repository=repository, tag=version)
-    return tag
+    return Tool(tag, api.images.get(tag).id)
 
 
-def ensure_uv_image() -> str:
+def ensure_uv_image() -> Tool:
     """The uv this project locks with, for the Dockerfile's UV_IMAGE."""
     return _one_file_image(uvtool.uv_binary(), "uv", UV_REPO, uvtool.uv_version())
 
 
-def ensure_micromamba_image() -> str | None:
+def ensure_micromamba_image() -> Tool | None:
     """The micromamba on PATH (the one conda-lock solves with in CI) for conda.Dockerfile's
     MICROMAMBA_IMAGE; None where there is none."""
     binary = conda.micromamba()
@@ -223,11 +232,9 @@ def prepare(cell: CellLock, echo: Callable[[str], None] = print) -> Prepared | B
 
     with engine_call(f"the build of {cell.cell}"):
         try:
-            base = ensure_base(cell.record["cell"]["base"], echo)
+            base, base_image = ensure_base(cell.record["cell"]["base"], echo)
         except BaseUnavailable as exc:
             return refused("base unavailable", str(exc))
-        api = client()
-        base_image = api.images.get(base)
         made = None
         if cell.installer == "conda":
             tool = ensure_micromamba_image()
@@ -240,8 +247,8 @@ def prepare(cell: CellLock, echo: Callable[[str], None] = print) -> Prepared | B
             except imageplan.PlanError as exc:
                 return refused(exc.status, exc.detail)
             tool = ensure_uv_image()
-        digest = content_hash(cell, base_image.id, api.images.get(tool).id, made)
-    return Prepared(cell, base, tool, made, cell_tag(cell.cell, digest))
+        digest = content_hash(cell, base_image.id, tool.id, made)
+    return Prepared(cell, base, tool.tag, made, cell_tag(cell.cell, digest))
 
 
 def lock_args(cell: CellLock) -> dict[str, str]:

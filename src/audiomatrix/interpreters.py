@@ -19,8 +19,9 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from audiomatrix.files import cache_dir, write_atomic
+from audiomatrix.files import cache_dir, kept_answer, write_atomic
 
 # Run by the candidate itself: where it lives and what it is.
 _INSPECT = r"""
@@ -66,13 +67,20 @@ def _release(name: str) -> tuple[int, ...]:
 
 
 def inspect(path: Path) -> Interpreter | None:
-    """What `path` is, asked of itself; None when it does not run."""
-    try:
-        proc = subprocess.run(
-            [str(path), "-I", "-c", _INSPECT], capture_output=True, text=True, timeout=60
-        )
-        data = json.loads(proc.stdout)
-    except (OSError, subprocess.TimeoutExpired, ValueError):
+    """What `path` is, asked of itself once per build of it (files.kept_answer); None when it
+    does not run."""
+
+    def ask() -> dict[str, Any] | None:
+        try:
+            proc = subprocess.run(
+                [str(path), "-I", "-c", _INSPECT], capture_output=True, text=True, timeout=60
+            )
+            return dict(json.loads(proc.stdout))
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            return None
+
+    data = kept_answer(path, "python-inspect", ask)
+    if data is None:
         return None
     return Interpreter(
         version=data["version"],

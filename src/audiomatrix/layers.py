@@ -56,9 +56,26 @@ def shared_cuda(locks: Iterable[str]) -> frozenset[Entry]:
     identically: the group's shared CUDA layer. Empty when one lock has none (a CPU build)."""
     common: set[Entry] | None = None
     for text in locks:
-        pins = {e for e in entries(text) if SHARED_LIBRARY.match(e.name)}
+        pins = {e for e in entries(_library_blocks(text)) if SHARED_LIBRARY.match(e.name)}
         common = pins if common is None else common & pins
     return frozenset(common or ())
+
+
+_NEXT_BLOCK = re.compile(r"\n(?=[A-Za-z0-9])")
+
+
+def _library_blocks(lock: str) -> str:
+    """Only the lock's nvidia-* requirements, as written: a group holds dozens of locks of
+    hundreds of requirements, and this is what every build and no-op sweep reads first
+    (str.find, since a MULTILINE `^` makes the regex engine try every position)."""
+    text, blocks = "\n" + lock, []
+    start = text.find("\nnvidia-")
+    while start != -1:
+        end = _NEXT_BLOCK.search(text, start + 1)
+        stop = end.start() if end else len(text)
+        blocks.append(text[start + 1 : stop + 1])
+        start = text.find("\nnvidia-", stop)
+    return "".join(blocks)
 
 
 def split(lock: str, shared: frozenset[Entry]) -> Parts:

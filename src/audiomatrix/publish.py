@@ -281,9 +281,10 @@ def publish_row(
 ) -> Outcome:
     """Push one row's tested image and its SBOM; every outcome is an Outcome, only a
     vanished engine raises."""
-    api = client()
     local_tag = row.where.image or ""
-    found = find_image(api, local_tag)
+    with engine_call(f"the publication of {row.cell}"):
+        api = client()
+        found = find_image(api, local_tag)
     if found is None:
         return Outcome(row.cell, "skipped", f"{local_tag} is not on this machine")
     if found.id != row.where.image_digest:

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-
 from audiomatrix import grid, remedysplit, results
 from audiomatrix.files import write_atomic
 from audiomatrix.gpu import Kernels
@@ -32,6 +30,8 @@ from audiomatrix.report import (
 )
 
 if TYPE_CHECKING:
+    import jinja2
+
     from audiomatrix.query import Change
 
 NONE = "-"
@@ -368,6 +368,8 @@ def _unbuildable_md(cells: Sequence[Missing]) -> list[str]:
 
 
 def _environment() -> jinja2.Environment:
+    import jinja2  # only where a page is rendered: a no-op `make matrix` renders nothing
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader("audiomatrix", "templates"),
         autoescape=True,

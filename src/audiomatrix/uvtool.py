@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Mapping
+from pathlib import Path
+
+from audiomatrix.files import kept_answer
 
 # The UV_* variables kept; any other (and every PIP_*) could bring this machine's index, mirror
 # or find-links to uv.
@@ -55,5 +58,11 @@ def uv_binary() -> str:
 
 
 def uv_version() -> str:
-    out = subprocess.run([uv_binary(), "--version"], capture_output=True, text=True, check=True)
-    return out.stdout.split()[1]
+    """The version of uv_binary(), asked once per build of it (files.kept_answer)."""
+    binary = uv_binary()
+
+    def ask() -> str:
+        done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+        return done.stdout.split()[1]
+
+    return str(kept_answer(Path(binary), "version", ask))

@@ -117,13 +117,19 @@ def decode(data: bytes, file: str) -> str:
 # --------------------------------------------------------------------------- text -> nodes
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing nesting past MAX_DEPTH (its composer recurses per level)
-    and more than MAX_VALUES nodes (a big file stops early, not after seconds)."""
+try:
+    from yaml.cyaml import CParser as _CParser
+except ImportError:  # a PyYAML built without libyaml: every file takes the pure-Python parse
+    _CParser = yaml.parser.Parser  # type: ignore[assignment,misc]
 
-    def __init__(self, text: str, file: str):
-        super().__init__(text)
-        self.file, self.depth, self.nodes = file, 0, 0
+
+class _Limits:
+    """PyYAML's composer, refusing nesting past MAX_DEPTH (it recurses per level) and more
+    than MAX_VALUES nodes (a big file stops early, not after seconds)."""
+
+    file: str
+    depth: int
+    nodes: int
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         self.nodes += 1
@@ -133,16 +139,44 @@ class _Loader(yaml.SafeLoader):
             raise MatrixError(self.file, mark.line + 1, mark.column + 1, message)
         self.depth += 1
         try:
-            return super().compose_node(parent, index)
+            return super().compose_node(parent, index)  # type: ignore[misc]
         finally:
             self.depth -= 1
 
 
-# Dates stay text, as YAML 1.2 reads them: the schema parses its one date from a string, so a
-# quoted and an unquoted date mean the same and a bad one is the schema's one clear message.
-_Loader.add_constructor(_STANDARD + "timestamp", yaml.SafeLoader.construct_scalar)
-# A lone `=` resolves to the `value` tag, which no safe constructor builds: it is text too.
-_Loader.add_constructor(_STANDARD + "value", yaml.SafeLoader.construct_scalar)
+class _Loader(_Limits, yaml.SafeLoader):
+    """PyYAML's safe loader in pure Python: its errors are the ones a user reads."""
+
+    def __init__(self, text: str, file: str):
+        super().__init__(text)
+        self.file, self.depth, self.nodes = file, 0, 0
+
+
+class _FastLoader(
+    _Limits,
+    yaml.composer.Composer,
+    _CParser,  # type: ignore[misc]
+    yaml.constructor.SafeConstructor,
+    yaml.resolver.Resolver,
+):
+    """libyaml's events (when PyYAML has it) under the same composer, limits and
+    constructors: a tenth of the pure-Python parse, which was most of loading a matrix."""
+
+    def __init__(self, text: str, file: str):
+        _CParser.__init__(self, text)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+        self.file, self.depth, self.nodes = file, 0, 0
+
+
+for _loader in (_Loader, _FastLoader):
+    # Dates stay text, as YAML 1.2 reads them: the schema parses its one date from a string,
+    # so a quoted and an unquoted date mean the same and a bad one is the schema's one clear
+    # message.
+    _loader.add_constructor(_STANDARD + "timestamp", yaml.SafeLoader.construct_scalar)
+    # A lone `=` resolves to the `value` tag, which no safe constructor builds: text too.
+    _loader.add_constructor(_STANDARD + "value", yaml.SafeLoader.construct_scalar)
 
 
 _TOO_MANY = (
@@ -316,6 +350,11 @@ def _compose(loader: _Loader) -> yaml.Node | None:
 
 def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
     """Parse YAML into plain data plus the position of every node."""
+    fast = _load_fast(text, file)
+    return fast if fast is not None else _load_python(text, file)
+
+
+def _load_python(text: str, file: str) -> tuple[Any, Positions]:
     try:
         loader = _Loader(text, file)  # which first checks every character of the text
     except yaml.reader.ReaderError as exc:
@@ -329,5 +368,24 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
         return _construct(root, (), pos, loader), pos
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(exc, file) from None
+    finally:
+        loader.dispose()
+
+
+def _load_fast(text: str, file: str) -> tuple[Any, Positions] | None:
+    """load_yaml through libyaml's parser; None when PyYAML has no libyaml or anything is
+    wrong with the text, so that the pure-Python parser says what, in its own words."""
+    if _CParser is yaml.parser.Parser or yaml.reader.Reader.NON_PRINTABLE.search(text):
+        return None
+    loader = _FastLoader(text, file)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        _check_expansion(root, file)
+        pos = Positions()
+        return _construct(root, (), pos, loader), pos
+    except (yaml.YAMLError, MatrixError, ValueError, OverflowError, RecursionError):
+        return None
     finally:
         loader.dispose()

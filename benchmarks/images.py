@@ -128,9 +128,9 @@ def engine_import(folder: Path) -> float:
     return seconds
 
 
-def raw_sync(cell: smoke.CellLock, wheelhouse: Path, stored: list[float] | None = None) -> float:
-    """uv venv + uv pip sync of the cell's lock from the wheelhouse, as a user would; with
-    `stored`, the seconds the engine then takes to import the venv are appended to it."""
+def raw_sync(cell: smoke.CellLock, wheelhouse: Path) -> tuple[float, float]:
+    """uv venv + uv pip sync of the cell's lock from the wheelhouse, as a user would, and
+    then the seconds the engine takes to import that venv (engine_import)."""
     with tempfile.TemporaryDirectory() as tmp:
         uv = uvtool.uv_binary()
         env = {**smoke.uv_environment(), "UV_NO_CACHE": "1", "UV_LINK_MODE": "hardlink"}
@@ -145,9 +145,7 @@ def raw_sync(cell: smoke.CellLock, wheelhouse: Path, stored: list[float] | None 
             check=True, env=env,
         )  # fmt: skip
         seconds = time.perf_counter() - start
-        if stored is not None:
-            stored.append(engine_import(venv))
-        return seconds
+        return seconds, engine_import(venv)
 
 
 def cold_build(cell_id: str) -> dict[str, float]:
@@ -156,8 +154,7 @@ def cold_build(cell_id: str) -> dict[str, float]:
     cell = smoke.read_lock(ROOT / "environments", cell_id)
     wheelhouse = cache_dir() / "wheelhouse"
     fill_wheelhouse(cell, wheelhouse, echo=lambda _: None)
-    stored: list[float] = []
-    raw = raw_sync(cell, wheelhouse, stored)
+    raw, imported = raw_sync(cell, wheelhouse)
     api = engine.client()
     ready = imagebuild.prepare(cell, echo=lambda _: None)
     assert isinstance(ready, imagebuild.Prepared), ready
@@ -184,8 +181,8 @@ def cold_build(cell_id: str) -> dict[str, float]:
         "raw_sync_s": round(raw, 1),
         "cold_build_ratio": round(built.seconds / raw, 2),
         "cold_build_slowest": slowest(steps),
-        "engine_import_s": round(stored[0], 1),
-        "engine_floor_ratio": round((raw + stored[0]) / raw, 2),
+        "engine_import_s": round(imported, 1),
+        "engine_floor_ratio": round((raw + imported) / raw, 2),
     }
 
 

@@ -34,7 +34,7 @@ import docker.errors
 from audiomatrix import conda, imageplan, interpreters, uvtool
 from audiomatrix.base import BaseUnavailable, ensure_base
 from audiomatrix.engine import client, engine_call, find_image
-from audiomatrix.files import cache_dir, sha256_bytes
+from audiomatrix.files import cache_dir, kept_answer, sha256_bytes
 from audiomatrix.imageplan import Plan
 from audiomatrix.smoke import CellLock, SmokeError
 from audiomatrix.suite import probe
@@ -103,8 +103,13 @@ def ensure_micromamba_image() -> Tool | None:
     binary = conda.micromamba()
     if binary is None:
         return None
-    done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
-    return _one_file_image(binary, "bin/micromamba", MICROMAMBA_REPO, done.stdout.strip())
+
+    def ask() -> str:
+        done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    version = str(kept_answer(Path(binary), "version", ask))
+    return _one_file_image(binary, "bin/micromamba", MICROMAMBA_REPO, version)
 
 
 def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:

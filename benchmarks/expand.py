@@ -10,7 +10,7 @@ import time
 
 import yaml
 
-from audiomatrix import spec
+from audiomatrix.spec import matrix as spec
 
 SOURCE = "https://example.org/fact"
 

@@ -41,9 +41,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from audiomatrix import engine, imagebuild, report, smoke, uvtool
-from audiomatrix.files import cache_dir, write_json
-from audiomatrix.wheelhouse import fill_wheelhouse
+from audiomatrix.core.files import cache_dir, write_json
+from audiomatrix.image import build as imagebuild
+from audiomatrix.image import engine
+from audiomatrix.image.wheelhouse import fill_wheelhouse
+from audiomatrix.lock import uvtool
+from audiomatrix.smoke import runner as smoke
+from audiomatrix.table import report
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "benchmarks" / "results" / "sweep.json"

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from audiomatrix import smoke
+from audiomatrix.smoke import runner as smoke
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CELL = "bookworm-py3.11-torch2.9.1-cu128-maintained"

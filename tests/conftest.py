@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from audiomatrix.engine import client, ensure_engine
+from audiomatrix.image.engine import client, ensure_engine
 from support import TrackedImages
 
 

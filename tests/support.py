@@ -23,13 +23,16 @@ import docker.errors
 import pytest
 import requests
 
-from audiomatrix import evidence, results, smoke, uvtool
-from audiomatrix.base import BASE_REPO
-from audiomatrix.container import container_options
-from audiomatrix.engine import find_image
-from audiomatrix.files import sha256_file
-from audiomatrix.imagebuild import UV_REPO, BuildResult, build
+from audiomatrix.core.files import sha256_file
+from audiomatrix.image.base import BASE_REPO
+from audiomatrix.image.build import UV_REPO, BuildResult, build
+from audiomatrix.image.engine import find_image
+from audiomatrix.lock import uvtool
+from audiomatrix.smoke import results
+from audiomatrix.smoke import runner as smoke
+from audiomatrix.smoke.container import container_options
 from audiomatrix.suite import fatbin, probe, schema
+from audiomatrix.table import evidence
 
 STEP_IMAGE = re.compile(r"---> ([0-9a-f]{12})")
 """A build step's image in the classic builder's output."""

@@ -9,8 +9,9 @@ import pytest
 from packaging.specifiers import Specifier
 from packaging.version import Version
 
-from audiomatrix import probes, probevenv, signatures
-from audiomatrix.boundaries import (
+from audiomatrix.catalog import probe_venv as probevenv
+from audiomatrix.catalog import probes, signatures
+from audiomatrix.catalog.boundaries import (
     MAX_PROBES,
     EdgeNotFound,
     NoVerdict,

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from audiomatrix import probes, probevenv, signatures
+from audiomatrix.catalog import probe_venv as probevenv
+from audiomatrix.catalog import probes, signatures
 
 pytestmark = pytest.mark.boundary
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import catalogedit, signatures
-from audiomatrix.signatures import Boundary, CatalogError
+from audiomatrix.catalog import edit as catalogedit
+from audiomatrix.catalog import signatures
+from audiomatrix.catalog.signatures import Boundary, CatalogError
 
 ENTRY = """\
 # a comment that must survive

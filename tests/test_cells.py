@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import spec
-from audiomatrix.cells import Cell, cell_id, unbuildable_reason
-from audiomatrix.selection import SelectError
-from audiomatrix.specschema import AcceleratorValue, Fact, OsValue, StackValue, TorchValue
+from audiomatrix.spec import matrix as spec
+from audiomatrix.spec.cells import Cell, cell_id, unbuildable_reason
+from audiomatrix.spec.schema import AcceleratorValue, Fact, OsValue, StackValue, TorchValue
+from audiomatrix.spec.selection import SelectError
 
 SHIPPED = Path(__file__).resolve().parents[1] / "matrix.yaml"
 TAG_SAFE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")

@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from audiomatrix import conda, lock, smoke, spec
-from audiomatrix.files import sha256_file
+from audiomatrix.core.files import sha256_file
+from audiomatrix.lock import conda
+from audiomatrix.lock import stage as lock
+from audiomatrix.smoke import runner as smoke
+from audiomatrix.spec import matrix as spec
 from condachannel import (
     build_channel,
     matrix_text,

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import conda, imagebuild, lock, smoke, spec
+from audiomatrix.image import build as imagebuild
+from audiomatrix.lock import conda
+from audiomatrix.lock import stage as lock
+from audiomatrix.smoke import runner as smoke
+from audiomatrix.spec import matrix as spec
 from condachannel import build_channel, matrix_text, pip_package, wheel, write_lock
 
 ROOT = Path(__file__).resolve().parents[1]

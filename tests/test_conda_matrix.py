@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from audiomatrix import spec
+from audiomatrix.spec import matrix as spec
 from condachannel import matrix_text
 
 BASE = matrix_text(

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from audiomatrix import conda, spec
-from audiomatrix.cli import app
+from audiomatrix.cli.app import app
+from audiomatrix.lock import conda
+from audiomatrix.spec import matrix as spec
 from condachannel import matrix_text
 
 pytestmark = pytest.mark.conda

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import evidence, publish, query, render, report, results, smoke, tox
+from audiomatrix.publish import registry as publish
+from audiomatrix.publish import tox
+from audiomatrix.smoke import results
+from audiomatrix.smoke import runner as smoke
+from audiomatrix.table import evidence, report
+from audiomatrix.views import query, render
 from support import LOCK, cell_record, environment, run_result, write_cell_json
 from test_site import _open, browser  # noqa: F401 (browser: the fixture)
 
@@ -114,7 +119,7 @@ def test_pull_prints_conda_locks_install_for_a_conda_cell(tmp_path: Path) -> Non
 def test_recommend_refuses_an_unknown_installer_in_one_line() -> None:
     from typer.testing import CliRunner
 
-    from audiomatrix.cli import app
+    from audiomatrix.cli.app import app
 
     table = Path(__file__).resolve().parents[1] / report.JSON_FILE
     outcome = CliRunner().invoke(app, ["recommend", "--table", str(table), "--installer", "pixi"])

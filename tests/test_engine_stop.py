@@ -24,7 +24,9 @@ import docker
 import docker.errors
 import pytest
 
-from audiomatrix import base, engine, imagebuild, spec
+from audiomatrix.image import base, engine
+from audiomatrix.image import build as imagebuild
+from audiomatrix.spec import matrix as spec
 from support import audiomatrix, small_cell, wait_until
 
 pytestmark = pytest.mark.fault

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from audiomatrix import evidence
+from audiomatrix.table import evidence
 from support import LOCK, cell_record, environment
 
 CELL = "bookworm-py3.11-torch2.9.1-cu128-maintained"

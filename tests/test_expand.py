@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiomatrix.expansion import Combination, expand
+from audiomatrix.spec.expansion import Combination, expand
 
 
 def values(combos: list[Combination]) -> list[dict[str, Any]]:

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from audiomatrix import bake, fanout, gpu, report, spec
+from audiomatrix.publish import bake, fanout
+from audiomatrix.spec import matrix as spec
 from audiomatrix.suite import fatbin
+from audiomatrix.table import gpu, report
 from support import run_result
 
 ROOT = Path(__file__).resolve().parents[1]

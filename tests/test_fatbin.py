@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import smoke, spec
+from audiomatrix.smoke import runner as smoke
+from audiomatrix.spec import matrix as spec
 from audiomatrix.suite import fatbin
 
 MODULE = Path(fatbin.__file__)

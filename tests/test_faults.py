@@ -22,7 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import cli, container, engine, publications, render, report
+from audiomatrix.cli import app as cli
+from audiomatrix.image import engine
+from audiomatrix.smoke import container
+from audiomatrix.table import publications, report
+from audiomatrix.views import render
 from support import (
     INTERRUPTIONS,
     TrackedImages,

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import freshness, render, report, results
-from audiomatrix.cli import _refresh_report, _report_inputs, _write_report
+from audiomatrix.cli.app import _refresh_report, _report_inputs, _write_report
+from audiomatrix.smoke import results
+from audiomatrix.table import report
+from audiomatrix.views import freshness, render
 from support import run_result, write_cell_json
 
 CELL = "bookworm-py3.11-torch2.5.1-cu124-legacy-pinned"

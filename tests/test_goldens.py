@@ -12,10 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audiomatrix import goldens, render, report, results, spec
+from audiomatrix.smoke import results
+from audiomatrix.spec import matrix as spec
+from audiomatrix.spec.yamlpos import MatrixError
 from audiomatrix.suite import golden
 from audiomatrix.suite.schema import CheckOutcome, Fingerprint, Provenance
-from audiomatrix.yamlpos import MatrixError
+from audiomatrix.table import goldens, report
+from audiomatrix.views import render
 from support import run_result, write_cell_json
 
 REFERENCE = "bookworm-py3.11-torch2.5.1-cu124-legacy-pinned"

@@ -3,7 +3,7 @@ matrix's declaration checked against them."""
 
 from __future__ import annotations
 
-from audiomatrix import gpu
+from audiomatrix.table import gpu
 from support import wheel_gpu_code
 
 OLD = wheel_gpu_code("cu124")  # sm_50 ... sm_90, what torch 2.5.1+cu124 carries

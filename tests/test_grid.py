@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from audiomatrix import grid, query, render, report, results
+from audiomatrix.smoke import results
+from audiomatrix.table import report
+from audiomatrix.views import grid, query, render
 from support import run_result
 from test_report import ALL_PASS, BROKEN, NEW, OLD, repo, table  # noqa: F401
 

@@ -15,8 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import container, engine, evidence, imagebuild, interpreters, report, smoke
-from audiomatrix.wheelhouse import fill_wheelhouse, parse_lock
+from audiomatrix.image import build as imagebuild
+from audiomatrix.image import engine, interpreters
+from audiomatrix.image.wheelhouse import fill_wheelhouse, parse_lock
+from audiomatrix.smoke import container
+from audiomatrix.smoke import runner as smoke
+from audiomatrix.table import evidence, report
 from support import TrackedContainer, TrackedImages, small_cell
 
 pytestmark = pytest.mark.image

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import interpreters
+from audiomatrix.image import interpreters
 
 
 def _answering(path: Path, version: str) -> None:

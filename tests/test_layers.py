@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import layers
-from audiomatrix.wheelhouse import parse_lock
+from audiomatrix.image import layers
+from audiomatrix.image.wheelhouse import parse_lock
 
 ENVS = Path(__file__).resolve().parents[1] / "environments"
 CU128 = [

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import lock, uvtool
-from audiomatrix.files import sha256_file
-from audiomatrix.spec import load
+from audiomatrix.core.files import sha256_file
+from audiomatrix.lock import stage as lock
+from audiomatrix.lock import uvtool
+from audiomatrix.spec.matrix import load
 
 SMALL = Path(__file__).parent / "matrices" / "small.yaml"
 

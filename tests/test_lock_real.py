@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from audiomatrix import cli
-from audiomatrix.cli import app
+from audiomatrix.cli import app as cli
+from audiomatrix.cli.app import app
 from support import (
     INTERRUPTIONS,
     add_smoke_requirement,

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from audiomatrix import spec, yamlpos
+from audiomatrix.spec import matrix as spec
+from audiomatrix.spec import yamlpos
 
 CORPUS = Path(__file__).parent / "matrices"
 BAD = sorted(p for p in (CORPUS / "bad").iterdir() if p.suffix == ".yaml")
@@ -157,7 +158,12 @@ def test_cli_cell_limit_from_the_environment() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [*BAD, *GOOD, README.parent / "matrix.yaml", README.parent / "src/audiomatrix/signatures.yaml"],
+    [
+        *BAD,
+        *GOOD,
+        README.parent / "matrix.yaml",
+        README.parent / "src/audiomatrix/catalog/signatures.yaml",
+    ],
     ids=lambda p: p.name,
 )
 def test_libyaml_reads_what_the_python_parser_reads(path: Path) -> None:

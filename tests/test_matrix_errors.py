@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from audiomatrix import spec
+from audiomatrix.spec import matrix as spec
 
 BASE = """\
 version: 1

@@ -17,7 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import goldens, remedysplit, report, results, smoke, spec
+from audiomatrix.smoke import results
+from audiomatrix.smoke import runner as smoke
+from audiomatrix.spec import matrix as spec
+from audiomatrix.table import goldens, report
+from audiomatrix.table import remedy_split as remedysplit
 from support import this_host
 
 pytestmark = pytest.mark.smoke

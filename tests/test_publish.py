@@ -18,10 +18,15 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from typer.testing import CliRunner
 
-from audiomatrix import container, engine, publications, publish, render, report, results, sbom
-from audiomatrix.cli import app
-from audiomatrix.imagebuild import CELL_REPO
-from audiomatrix.wheelhouse import parse_lock
+from audiomatrix.cli.app import app
+from audiomatrix.image import engine
+from audiomatrix.image.build import CELL_REPO
+from audiomatrix.image.wheelhouse import parse_lock
+from audiomatrix.publish import registry as publish
+from audiomatrix.publish import sbom
+from audiomatrix.smoke import container, results
+from audiomatrix.table import publications, report
+from audiomatrix.views import render
 from support import TrackedImages, environment, small_cell, start_registry
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import query, render, report, results, spec
-from audiomatrix.cells import stack_change
-from audiomatrix.specschema import StackValue
+from audiomatrix.smoke import results
+from audiomatrix.spec import matrix as spec
+from audiomatrix.spec.cells import stack_change
+from audiomatrix.spec.schema import StackValue
+from audiomatrix.table import report
+from audiomatrix.views import query, render
 from support import run_result, write_cell_json
 
 GOOD = Path(__file__).parent / "matrices" / "good" / "remedy.yaml"

@@ -10,9 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import query, remedysplit, render, report, results, smoke
+from audiomatrix.smoke import results
+from audiomatrix.smoke import runner as smoke
 from audiomatrix.suite import run as runner
 from audiomatrix.suite import schema
+from audiomatrix.table import remedy_split as remedysplit
+from audiomatrix.table import report
+from audiomatrix.views import query, render
 from support import environment, run_result, write_cell_json
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import lock, publications, render, report, results, signatures, spec
+from audiomatrix.catalog import signatures
+from audiomatrix.lock import stage as lock
+from audiomatrix.smoke import results
+from audiomatrix.spec import matrix as spec
+from audiomatrix.table import publications, report
+from audiomatrix.views import render
 from support import LOCK, run_result, write_cell_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,7 +176,7 @@ def test_markdown_table_legend_and_missing_cells(repo: Path) -> None:
 def test_json_matches_the_committed_schema(repo: Path) -> None:
     generated = report.schema()
     assert report.committed_schema() == generated, (
-        "src/audiomatrix/compatibility.schema.json is stale: write report.schema_text() to it"
+        "src/audiomatrix/table/compatibility.schema.json is stale: write report.schema_text() to it"
     )
     data = json.loads(report.table_json(table(repo)))
     assert data["schema_version"] == 2

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from audiomatrix import results
-from audiomatrix.files import current_umask, write_atomic
+from audiomatrix.core.files import current_umask, write_atomic
+from audiomatrix.smoke import results
 from support import environment
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import report, results, smoke
+from audiomatrix.smoke import results
+from audiomatrix.smoke import runner as smoke
 from audiomatrix.suite import probe
+from audiomatrix.table import report
 
 CHECKS = """
 import os, signal, time

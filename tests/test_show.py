@@ -9,8 +9,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from audiomatrix import grid, report, results
-from audiomatrix.cli import app
+from audiomatrix.cli.app import app
+from audiomatrix.smoke import results
+from audiomatrix.table import report
+from audiomatrix.views import grid
 from support import run_result
 from test_report import ALL_PASS, BROKEN, NEW, OLD, repo, table  # noqa: F401
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix import signatures
+from audiomatrix.catalog import signatures
 
 CAPTURED = sorted((Path(__file__).parent / "data" / "errors").glob("*.txt"))
 

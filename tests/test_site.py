@@ -17,7 +17,10 @@ from typing import Any
 
 import pytest
 
-from audiomatrix import grid, publications, query, render, report, results, signatures
+from audiomatrix.catalog import signatures
+from audiomatrix.smoke import results
+from audiomatrix.table import publications, report
+from audiomatrix.views import grid, query, render
 from support import run_result
 from test_report import ALL_PASS, BROKEN, NEW, OLD, repo, table  # noqa: F401
 

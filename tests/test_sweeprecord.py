@@ -4,7 +4,8 @@ accumulate."""
 
 from __future__ import annotations
 
-from audiomatrix import pipeline, sweeprecord
+from audiomatrix.smoke import sweep as pipeline
+from audiomatrix.smoke import sweep_record as sweeprecord
 
 
 def test_a_resumed_sweep_keeps_what_earlier_runs_did(tmp_path) -> None:

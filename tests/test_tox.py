@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import configparser
 
-from audiomatrix import tox
+from audiomatrix.publish import tox
 from support import write_cell_json
 
 

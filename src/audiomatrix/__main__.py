@@ -1,3 +1,3 @@
-from audiomatrix.cli import run
+from audiomatrix.cli.app import run
 
 run()

@@ -1,0 +1,1 @@
+"""The `audiomatrix` command: options and commands only; the stages do the work."""

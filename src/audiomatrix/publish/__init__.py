@@ -1,0 +1,2 @@
+"""The last stage and what takes the matrix past one machine: images pushed with SBOMs, the CI
+workflow, the bake file and tox environments."""

@@ -42,10 +42,11 @@ from pathlib import Path
 from typing import Any
 
 from audiomatrix.core.files import cache_dir, write_json
+from audiomatrix.core.versions import version_key
 from audiomatrix.image import build as imagebuild
 from audiomatrix.image import engine
 from audiomatrix.image.wheelhouse import fill_wheelhouse
-from audiomatrix.lock import uvtool
+from audiomatrix.lock import cell_lock, uvtool
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.table import report
 
@@ -79,7 +80,7 @@ def representative(cells: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         axes = report.axes_from_id(cell["cell"])
         by_line[axes.accelerator][axes.torch].append(cell)
     line = max(by_line, key=lambda name: (len(by_line[name]), name))
-    torches = sorted(by_line[line], key=report.version_key)[-3:]
+    torches = sorted(by_line[line], key=version_key)[-3:]
     chosen = [c for t in torches for c in sorted(by_line[line][t], key=lambda c: c["cell"])[:2]]
     other = next((c for name in sorted(by_line) if name != line
                   for t in sorted(by_line[name]) for c in by_line[name][t]), None)  # fmt: skip
@@ -100,7 +101,7 @@ def disk_floor(cells: list[dict[str, Any]], wheelhouse: Path) -> dict[str, Any] 
     sizes: dict[str, int] = {}
     per_cell = 0
     for entry in cells:
-        cell = smoke.read_lock(ROOT / "environments", entry["cell"])
+        cell = cell_lock.read_lock(ROOT / "environments", entry["cell"])
         names = wheelhouse / ".locks" / cell.lock_sha256
         if not names.is_file():
             return f"not measured: the wheelhouse has no record of {entry['cell']}'s files"
@@ -132,7 +133,7 @@ def engine_import(folder: Path) -> float:
     return seconds
 
 
-def raw_sync(cell: smoke.CellLock, wheelhouse: Path) -> tuple[float, float]:
+def raw_sync(cell: cell_lock.CellLock, wheelhouse: Path) -> tuple[float, float]:
     """uv venv + uv pip sync of the cell's lock from the wheelhouse, as a user would, and
     then the seconds the engine takes to import that venv (engine_import)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,7 +156,7 @@ def raw_sync(cell: smoke.CellLock, wheelhouse: Path) -> tuple[float, float]:
 def cold_build(cell_id: str) -> dict[str, float]:
     """The cell built with the layer cache off, against a raw sync of its lock; the image
     the results were made with keeps its tag, and the cold copy goes."""
-    cell = smoke.read_lock(ROOT / "environments", cell_id)
+    cell = cell_lock.read_lock(ROOT / "environments", cell_id)
     wheelhouse = cache_dir() / "wheelhouse"
     fill_wheelhouse(cell, wheelhouse, echo=lambda _: None)
     raw, imported = raw_sync(cell, wheelhouse)

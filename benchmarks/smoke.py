@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from audiomatrix.lock import cell_lock
 from audiomatrix.smoke import runner as smoke
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def run(python: Path, jobs: int) -> tuple[float, list[dict]]:
 
 def main() -> None:
     cell_id = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_CELL
-    cell = smoke.read_lock(ROOT / "environments", cell_id)
+    cell = cell_lock.read_lock(ROOT / "environments", cell_id)
     python = smoke.ensure_venv(cell, smoke.venv_root() / cell_id)
     serial_wall, checks = run(python, jobs=1)
     parallel_wall, _ = run(python, jobs=2)

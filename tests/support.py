@@ -27,18 +27,17 @@ from audiomatrix.core.files import sha256_file
 from audiomatrix.image.base import BASE_REPO
 from audiomatrix.image.build import UV_REPO, BuildResult, build
 from audiomatrix.image.engine import find_image
-from audiomatrix.lock import uvtool
+from audiomatrix.lock import cell_lock, uvtool
 from audiomatrix.smoke import results
-from audiomatrix.smoke import runner as smoke
 from audiomatrix.smoke.container import container_options
+from audiomatrix.spec import declared
 from audiomatrix.suite import fatbin, probe, schema
-from audiomatrix.table import evidence
 
 STEP_IMAGE = re.compile(r"---> ([0-9a-f]{12})")
 """A build step's image in the classic builder's output."""
 
 
-def small_cell(root: Path, cell: str, python: str = "3.11") -> smoke.CellLock:
+def small_cell(root: Path, cell: str, python: str = "3.11") -> cell_lock.CellLock:
     """A cell without torch (soundfile, numpy, pytest), locked for real with uv: its image
     builds in seconds once the base exists."""
     folder = root / cell
@@ -68,7 +67,7 @@ def small_cell(root: Path, cell: str, python: str = "3.11") -> smoke.CellLock:
     record["cell"].update(id=cell, device="cpu", gpu_arch=[])
     record["lock_sha256"] = sha256_file(folder / "requirements.txt")
     (folder / "cell.json").write_text(json.dumps(record))
-    return smoke.read_lock(root, cell)
+    return cell_lock.read_lock(root, cell)
 
 
 def environment(
@@ -221,7 +220,7 @@ def run_result(
 
     started = datetime.strptime(run, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     image = kind == "image"
-    cuda = evidence.cuda_of_variant(axes["accelerator"])
+    cuda = declared.cuda_of_variant(axes["accelerator"])
     measured.setdefault("gpu_arch", wheel_gpu_code(axes["accelerator"]))
     return results.RunResult(
         cell=cell,
@@ -289,7 +288,7 @@ class TrackedImages:
         self.tags: list[str] = []
         self.steps: list[str] = []
 
-    def build(self, cell: smoke.CellLock, **options: Any) -> BuildResult:
+    def build(self, cell: cell_lock.CellLock, **options: Any) -> BuildResult:
         """imagebuild.build, quiet, recording the tag and the step images it makes."""
         result = build(cell, echo=lambda _: None, progress=self._step, **options)
         if result.tag:
@@ -337,10 +336,10 @@ def this_host() -> tuple[str | None, str | None]:
     names it (`debian bookworm`), and the FFmpeg major its dynamic linker finds (None: none)."""
     libavutil = probe.linked_libavutil()
     ffmpeg = str(probe.ffmpeg_major(int(libavutil))) if libavutil else None
-    return evidence.comparable_distribution(probe.distribution()), ffmpeg
+    return declared.comparable_distribution(probe.distribution()), ffmpeg
 
 
-def declare_this_host(cell: smoke.CellLock) -> smoke.CellLock:
+def declare_this_host(cell: cell_lock.CellLock) -> cell_lock.CellLock:
     """The cell declaring this machine's distribution and FFmpeg (or none), so that a native
     run of it stands for it here, whatever the host has installed."""
     distribution, ffmpeg = this_host()
@@ -348,7 +347,7 @@ def declare_this_host(cell: smoke.CellLock) -> smoke.CellLock:
     record = json.loads((cell.folder / "cell.json").read_text())
     record["cell"].update(base=f"{name}:{codename}", ffmpeg=bool(ffmpeg), ffmpeg_major=ffmpeg)
     (cell.folder / "cell.json").write_text(json.dumps(record))
-    return smoke.read_lock(cell.folder.parent, cell.cell)
+    return cell_lock.read_lock(cell.folder.parent, cell.cell)
 
 
 def add_smoke_requirement(matrix: Path, package: str) -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from audiomatrix.core.errors import CellError
 from audiomatrix.core.files import sha256_file
-from audiomatrix.lock import conda
+from audiomatrix.lock import cell_lock, conda
 from audiomatrix.lock import stage as lock
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.spec import matrix as spec
@@ -330,7 +331,7 @@ def test_native_install_links_the_lock_with_rattler(matrix: spec.Matrix, tmp_pat
     folder = tmp_path / "environments" / CUDA
     write_lock(cuda, folder / conda.LOCK_FILE)
     assert conda.lock_cell(cuda, folder, lock.Stopper()).status is lock.Status.LOCKED
-    cell = smoke.read_lock(tmp_path / "environments", CUDA)
+    cell = cell_lock.read_lock(tmp_path / "environments", CUDA)
     assert cell.installer == "conda" and cell.subdir == "linux-64"
     prefix = tmp_path / "prefix"
     python = smoke.ensure_conda_environment(cell, prefix)
@@ -349,10 +350,10 @@ def test_read_lock_wants_the_rendered_files(matrix: spec.Matrix, tmp_path: Path)
     folder = tmp_path / CPU
     write_lock(cpu, folder / conda.LOCK_FILE)
     conda.lock_cell(cpu, folder, lock.Stopper())
-    assert smoke.read_lock(tmp_path, CPU).lock_files == [
+    assert cell_lock.read_lock(tmp_path, CPU).lock_files == [
         folder / "conda-linux-64.lock",
         folder / "pip-linux-64.txt",
     ]
     (folder / "pip-linux-64.txt").unlink()
-    with pytest.raises(smoke.SmokeError, match="not locked"):
-        smoke.read_lock(tmp_path, CPU)
+    with pytest.raises(CellError, match="not locked"):
+        cell_lock.read_lock(tmp_path, CPU)

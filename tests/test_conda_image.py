@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from audiomatrix.image import build as imagebuild
-from audiomatrix.lock import conda
+from audiomatrix.lock import cell_lock, conda
 from audiomatrix.lock import stage as lock
-from audiomatrix.smoke import runner as smoke
 from audiomatrix.spec import matrix as spec
 from condachannel import build_channel, matrix_text, pip_package, wheel, write_lock
 
@@ -33,7 +32,7 @@ CELL = "bookworm-py3.11-torch2.9.1-cpu-pip-conda"
 
 
 @pytest.fixture(scope="module")
-def locked(tmp_path_factory: pytest.TempPathFactory) -> smoke.CellLock:
+def locked(tmp_path_factory: pytest.TempPathFactory) -> cell_lock.CellLock:
     """The cell locked as the lock stage records it, its pip part a local wheel."""
     root = tmp_path_factory.mktemp("conda-image")
     channel = build_channel(root / "channel")
@@ -47,7 +46,7 @@ def locked(tmp_path_factory: pytest.TempPathFactory) -> smoke.CellLock:
     folder = root / "environments" / CELL
     write_lock(plan, folder / conda.LOCK_FILE, extra)
     assert conda.lock_cell(plan, folder, lock.Stopper()).status is lock.Status.LOCKED
-    return smoke.read_lock(root / "environments", CELL)
+    return cell_lock.read_lock(root / "environments", CELL)
 
 
 def instructions(text: str) -> list[str]:
@@ -56,7 +55,7 @@ def instructions(text: str) -> list[str]:
     return [line.strip() for line in joined.splitlines() if line.strip() and line[0] != "#"]
 
 
-def test_context_holds_what_conda_lock_renders(locked: smoke.CellLock) -> None:
+def test_context_holds_what_conda_lock_renders(locked: cell_lock.CellLock) -> None:
     args = imagebuild.lock_args(locked)
     assert args == {
         "CONDA_LOCK": f"environments/{CELL}/conda-linux-64.lock",
@@ -72,7 +71,7 @@ def test_context_holds_what_conda_lock_renders(locked: smoke.CellLock) -> None:
     assert not any(line.startswith("# pip") for line in explicit.splitlines())
 
 
-def test_dockerfile_installs_the_two_renders_in_order(locked: smoke.CellLock) -> None:
+def test_dockerfile_installs_the_two_renders_in_order(locked: cell_lock.CellLock) -> None:
     steps = instructions(DOCKERFILE)
     order = [
         "COPY --from=micromamba /bin/micromamba /usr/local/bin/micromamba",
@@ -108,7 +107,7 @@ def test_install_sh_conda_branches() -> None:
 
 
 def test_install_sh_installs_the_pip_part_with_its_hashes(
-    locked: smoke.CellLock, tmp_path: Path
+    locked: cell_lock.CellLock, tmp_path: Path
 ) -> None:
     """The pip branch for real, into an environment's own Python: a venv here, whose pip (the
     base interpreter's, seen through its system site) stands in for the conda environment's."""

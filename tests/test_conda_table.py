@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from audiomatrix.lock import cell_lock
 from audiomatrix.publish import registry as publish
 from audiomatrix.publish import tox
-from audiomatrix.smoke import results
-from audiomatrix.smoke import runner as smoke
-from audiomatrix.table import evidence, report
+from audiomatrix.smoke import evidence, results
+from audiomatrix.table import report
 from audiomatrix.views import query, render
 from support import LOCK, cell_record, environment, run_result, write_cell_json
 from test_site import _open, browser  # noqa: F401 (browser: the fixture)
@@ -110,7 +110,7 @@ def test_pull_prints_conda_locks_install_for_a_conda_cell(tmp_path: Path) -> Non
     folder = write_conda(tmp_path)
     for name in ("conda-linux-64.lock", "pip-linux-64.txt"):
         (folder / name).write_text("# rendered\n")
-    cell = smoke.read_lock(tmp_path, CONDA)
+    cell = cell_lock.read_lock(tmp_path, CONDA)
     assert publish.native_install(cell, venv=".conda-env") == [
         f"conda-lock install --prefix .conda-env environments/{CONDA}/conda-lock.yml"
     ]

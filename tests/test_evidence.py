@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from audiomatrix.table import evidence
+from audiomatrix.smoke import evidence
+from audiomatrix.spec.declared import cuda_of_variant
 from support import LOCK, cell_record, environment
 
 CELL = "bookworm-py3.11-torch2.9.1-cu128-maintained"
@@ -14,7 +15,7 @@ CELL = "bookworm-py3.11-torch2.9.1-cu128-maintained"
     ("variant", "cuda"), [("cu128", "12.8"), ("cu130", "13.0"), ("cu124", "12.4"), ("cpu", None)]
 )
 def test_the_cuda_a_wheel_variant_is_built_against(variant: str, cuda: str | None) -> None:
-    assert evidence.cuda_of_variant(variant) == cuda
+    assert cuda_of_variant(variant) == cuda
 
 
 def test_a_run_in_the_declared_environment_stands() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from audiomatrix.lock import cell_lock
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.spec import matrix as spec
 from audiomatrix.suite import fatbin
@@ -439,7 +440,7 @@ def test_the_ci_cells_wheels_match_their_arch_flags(cell: str) -> None:
     """On the CI cells' real torch wheels (their venvs from the committed locks): what every
     container of libtorch_cuda.so carries is what torch says it was built for."""
     python = smoke.ensure_venv(
-        smoke.read_lock(REPO / "environments", cell), smoke.venv_root() / cell
+        cell_lock.read_lock(REPO / "environments", cell), smoke.venv_root() / cell
     )
     probe = ("import os, torch; print(os.path.dirname(torch.__file__)); "
              "print(torch._C._cuda_getArchFlags())")  # fmt: skip

@@ -18,9 +18,9 @@ import pytest
 from audiomatrix.image import build as imagebuild
 from audiomatrix.image import engine, interpreters
 from audiomatrix.image.wheelhouse import fill_wheelhouse, parse_lock
-from audiomatrix.smoke import container
-from audiomatrix.smoke import runner as smoke
-from audiomatrix.table import evidence, report
+from audiomatrix.lock import cell_lock
+from audiomatrix.smoke import container, evidence
+from audiomatrix.table import report
 from support import TrackedContainer, TrackedImages, small_cell
 
 pytestmark = pytest.mark.image
@@ -34,7 +34,7 @@ def envs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small(images: TrackedImages, envs: Path) -> tuple[smoke.CellLock, imagebuild.BuildResult]:
+def small(images: TrackedImages, envs: Path) -> tuple[cell_lock.CellLock, imagebuild.BuildResult]:
     cell = small_cell(envs, f"test-small-{uuid.uuid4().hex[:6]}")
     return cell, images.build(cell)
 
@@ -201,7 +201,7 @@ def test_a_python_this_machine_cannot_give_is_a_status(images: TrackedImages, en
     not (REPO / "environments" / CI_CELL / "cell.json").exists(), reason="no CI cell lock"
 )
 def test_a_real_torch_cell(images: TrackedImages, tmp_path: Path) -> None:
-    cell = smoke.read_lock(REPO / "environments", CI_CELL)
+    cell = cell_lock.read_lock(REPO / "environments", CI_CELL)
     built = images.build(cell)
     assert built.ok, built.detail
     result = container.smoke_in_image(

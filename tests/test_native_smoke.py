@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from audiomatrix.core.errors import CellError
+from audiomatrix.lock import cell_lock
 from audiomatrix.smoke import results
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.spec import matrix as spec
@@ -38,17 +40,17 @@ on_bookworm = pytest.mark.skipif(
 )
 
 
-def _lock(cell: str) -> smoke.CellLock:
-    return smoke.read_lock(ROOT / "environments", cell)
+def _lock(cell: str) -> cell_lock.CellLock:
+    return cell_lock.read_lock(ROOT / "environments", cell)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """Each cell's native run (once per module): its result and the folder it was written
-    to, or the SmokeError that refused it."""
-    cache: dict[str, tuple[results.RunResult, Path] | smoke.SmokeError] = {}
+    to, or the CellError that refused it."""
+    cache: dict[str, tuple[results.RunResult, Path] | CellError] = {}
 
-    def get(cell: str) -> tuple[results.RunResult, Path] | smoke.SmokeError:
+    def get(cell: str) -> tuple[results.RunResult, Path] | CellError:
         if cell not in cache:
             folder = tmp_path_factory.mktemp("results")
             try:
@@ -56,7 +58,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
                     smoke.smoke_native(_lock(cell), folder, smoke.venv_root(), echo=lambda _: None),
                     folder,
                 )
-            except smoke.SmokeError as exc:
+            except CellError as exc:
                 cache[cell] = exc
         return cache[cell]
 
@@ -92,7 +94,7 @@ def test_compat_unit_tests_pass_in_the_cell(cell: str) -> None:
 @pytest.mark.skipif(HOST_FFMPEG is None, reason="this host has no FFmpeg of its own")
 def test_the_old_stack_is_refused_on_a_host_with_ffmpeg(run) -> None:  # type: ignore[no-untyped-def]
     refused = run(LEGACY)
-    assert isinstance(refused, smoke.SmokeError)
+    assert isinstance(refused, CellError)
     assert f"FFmpeg: declared none, measured FFmpeg {HOST_FFMPEG}" in str(refused)
     assert "nothing recorded" in str(refused)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from audiomatrix.core.errors import CellError
+from audiomatrix.lock import cell_lock
 from audiomatrix.smoke import results
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.suite import run as runner
@@ -82,7 +84,7 @@ def test_collect_keeps_the_split_and_its_logs(tmp_path: Path) -> None:
     for record in split.checks:
         (out / record.log).parent.mkdir(parents=True, exist_ok=True)
         (out / record.log).write_text(f"{record.check} with {record.remedies}: {record.status}\n")
-    cell = smoke.CellLock(CELL, tmp_path, {"lock_sha256": "a" * 64, "cell": {}, "inputs": {}})
+    cell = cell_lock.CellLock(CELL, tmp_path, {"lock_sha256": "a" * 64, "cell": {}, "inputs": {}})
     root = tmp_path / "results"
     started = datetime(2026, 11, 25, 16, tzinfo=UTC)
     result = smoke.collect(cell, out, root, {"kind": "native"}, started)
@@ -96,7 +98,7 @@ def test_collect_keeps_the_split_and_its_logs(tmp_path: Path) -> None:
 
 def test_a_damaged_split_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "remedies.json").write_text('{"schema": 2}')
-    with pytest.raises(smoke.SmokeError) as caught:
+    with pytest.raises(CellError) as caught:
         smoke.read_remedy_split(tmp_path)
     assert "\n" not in str(caught.value)
     assert str(caught.value).startswith("the smoke runner's output is unusable: ")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from audiomatrix.lock import cell_lock
 from audiomatrix.smoke import results
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.suite import probe
@@ -103,7 +104,9 @@ def test_logs_and_environment_are_written(runner_output) -> None:
 
 
 def test_collect_keeps_logs_and_the_report_classifies(runner_output, tmp_path) -> None:
-    cell = smoke.CellLock("cell-a", tmp_path, {"lock_sha256": "a" * 64, "cell": {}, "inputs": {}})
+    cell = cell_lock.CellLock(
+        "cell-a", tmp_path, {"lock_sha256": "a" * 64, "cell": {}, "inputs": {}}
+    )
     started = datetime(2026, 11, 25, 12, tzinfo=UTC)
     root = tmp_path / "results"
     result = smoke.collect(cell, runner_output, root, {"kind": "native"}, started)

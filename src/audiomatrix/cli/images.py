@@ -39,8 +39,10 @@ from audiomatrix.cli.app import (
     err,
     out,
 )
+from audiomatrix.core.errors import CellError
 from audiomatrix.image import build as imagebuild
 from audiomatrix.image import engine as engine_stage
+from audiomatrix.lock import cell_lock
 from audiomatrix.smoke import results as results_stage
 from audiomatrix.smoke import runner as smoke_stage
 from audiomatrix.smoke import sweep as pipeline
@@ -69,13 +71,13 @@ def status_line(result: results_stage.RunResult, results_root: Path) -> str:
     return "; ".join(parts)
 
 
-def _locked(loaded: Matrix, cells: list[Cell]) -> list[smoke_stage.CellLock]:
+def _locked(loaded: Matrix, cells: list[Cell]) -> list[cell_lock.CellLock]:
     """The cells' lock records; a cell without a lock is reported and left out."""
     found = []
     for cell in cells:
         try:
-            found.append(smoke_stage.read_lock(_environments(loaded), cell.id))
-        except smoke_stage.SmokeError as exc:
+            found.append(cell_lock.read_lock(_environments(loaded), cell.id))
+        except CellError as exc:
             err.print(f"skipped {exc}", markup=False)
     return found
 
@@ -261,14 +263,14 @@ def smoke(
     failed = 0
     for cell in (c for c in chosen if c.buildable):
         try:
-            lock_record = smoke_stage.read_lock(_environments(loaded), cell.id)
+            lock_record = cell_lock.read_lock(_environments(loaded), cell.id)
             with err.status(f"[bold]{cell.id}[/]: preparing the venv and running the suite"):
                 result = smoke_stage.smoke_native(
                     lock_record, results_root, smoke_stage.venv_root(),
                     modes=mode or MODES, checks=check or (), suites=suite or (),
                     echo=lambda line, cid=cell.id: err.print(f"{cid}: {line}", markup=False),
                 )  # fmt: skip
-        except smoke_stage.SmokeError as exc:
+        except CellError as exc:
             failed += 1
             err.print(str(exc), markup=False, soft_wrap=True)
             continue

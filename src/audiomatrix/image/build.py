@@ -31,6 +31,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from audiomatrix.core.errors import CellError
 from audiomatrix.core.files import cache_dir, kept_answer, sha256_bytes
 from audiomatrix.image import interpreters
 from audiomatrix.image import plan as imageplan
@@ -39,7 +40,7 @@ from audiomatrix.image.engine import client, engine_call, find_image
 from audiomatrix.image.plan import Plan
 from audiomatrix.image.wheelhouse import fill_wheelhouse, serve
 from audiomatrix.lock import conda, uvtool
-from audiomatrix.smoke.runner import CellLock, SmokeError
+from audiomatrix.lock.cell_lock import CellLock
 from audiomatrix.suite import probe
 
 REPO = Path(__file__).resolve().parents[3]
@@ -337,7 +338,7 @@ def build(
         if made is not None:
             try:
                 names = fill_wheelhouse(cell, wheelhouse or cache_dir() / "wheelhouse", echo)
-            except (SmokeError, OSError) as exc:
+            except (CellError, OSError) as exc:
                 return result("failed", detail=f"downloading the lock's files: {exc}")
             progress(f"{len(names)} files in the wheelhouse")
         args = build_args(ready)
@@ -353,7 +354,7 @@ def build(
                 if ca_bundle:
                     args["CA_URL"] = url + CA_PATH
                 error = _run_build(api, context, tag, args, progress, dockerfile(cell), force)
-        except SmokeError as exc:
+        except CellError as exc:
             error = str(exc)
         if error:
             return result("failed", detail=error)

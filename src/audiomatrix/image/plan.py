@@ -18,9 +18,9 @@ from typing import Any
 from audiomatrix.image import debs, interpreters, layers
 from audiomatrix.image.base import dpkg_status, image_python
 from audiomatrix.lock import stage as lock
-from audiomatrix.smoke.runner import CellLock
+from audiomatrix.lock.cell_lock import CellLock
+from audiomatrix.spec import declared
 from audiomatrix.suite import probe
-from audiomatrix.table import evidence
 
 
 class PlanError(Exception):
@@ -81,8 +81,8 @@ def python_for(cell: CellLock, base: str, base_python: str | None) -> Python:
     if base_python in (None, cell.python):
         return Python(source=f"the python3 of {base}")
     found = interpreters.find(cell.python)
-    wanted = evidence.distribution_of_base(cell.record["cell"]["base"])
-    host = evidence.comparable_distribution(probe.distribution())
+    wanted = declared.distribution_of_base(cell.record["cell"]["base"])
+    host = declared.comparable_distribution(probe.distribution())
     if found is None:
         raise PlanError(
             "python unavailable",

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audiomatrix.core.errors import CellError
 from audiomatrix.core.files import cache_dir
 from audiomatrix.lock import uvtool
-from audiomatrix.smoke.runner import CellLock, SmokeError
+from audiomatrix.lock.cell_lock import CellLock
 
 DEFAULT_PORT = 47391
 """The wheelhouse's loopback port. Build args are part of the layer cache key, so the
@@ -64,7 +65,7 @@ def default_index() -> str:
         )  # fmt: skip
     found = re.search(r"--index-url (\S+)", proc.stdout)
     if not found:
-        raise SmokeError(f"cannot learn uv's default index: {uvtool.one_line(proc.stderr)}")
+        raise CellError(f"cannot learn uv's default index: {uvtool.one_line(proc.stderr)}")
     return found.group(1)
 
 
@@ -122,7 +123,7 @@ def _choose(pin: Pin, links: Mapping[str, tuple[str, str]], ranks: Mapping[str, 
         if fits and (best is None or rank < best[0]):
             best = (rank, sha, (filename, url))
     if best is None:
-        raise SmokeError(f"{pin.name}=={pin.version}: no file with a locked hash fits the target")
+        raise CellError(f"{pin.name}=={pin.version}: no file with a locked hash fits the target")
     return best[1], best[2][0], best[2][1]
 
 
@@ -137,7 +138,7 @@ def _download(url: str, sha: str, target: Path) -> None:
             sink.write(chunk)
     if digest.hexdigest() != sha:
         partial.unlink()
-        raise SmokeError(f"{target.name}: sha256 mismatch (locked {sha[:12]})")
+        raise CellError(f"{target.name}: sha256 mismatch (locked {sha[:12]})")
     os.replace(partial, target)
 
 
@@ -218,7 +219,7 @@ def _build_requirements(
                 if not version.is_prerelease and version in req.specifier:
                     candidates.append((version, filename, url, sha))
         if not candidates:
-            raise SmokeError(f"no pure wheel for the build requirement {req}")
+            raise CellError(f"no pure wheel for the build requirement {req}")
         _, filename, url, sha = max(candidates)
         target = wheelhouse / filename
         if not target.is_file():
@@ -262,7 +263,7 @@ def serve(
         try:
             server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
         except OSError as exc:
-            raise SmokeError(
+            raise CellError(
                 f"cannot serve the wheelhouse on 127.0.0.1:{port} ({exc.strerror}): "
                 "set AUDIOMATRIX_WHEELHOUSE_PORT to a free port"
             ) from None

@@ -38,8 +38,8 @@ from audiomatrix.core.files import sha256_file, sha256_json, write_atomic, write
 from audiomatrix.lock import stage as lock
 from audiomatrix.lock import uvtool
 from audiomatrix.spec.cells import Cell
+from audiomatrix.spec.declared import cuda_of_variant
 from audiomatrix.spec.matrix import Matrix
-from audiomatrix.table.evidence import cuda_of_variant
 
 ENVIRONMENT_FILE = "environment.yml"
 VIRTUAL_PACKAGES_FILE = "virtual-packages.yml"

@@ -23,9 +23,11 @@ from typing import Any
 import docker.errors
 import requests
 
+from audiomatrix.core.errors import CellError
 from audiomatrix.core.files import sha256_bytes, write_atomic
 from audiomatrix.image.build import CELL_REPO
 from audiomatrix.image.engine import LABEL, client, engine_call, find_image, first_line
+from audiomatrix.lock import cell_lock
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.table import publications, report
 
@@ -136,7 +138,7 @@ def sbom_tag(digest: str) -> str:
     return digest.replace(":", "-") + ".sbom"
 
 
-def native_install(cell: smoke.CellLock, venv: str = ".venv") -> list[str]:
+def native_install(cell: cell_lock.CellLock, venv: str = ".venv") -> list[str]:
     """The commands that make this cell's environment natively from its committed lock (a
     conda cell's: conda-lock's own install, which takes the lock's pip part too)."""
     if cell.installer == "conda":
@@ -375,9 +377,9 @@ def pull(row: report.Row, registry: Registry | None = None) -> str:
     return local
 
 
-def environments_lock(environments: Path, cell: str) -> smoke.CellLock:
+def environments_lock(environments: Path, cell: str) -> cell_lock.CellLock:
     """The committed lock of a row's cell, for the native install instructions."""
     try:
-        return smoke.read_lock(environments, cell)
-    except smoke.SmokeError as exc:
+        return cell_lock.read_lock(environments, cell)
+    except CellError as exc:
         raise PublishError(str(exc)) from None

@@ -25,8 +25,9 @@ from audiomatrix.image.engine import (
     engine_version,
     first_line,
 )
+from audiomatrix.lock.cell_lock import CellLock
 from audiomatrix.smoke import results
-from audiomatrix.smoke.runner import CellLock, collect, runner_args
+from audiomatrix.smoke.runner import collect, runner_args
 from audiomatrix.suite import probe, schema
 from audiomatrix.suite.schema import MODES
 

@@ -18,84 +18,23 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from audiomatrix.core.errors import CellError
 from audiomatrix.core.files import cache_dir, current_umask, describe_error
 from audiomatrix.image import debs, interpreters
 from audiomatrix.lock import conda, uvtool
-from audiomatrix.lock import stage as lock
-from audiomatrix.smoke import results
+from audiomatrix.lock.cell_lock import CellLock
+from audiomatrix.smoke import evidence, results
 from audiomatrix.suite import schema
 from audiomatrix.suite.split import label
-from audiomatrix.table import evidence
 
 LOCK_MARKER = ".audiomatrix-lock-sha256"
-
-
-class SmokeError(Exception):
-    """A cell that cannot be smoke-tested here, with the one line that says why."""
-
-
-@dataclass(frozen=True)
-class CellLock:
-    """What the lock stage recorded for a cell: the only input this stage reads."""
-
-    cell: str
-    folder: Path
-    record: Mapping[str, Any]
-
-    @property
-    def requirements(self) -> Path:
-        return self.folder / lock.LOCK_FILE
-
-    @property
-    def installer(self) -> str:
-        return str(self.record["cell"].get("installer", "uv"))
-
-    @property
-    def subdir(self) -> str:
-        """A conda cell's platform, whose rendered files its installs read."""
-        return conda.subdir(self.record["cell"]["platform"]) or ""
-
-    @property
-    def lock_files(self) -> list[Path]:
-        """What an install reads: the uv lock, or a conda lock's two renders."""
-        if self.installer == "conda":
-            names = [conda.explicit_file(self.subdir), conda.pip_file(self.subdir)]
-            return [self.folder / name for name in names]
-        return [self.requirements]
-
-    @property
-    def python(self) -> str:
-        return str(self.record["cell"]["python"])
-
-    @property
-    def index(self) -> str | None:
-        return self.record["inputs"]["index"]
-
-    @property
-    def lock_sha256(self) -> str:
-        return str(self.record["lock_sha256"])
-
-
-def read_lock(environments: Path, cell: str) -> CellLock:
-    folder = environments / cell
-    try:
-        record = lock.read_record(folder)
-    except lock.RecordError as exc:
-        raise SmokeError(str(exc)) from None
-    if record is None:
-        raise SmokeError(f"{cell}: no {folder / lock.CELL_FILE}: run `audiomatrix lock` first")
-    found = CellLock(cell, folder, record)
-    if record.get("status") != lock.Status.LOCKED or not all(p.is_file() for p in found.lock_files):
-        reason = record.get("reason") or "no lock file"
-        raise SmokeError(f"{cell}: not locked ({record.get('status')}: {reason})")
-    return found
 
 
 def read_runner_output(out: Path) -> tuple[schema.Environment, dict[str, schema.ModeRecord]]:
@@ -108,7 +47,7 @@ def read_runner_output(out: Path) -> tuple[schema.Environment, dict[str, schema.
             if (out / f"{m}.json").exists()
         }
     except (OSError, ValueError) as exc:
-        raise SmokeError(f"the smoke runner's output is unusable: {describe_error(exc)}") from None
+        raise CellError(f"the smoke runner's output is unusable: {describe_error(exc)}") from None
     return environment, modes
 
 
@@ -121,7 +60,7 @@ def read_remedy_split(out: Path) -> schema.RemedySplit | None:
     try:
         return _SPLIT.validate_json(path.read_bytes())
     except (OSError, ValueError) as exc:
-        raise SmokeError(f"the smoke runner's output is unusable: {describe_error(exc)}") from None
+        raise CellError(f"the smoke runner's output is unusable: {describe_error(exc)}") from None
 
 
 _ENVIRONMENT = TypeAdapter(schema.Environment)
@@ -173,7 +112,7 @@ def collect(
     environment, modes = read_runner_output(out)
     split = read_remedy_split(out)
     if not modes:
-        raise SmokeError(f"{cell.cell}: the smoke runner wrote no results (see its output above)")
+        raise CellError(f"{cell.cell}: the smoke runner wrote no results (see its output above)")
     logs = results_root / cell.cell / "logs"
     try:
         logs.mkdir(parents=True, exist_ok=True)
@@ -192,7 +131,7 @@ def collect(
             result = assemble(cell, run, environment, modes, where, keep_log, split)
             _record_with_logs(results_root, result, Path(scratch), logs / run)
     except OSError as exc:
-        raise SmokeError(
+        raise CellError(
             f"{results_root / cell.cell}: cannot record the run: {exc.strerror}; nothing "
             "recorded: free space (or make it writable) and rerun"
         ) from None
@@ -262,7 +201,7 @@ def ensure_venv(cell: CellLock, venv: Path) -> Path:
     for step in install_steps(cell, venv, interpreter_for(cell), uv=uvtool.uv_binary()):
         proc = subprocess.run(step, capture_output=True, text=True, env=uv_environment())
         if proc.returncode != 0:
-            raise SmokeError(
+            raise CellError(
                 f"{cell.cell}: {' '.join(step[1:3])} failed: {uvtool.one_line(proc.stderr)}"
             )
     marker.write_text(cell.lock_sha256)
@@ -284,14 +223,14 @@ def ensure_conda_environment(cell: CellLock, prefix: Path) -> Path:
         records = conda.records(cell.folder / conda.LOCK_FILE, cell.subdir)
         asyncio.run(rattler.install(records, prefix, show_progress=False))
     except Exception as exc:  # rattler raises its own exception types, all of them Exception
-        raise SmokeError(f"{cell.cell}: installing the conda packages failed: {exc}") from None
+        raise CellError(f"{cell.cell}: installing the conda packages failed: {exc}") from None
     _, pip_part = cell.lock_files
     if any(line and not line.startswith("#") for line in pip_part.read_text().splitlines()):
         step = [str(python), "-m", "pip", "install", "--quiet", "--no-cache-dir",
                 "--require-hashes", "--no-deps", "-r", str(pip_part)]  # fmt: skip
         proc = subprocess.run(step, capture_output=True, text=True, env=uv_environment())
         if proc.returncode != 0:
-            raise SmokeError(f"{cell.cell}: pip install failed: {uvtool.one_line(proc.stderr)}")
+            raise CellError(f"{cell.cell}: pip install failed: {uvtool.one_line(proc.stderr)}")
     marker.write_text(cell.lock_sha256)
     return python
 
@@ -362,7 +301,7 @@ def measure(python: Path, env: Mapping[str, str]) -> schema.Environment:
     try:
         return _ENVIRONMENT.validate_json(proc.stdout)
     except ValueError:
-        raise SmokeError(f"the environment probe failed: {uvtool.one_line(proc.stderr)}") from None
+        raise CellError(f"the environment probe failed: {uvtool.one_line(proc.stderr)}") from None
 
 
 def refuse_other_environment(cell: CellLock, measured: schema.Environment) -> None:
@@ -371,7 +310,7 @@ def refuse_other_environment(cell: CellLock, measured: schema.Environment) -> No
         evidence.declaration(cell.record), measured.facts, measured.host, cell.lock_sha256
     )
     if found:
-        raise SmokeError(
+        raise CellError(
             f"{cell.cell}: this machine cannot give the environment the cell declares "
             f"({'; '.join(found)}): nothing recorded; run it in its image instead"
         )
@@ -389,7 +328,7 @@ def smoke_native(
 ) -> results.RunResult:
     """Run the suite (and the checks of the `suites` folders) in a venv made from the cell's
     lock (a conda cell: an environment from its conda lock), with the system libraries the cell
-    declares, and write its result; SmokeError when this machine cannot give the cell's
+    declares, and write its result; CellError when this machine cannot give the cell's
     declared environment (the result would not stand for the cell)."""
     if cell.installer == "conda":
         interpreter = ensure_conda_environment(cell, venvs / cell.cell)
@@ -402,7 +341,7 @@ def smoke_native(
         out = Path(tmp)
         code = run_suite(interpreter, out, modes, checks, env, echo, suites)
         if code != 0 and not (out / "environment.json").exists():
-            raise SmokeError(f"{cell.cell}: the smoke runner failed with exit code {code}")
+            raise CellError(f"{cell.cell}: the smoke runner failed with exit code {code}")
         return collect(cell, out, results_root, {"kind": "native"}, started)
 
 
@@ -415,4 +354,4 @@ def native_libraries(cell: CellLock, echo: Callable[[str], None]) -> list[Path]:
     try:
         return debs.unpacked(packages, echo=echo)
     except debs.DebError as exc:
-        raise SmokeError(f"{cell.cell}: cannot provide FFmpeg natively: {exc}") from None
+        raise CellError(f"{cell.cell}: cannot provide FFmpeg natively: {exc}") from None

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import docker.errors
 
+from audiomatrix.core.errors import CellError
+from audiomatrix.core.versions import version_key
 from audiomatrix.image import build as imagebuild
 from audiomatrix.image.engine import client, engine_call
+from audiomatrix.lock.cell_lock import CellLock
 from audiomatrix.smoke import container, results
-from audiomatrix.smoke.runner import CellLock, SmokeError
 from audiomatrix.suite.schema import MODES
-from audiomatrix.table.report import version_key
 
 Echo = Callable[[str], None]
 
@@ -120,7 +121,7 @@ def run_cell(
             built.tag, cell, results_root, modes=modes, checks=checks, suites=suites,
             echo=progress,
         )  # fmt: skip
-    except SmokeError as exc:
+    except CellError as exc:
         return step("failed", str(exc))
     return step("smoked", "", built.tag, result)
 

@@ -21,17 +21,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict
 
 from audiomatrix.catalog import signatures
 from audiomatrix.core.files import describe_error, json_text, read_text, sha256_file
+from audiomatrix.core.versions import version_key
 from audiomatrix.lock import stage as lock
-from audiomatrix.smoke import results
+from audiomatrix.smoke import evidence, results
 from audiomatrix.suite import probe
 from audiomatrix.suite.schema import CHECKS as SUITE_CHECKS
 from audiomatrix.suite.schema import Facts, Host, Mode, Status, workloads
-from audiomatrix.table import evidence, goldens, gpu, publications, remedies
+from audiomatrix.table import goldens, gpu, publications, remedies
 from audiomatrix.table.gpu import Kernels
 from audiomatrix.table.remedies import Remedy
 from audiomatrix.table.remedy_split import RemedyProof, proof
@@ -180,13 +180,6 @@ def committed_schema() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- build
-
-
-def version_key(text: str) -> Version:
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return Version("0")
 
 
 def axes_from_id(cell: str) -> Axes:

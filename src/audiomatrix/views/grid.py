@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from audiomatrix.table.report import NOT_BUILDABLE, Axes, Compatibility, Missing, Row, version_key
+from audiomatrix.core.versions import version_key
+from audiomatrix.table.report import NOT_BUILDABLE, Axes, Compatibility, Missing, Row
 
 if TYPE_CHECKING:
     from audiomatrix.views.query import Change

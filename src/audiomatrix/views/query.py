@@ -7,10 +7,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from audiomatrix.core.versions import version_key
 from audiomatrix.smoke.results import FAILED, Mode, Status
 from audiomatrix.table import remedy_split as remedysplit
 from audiomatrix.table.remedies import Remedy
-from audiomatrix.table.report import MODES, WORKLOADS, CheckRow, Compatibility, Row, version_key
+from audiomatrix.table.report import MODES, WORKLOADS, CheckRow, Compatibility, Row
 from audiomatrix.views.render import GPU_WORDS, stack_label, where_label
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audiomatrix.core.files import write_atomic
+from audiomatrix.core.versions import version_key
 from audiomatrix.smoke import results
 from audiomatrix.table import remedy_split as remedysplit
 from audiomatrix.table.gpu import Kernels
@@ -27,7 +28,6 @@ from audiomatrix.table.report import (
     Outcome,
     Row,
     table_json,
-    version_key,
 )
 from audiomatrix.views import grid
 

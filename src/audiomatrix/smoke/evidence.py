@@ -8,13 +8,13 @@ named, and the report shows such a run apart instead of as the cell's row.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from packaging.version import Version
 
+from audiomatrix.spec.declared import comparable_distribution, cuda_of_variant, distribution_of_base
 from audiomatrix.suite.probe import normalise
 from audiomatrix.suite.schema import Facts, Host
 
@@ -33,21 +33,6 @@ class Declaration:
     cuda: str | None
     lock_sha256: str | None
     installer: str = "uv"
-
-
-def cuda_of_variant(variant: str) -> str | None:
-    """The CUDA version a wheel variant is built against: cu128 -> 12.8, cu130 -> 13.0;
-    None for CPU and MPS builds."""
-    found = re.fullmatch(r"cu(\d+)(\d)", variant)
-    return f"{int(found.group(1))}.{found.group(2)}" if found else None
-
-
-def distribution_of_base(base: str | None) -> str | None:
-    """`debian:bookworm-slim` -> `debian bookworm`; `ubuntu:noble` -> `ubuntu noble`."""
-    if not base or ":" not in base:
-        return None
-    name, _, tag = base.rpartition(":")
-    return f"{name.rsplit('/', 1)[-1]} {tag.split('-')[0]}"
 
 
 def declaration(record: Mapping[str, Any]) -> Declaration:
@@ -73,15 +58,6 @@ def cuda_matches(declared: Declaration, measured: str | None) -> bool:
         return measured == declared.cuda
     same_major = measured.split(".")[0] == declared.cuda.split(".")[0]
     return same_major and Version(measured) <= Version(declared.cuda)
-
-
-def comparable_distribution(measured: str | None) -> str | None:
-    """`debian 12 (bookworm)` (as the suite reads /etc/os-release) -> `debian bookworm`,
-    comparable with a declaration's base."""
-    if not measured:
-        return None
-    found = re.fullmatch(r"(\S+)\s*\S*\s*\((\S+)\)", measured)
-    return f"{found.group(1)} {found.group(2)}" if found else measured
 
 
 def lock_drift(pins: Mapping[str, str], installed: Mapping[str, str]) -> list[str]:

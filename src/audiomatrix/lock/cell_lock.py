@@ -1,0 +1,70 @@
+"""What the lock stage recorded for a cell, as every later stage reads it: the cell's folder,
+its record and the lock files an install reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from audiomatrix.core.errors import CellError
+from audiomatrix.lock import conda
+from audiomatrix.lock import stage as lock
+
+
+@dataclass(frozen=True)
+class CellLock:
+    """What the lock stage recorded for a cell: the only input this stage reads."""
+
+    cell: str
+    folder: Path
+    record: Mapping[str, Any]
+
+    @property
+    def requirements(self) -> Path:
+        return self.folder / lock.LOCK_FILE
+
+    @property
+    def installer(self) -> str:
+        return str(self.record["cell"].get("installer", "uv"))
+
+    @property
+    def subdir(self) -> str:
+        """A conda cell's platform, whose rendered files its installs read."""
+        return conda.subdir(self.record["cell"]["platform"]) or ""
+
+    @property
+    def lock_files(self) -> list[Path]:
+        """What an install reads: the uv lock, or a conda lock's two renders."""
+        if self.installer == "conda":
+            names = [conda.explicit_file(self.subdir), conda.pip_file(self.subdir)]
+            return [self.folder / name for name in names]
+        return [self.requirements]
+
+    @property
+    def python(self) -> str:
+        return str(self.record["cell"]["python"])
+
+    @property
+    def index(self) -> str | None:
+        return self.record["inputs"]["index"]
+
+    @property
+    def lock_sha256(self) -> str:
+        return str(self.record["lock_sha256"])
+
+
+def read_lock(environments: Path, cell: str) -> CellLock:
+    folder = environments / cell
+    try:
+        record = lock.read_record(folder)
+    except lock.RecordError as exc:
+        raise CellError(str(exc)) from None
+    if record is None:
+        raise CellError(f"{cell}: no {folder / lock.CELL_FILE}: run `audiomatrix lock` first")
+    found = CellLock(cell, folder, record)
+    if record.get("status") != lock.Status.LOCKED or not all(p.is_file() for p in found.lock_files):
+        reason = record.get("reason") or "no lock file"
+        raise CellError(f"{cell}: not locked ({record.get('status')}: {reason})")
+    return found

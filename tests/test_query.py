@@ -121,3 +121,23 @@ def test_recommend_for_a_gpu_uses_the_measured_kernels(repo: Path) -> None:  # n
     results.write(repo / "results", unmeasured)
     rows = [r for r in table(repo).rows if r.cell == NEW and not r.host.compute_capability]
     assert rows[0].gpu == {} and not recommend.runs_on(rows[0], "sm_90")
+
+
+def test_recommend_steps_filter_rank_and_say_apart(repo: Path) -> None:  # noqa: F811
+    """Each step of recommend alone: the constraints, the choice raw before compat, the words."""
+    t = table(repo)
+    assert recommend.matching(t.rows) == t.rows
+    fit = recommend.matching(t.rows, python="3.11", gpu_arch="sm_120", os="linux")
+    assert {r.cell for r in fit} == {NEW, BROKEN}  # OLD's wheel has no sm_120 kernels
+    assert recommend.matching(t.rows, python="3.12") == []
+    assert recommend.matching(t.rows, installer="conda") == []
+    said = recommend.constraints_said(python="3.11", gpu_arch="sm_120", os="linux", installer="uv")
+    assert said == ["Python 3.11", "OS linux", "GPU sm_120", "installer uv"]
+    assert recommend.constraints_said() == []
+    checks = ["xtts", "demucs", "diffrhythm_write"]
+    choice = recommend.choose(t.rows, checks, None)
+    assert choice is not None and (choice.row.cell, choice.mode) == (OLD, "raw")
+    assert choice.passing == len(recommend.qualifying(t.rows, checks, "raw"))
+    broken = [r for r in t.rows if r.cell == BROKEN]
+    assert recommend.choose(broken, ["xtts"], None) is None
+    assert recommend.none_passes(broken, ["xtts"], "").endswith("xtts never passes")

@@ -215,6 +215,7 @@ def test_outputs_are_deterministic(repo: Path, tmp_path: Path) -> None:
         "compatibility.json",
         "index.html",
     ]
+    assert writers.output_paths(tmp_path / "c") == writers.write_all(table(repo), tmp_path / "c")
 
 
 def test_the_report_never_reads_its_own_output(repo: Path) -> None:

@@ -14,7 +14,8 @@ from audiomatrix.publish import registry as publish
 from audiomatrix.publish import tox
 from audiomatrix.smoke import evidence, results
 from audiomatrix.table import report
-from audiomatrix.views import query, render
+from audiomatrix.views import page as page_view
+from audiomatrix.views import recommend
 from support import LOCK, cell_record, environment, run_result, write_cell_json
 from test_site import _open, browser  # noqa: F401 (browser: the fixture)
 
@@ -61,19 +62,19 @@ def test_rows_and_missing_cells_carry_their_installer(repo: Path) -> None:
     assert not t.apart
     [missing] = t.missing
     assert (missing.installer, missing.status) == ("conda", "channel unreachable")
-    page = render.html(t)
+    page = page_view.html(t)
     assert '<select name="installer" data-axis="installer">' in page
     assert 'data-installer="conda"' in page and 'data-installer="uv"' in page
 
 
 def test_recommend_filters_by_installer(repo: Path) -> None:
     t = table(repo)
-    conda = query.recommend(t, ["xtts"], installer="conda")
+    conda = recommend.recommend(t, ["xtts"], installer="conda")
     assert conda.row is not None and conda.row.cell == CONDA
     assert "installer conda" in conda.explanation
-    uv = query.recommend(t, ["xtts"], installer="uv")
+    uv = recommend.recommend(t, ["xtts"], installer="uv")
     assert uv.row is not None and uv.row.cell == UV
-    none = query.recommend(t, ["xtts"], installer="pixi")
+    none = recommend.recommend(t, ["xtts"], installer="pixi")
     assert none.row is None and none.explanation == "no tested cell matches with installer pixi"
 
 
@@ -130,7 +131,7 @@ def test_recommend_refuses_an_unknown_installer_in_one_line() -> None:
 @pytest.mark.site
 def test_the_page_filters_rows_by_installer(browser, repo: Path) -> None:  # noqa: F811
     site = repo / "index.html"
-    site.write_text(render.html(table(repo)))
+    site.write_text(page_view.html(table(repo)))
     problems: list[str] = []
     page = _open(browser, site, problems)
     page.click("#tab-list")

@@ -26,7 +26,7 @@ from audiomatrix.cli import app as cli
 from audiomatrix.image import engine
 from audiomatrix.smoke import container
 from audiomatrix.table import publications, report
-from audiomatrix.views import render
+from audiomatrix.views import writers
 from support import (
     INTERRUPTIONS,
     TrackedImages,
@@ -325,7 +325,7 @@ def test_a_registry_that_goes_away_mid_push_records_no_publication(
     container.smoke_in_image(
         tag, cell, root / "results", modes=["raw"], checks=["torch_load"], echo=lambda _: None
     )
-    render.write_all(
+    writers.write_all(
         report.build(root / "results", root / "environments", root / publications.FOLDER), root
     )
     assert [r.cell for r in report.load(root / report.JSON_FILE).rows] == [cell.cell]

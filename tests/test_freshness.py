@@ -11,7 +11,7 @@ import pytest
 from audiomatrix.cli.app import _refresh_report, _report_inputs, _write_report
 from audiomatrix.smoke import results
 from audiomatrix.table import report
-from audiomatrix.views import freshness, render
+from audiomatrix.views import freshness, writers
 from support import run_result, write_cell_json
 
 CELL = "bookworm-py3.11-torch2.5.1-cu124-legacy-pinned"
@@ -27,7 +27,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def fresh(root: Path) -> bool:
-    return freshness.is_fresh(root, _report_inputs(root), render.output_paths(root))
+    return freshness.is_fresh(root, _report_inputs(root), writers.output_paths(root))
 
 
 def test_a_written_report_is_fresh_until_an_input_changes(repo: Path) -> None:

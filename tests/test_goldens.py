@@ -18,7 +18,7 @@ from audiomatrix.spec.yamlpos import MatrixError
 from audiomatrix.suite import golden
 from audiomatrix.suite.schema import CheckOutcome, Fingerprint, Provenance
 from audiomatrix.table import goldens, report
-from audiomatrix.views import render
+from audiomatrix.views import markdown
 from support import run_result, write_cell_json
 
 REFERENCE = "bookworm-py3.11-torch2.5.1-cu124-legacy-pinned"
@@ -172,7 +172,7 @@ def test_the_report_turns_a_drifted_pass_into_drift_and_keeps_the_rest(repo: Pat
     assert same is not None and same.status == "pass" and same.golden.verdict == "match"
     assert rows[REFERENCE].checks["demucs"].raw.golden.error == 0.0
     assert rows[OTHER].checks["xtts"].raw.golden is None  # no outputs: nothing compared
-    text = render.markdown(table)
+    text = markdown.markdown(table)
     assert "## Golden outputs" in text and "drift (passed, but its outputs left" in text
     line = next(ln for ln in text.splitlines() if ln.startswith(f"| `{OTHER}` | demucs |"))
     assert "| drift: error 0.0" in line and f"| `{REFERENCE}` |" in line

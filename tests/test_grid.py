@@ -7,7 +7,8 @@ from pathlib import Path
 
 from audiomatrix.smoke import results
 from audiomatrix.table import report
-from audiomatrix.views import grid, query, render
+from audiomatrix.views import diff, grid
+from audiomatrix.views import page as page_view
 from support import run_result
 from test_report import ALL_PASS, BROKEN, NEW, OLD, repo, table  # noqa: F401
 
@@ -84,7 +85,7 @@ def test_changes_since_a_previous_table_are_marked_and_counted(repo: Path) -> No
     broke = run_result(OLD, ALL_PASS | {"xtts": "fail"}, ALL_PASS, run="20261125T180000Z")
     results.write(repo / "results", broke)
     new = table(repo)
-    grids = grid.grids(new, query.diff(old, new))
+    grids = grid.grids(new, diff.diff(old, new))
     xtts = grids["xtts"]
     assert (xtts.tally.red, xtts.tally.green) == (1, 0)
     native = xtts.squares["2.5.1"]["3.11"].marks[1]
@@ -125,17 +126,17 @@ def test_the_installer_is_uv_unless_the_row_names_one(repo: Path) -> None:  # no
 
 def test_the_page_draws_the_grid_and_embeds_the_changes(repo: Path) -> None:  # noqa: F811
     t = table(repo)
-    page = render.html(t)
+    page = page_view.html(t)
     embedded = page.split('<script type="application/json" id="changes-data">')[1]
     assert json.loads(embedded.split("</script>")[0]) is None
     marks = page.count('class="mark s-')
     assert marks == len(grid.grids(t)) * (len(t.rows) + 2)
     assert page.count("<button type=button") == len(grid.grids(t)) * len(t.rows)
     assert '<option value="uv">uv</option>' in page
-    changes = query.diff(t.model_copy(update={"rows": t.rows[1:]}), t)
-    page = render.html(t, changes)
+    changes = diff.diff(t.model_copy(update={"rows": t.rows[1:]}), t)
+    page = page_view.html(t, changes)
     embedded = page.split('<script type="application/json" id="changes-data">')[1]
-    assert json.loads(embedded.split("</script>")[0]) == render.change_records(changes)
+    assert json.loads(embedded.split("</script>")[0]) == page_view.change_records(changes)
     assert f"Since the previous table: {len(changes)} changes, 0 regressions" in page
     assert page.count(' changed"') == len(grid.grids(t))  # OLD's image row, in every grid
 

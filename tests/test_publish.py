@@ -26,7 +26,7 @@ from audiomatrix.publish import registry as publish
 from audiomatrix.publish import sbom
 from audiomatrix.smoke import container, results
 from audiomatrix.table import publications, report
-from audiomatrix.views import render
+from audiomatrix.views import markdown, writers
 from support import TrackedImages, environment, small_cell, start_registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ def test_a_publication_belongs_to_the_row_of_the_same_image_only() -> None:
         missing=[], damaged=[], signatures=[],
     )  # fmt: skip
     assert publish.image_rows(table) == [table.rows[0]]
-    assert "localhost:5000/audiomatrix/cell@" in render.markdown(table)
+    assert "localhost:5000/audiomatrix/cell@" in markdown.markdown(table)
 
 
 def test_publish_needs_a_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -180,7 +180,7 @@ def test_publish_and_pull_round_trip(
         )  # fmt: skip
         table = report.build(root / "results", root / "environments", root / "publications")
         assert [r.cell for r in table.rows] == [cell.cell], table.apart
-        render.write_all(table, root)
+        writers.write_all(table, root)
         table_path = root / report.JSON_FILE
         runner = CliRunner()
         args = ["publish", "--registry", f"{registry.host}/test", "--table", str(table_path)]
@@ -217,7 +217,7 @@ def test_publish_and_pull_round_trip(
         assert all(found.get(name) == version for name, version in pins.items()), pins
         assert any(c["purl"].startswith("pkg:deb/debian/python3@") for c in fetched["components"])
         assert fetched["metadata"]["component"]["version"] == row.published.digest
-        assert row.published.reference in (root / render.MD_FILE).read_text()
+        assert row.published.reference in (root / markdown.MD_FILE).read_text()
         assert (root / publications.FOLDER / f"{cell.cell}.json").is_file()
 
         # Nothing changed: nothing pushed again. A row whose image changed is not pushed.

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from audiomatrix.smoke import results
-from audiomatrix.views import query
+from audiomatrix.views import diff, recommend
 from support import run_result
 from test_report import ALL_PASS, BROKEN, NEW, OLD, repo, table  # noqa: F401
 
@@ -20,8 +20,8 @@ def test_diff_flags_what_went_red(repo: Path) -> None:  # noqa: F811
     )
     shutil.rmtree(repo / "results" / BROKEN)
     new = table(repo)
-    changes = query.diff(old, new)
-    red = query.regressions(changes)
+    changes = diff.diff(old, new)
+    red = diff.regressions(changes)
     assert [(c.cell, c.where, c.check, c.mode, c.old, c.new) for c in red] == [
         (OLD, "native", "xtts", "raw", "pass", "fail")
     ]
@@ -33,7 +33,7 @@ def test_diff_flags_what_went_red(repo: Path) -> None:  # noqa: F811
     }
     gone = [c for c in changes if c.cell == BROKEN]
     assert gone and all(c.new is None and not c.regression for c in gone)
-    assert query.diff(new, new) == []
+    assert diff.diff(new, new) == []
 
 
 def test_diff_counts_a_vanished_check_in_a_kept_row(repo: Path) -> None:  # noqa: F811
@@ -44,7 +44,7 @@ def test_diff_counts_a_vanished_check_in_a_kept_row(repo: Path) -> None:  # noqa
             OLD, {k: v for k, v in ALL_PASS.items() if k != "demucs"}, run="20261125T180000Z"
         ),
     )
-    red = query.regressions(query.diff(old, table(repo)))
+    red = diff.regressions(diff.diff(old, table(repo)))
     assert {(c.check, c.mode, c.new) for c in red} == {
         ("demucs", "raw", None),
         ("demucs", "compat", None),
@@ -53,37 +53,37 @@ def test_diff_counts_a_vanished_check_in_a_kept_row(repo: Path) -> None:  # noqa
 
 def test_recommend_prefers_raw_then_a_tested_image_then_newest_torch(repo: Path) -> None:  # noqa: F811
     t = table(repo)
-    r = query.recommend(t, ["xtts", "demucs", "diffrhythm"])
+    r = recommend.recommend(t, ["xtts", "demucs", "diffrhythm"])
     assert (r.row.cell, r.row.where.kind, r.mode) == (OLD, "image", "raw")
     assert "with a tested image" in r.explanation
     assert "pass as installed (raw)" in r.explanation
     assert f"a newer torch also works: {NEW}" in r.explanation
     assert f"results/{OLD}/20261125T150000Z.json" in r.explanation
     # An image is preferred over a newer torch that only ran natively.
-    r = query.recommend(t, ["xtts"])
+    r = recommend.recommend(t, ["xtts"])
     assert (r.row.cell, r.row.where.kind, r.mode) == (OLD, "image", "raw")
     native_only = t.model_copy(update={"rows": [r for r in t.rows if r.where.kind == "native"]})
-    assert query.recommend(native_only, ["xtts"]).row.cell == NEW
+    assert recommend.recommend(native_only, ["xtts"]).row.cell == NEW
 
 
 def test_recommend_falls_back_to_compat_and_filters(repo: Path) -> None:  # noqa: F811
     t = table(repo)
-    r = query.recommend(t, ["xtts", "demucs", "diffrhythm"], gpu_arch="sm_120")
+    r = recommend.recommend(t, ["xtts", "demucs", "diffrhythm"], gpu_arch="sm_120")
     assert (r.row.cell, r.mode) == (NEW, "compat")
     assert "No matching row passes them all raw" in r.explanation
     assert "On sm_120: native, predicted from the wheel's compiled code (sm_120)" in (r.explanation)
 
-    r = query.recommend(t, ["xtts"], gpu_arch="sm_120", python="3.11", os="linux")
+    r = recommend.recommend(t, ["xtts"], gpu_arch="sm_120", python="3.11", os="linux")
     assert r.row.cell == NEW
 
-    none = query.recommend(t, ["xtts"], python="3.13")
+    none = recommend.recommend(t, ["xtts"], python="3.13")
     assert none.row is None and "no tested cell matches with Python 3.13" in none.explanation
 
     only_broken = t.model_copy(update={"rows": [r for r in t.rows if r.cell == BROKEN]})
-    none = query.recommend(only_broken, ["xtts"])
+    none = recommend.recommend(only_broken, ["xtts"])
     assert none.row is None and "xtts, xtts_service never passes" in none.explanation
 
-    bad = query.recommend(t, ["karaoke"])
+    bad = recommend.recommend(t, ["karaoke"])
     assert bad.row is None and "unknown workload 'karaoke'" in bad.explanation
 
 
@@ -92,7 +92,7 @@ def test_recommend_never_names_a_run_measured_elsewhere(repo: Path) -> None:  # 
     [apart] = t.apart  # BROKEN measured without its FFmpeg: every check passed there
     assert apart.cell == BROKEN and apart.checks["xtts"].raw.status == "pass"
     only_broken = t.model_copy(update={"rows": [r for r in t.rows if r.cell == BROKEN]})
-    assert query.recommend(only_broken, ["xtts"]).row is None
+    assert recommend.recommend(only_broken, ["xtts"]).row is None
 
 
 def test_recommend_for_a_gpu_uses_the_measured_kernels(repo: Path) -> None:  # noqa: F811
@@ -100,9 +100,11 @@ def test_recommend_for_a_gpu_uses_the_measured_kernels(repo: Path) -> None:  # n
     # OLD (torch 2.5.1+cu124) passes everything raw, but its wheel has no sm_120 code.
     old = next(r for r in t.rows if r.cell == OLD)
     assert old.gpu["sm_120"].verdict == "no-kernel-image" and old.gpu["sm_90"].verdict == "native"
-    r = query.recommend(t, ["xtts", "demucs", "diffrhythm"], gpu_arch="sm_120")
+    r = recommend.recommend(t, ["xtts", "demucs", "diffrhythm"], gpu_arch="sm_120")
     assert r.row is not None and r.row.cell != OLD
-    assert query.recommend(t, ["xtts", "demucs", "diffrhythm"], gpu_arch="sm_90").row.cell == OLD
+    assert (
+        recommend.recommend(t, ["xtts", "demucs", "diffrhythm"], gpu_arch="sm_90").row.cell == OLD
+    )
     # A run on a real sm_120 GPU is observed, not predicted; a row measured nothing never counts.
     results.write(
         repo / "results",
@@ -113,9 +115,29 @@ def test_recommend_for_a_gpu_uses_the_measured_kernels(repo: Path) -> None:  # n
             compute_capability="sm_120",
         ),
     )
-    r = query.recommend(table(repo), ["xtts"], gpu_arch="sm_120")
+    r = recommend.recommend(table(repo), ["xtts"], gpu_arch="sm_120")
     assert "observed on NVIDIA test GPU (sm_120)" in r.explanation
     unmeasured = run_result(NEW, ALL_PASS, run="20261128T000000Z", gpu_arch={"error": "x"})
     results.write(repo / "results", unmeasured)
     rows = [r for r in table(repo).rows if r.cell == NEW and not r.host.compute_capability]
-    assert rows[0].gpu == {} and not query.runs_on(rows[0], "sm_90")
+    assert rows[0].gpu == {} and not recommend.runs_on(rows[0], "sm_90")
+
+
+def test_recommend_steps_filter_rank_and_say_apart(repo: Path) -> None:  # noqa: F811
+    """Each step of recommend alone: the constraints, the choice raw before compat, the words."""
+    t = table(repo)
+    assert recommend.matching(t.rows) == t.rows
+    fit = recommend.matching(t.rows, python="3.11", gpu_arch="sm_120", os="linux")
+    assert {r.cell for r in fit} == {NEW, BROKEN}  # OLD's wheel has no sm_120 kernels
+    assert recommend.matching(t.rows, python="3.12") == []
+    assert recommend.matching(t.rows, installer="conda") == []
+    said = recommend.constraints_said(python="3.11", gpu_arch="sm_120", os="linux", installer="uv")
+    assert said == ["Python 3.11", "OS linux", "GPU sm_120", "installer uv"]
+    assert recommend.constraints_said() == []
+    checks = ["xtts", "demucs", "diffrhythm_write"]
+    choice = recommend.choose(t.rows, checks, None)
+    assert choice is not None and (choice.row.cell, choice.mode) == (OLD, "raw")
+    assert choice.passing == len(recommend.qualifying(t.rows, checks, "raw"))
+    broken = [r for r in t.rows if r.cell == BROKEN]
+    assert recommend.choose(broken, ["xtts"], None) is None
+    assert recommend.none_passes(broken, ["xtts"], "").endswith("xtts never passes")

@@ -13,7 +13,7 @@ from audiomatrix.spec import matrix as spec
 from audiomatrix.spec.cells import stack_change
 from audiomatrix.spec.schema import StackValue
 from audiomatrix.table import report
-from audiomatrix.views import query, render
+from audiomatrix.views import markdown, recommend
 from support import run_result, write_cell_json
 
 GOOD = Path(__file__).parent / "matrices" / "good" / "remedy.yaml"
@@ -114,7 +114,7 @@ def test_a_remedy_run_measured_elsewhere_proves_nothing(repo: Path) -> None:
 
 def test_the_table_names_each_change_and_what_it_fixed(repo: Path) -> None:
     table = build(repo)
-    text = render.markdown(table)
+    text = markdown.markdown(table)
     section = text.split("## Remedies, proven", 1)[1].split("\n## ", 1)[0]
     assert (
         f"| `+six` | `{PARENT}` | `{SIX}` | image | xtts, xtts_service | diffrhythm_write "
@@ -138,12 +138,13 @@ def test_a_check_that_fails_past_the_parents_failure_says_what_it_fails_with_now
     assert (remedy.fixes, remedy.still_fails) == ([], ["xtts"])
     assert remedy.moved_on == {"xtts": "weights-only-xtts"}
     assert not remedy.minimal  # a change that fixes nothing is not a minimal remedy
-    section = render.markdown(report.build(root, envs, tmp_path / "p")).split("Remedies, proven")[1]
+    built = report.build(root, envs, tmp_path / "p")
+    section = markdown.markdown(built).split("Remedies, proven")[1]
     assert "| xtts (now weights-only-xtts) |" in section
 
 
 def test_recommend_names_the_change_when_it_recommends_a_remedy_cell(repo: Path) -> None:
     # Python 3.12, XTTS: the parent fails it, the six remedy passes it (in an image).
-    answer = query.recommend(build(repo), ["xtts"], python="3.12")
+    answer = recommend.recommend(build(repo), ["xtts"], python="3.12")
     assert answer.row is not None and answer.row.cell == SIX
     assert f"It is {PARENT} with +six: it fixes xtts, xtts_service there" in answer.explanation

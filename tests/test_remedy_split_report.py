@@ -18,7 +18,8 @@ from audiomatrix.suite import run as runner
 from audiomatrix.suite import schema
 from audiomatrix.table import remedy_split as remedysplit
 from audiomatrix.table import report
-from audiomatrix.views import query, render
+from audiomatrix.views import markdown, recommend
+from audiomatrix.views import page as page_view
 from support import environment, run_result, write_cell_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,7 +162,7 @@ def test_together_and_alternatives_read_as_such() -> None:
 
 
 def test_the_markdown_shows_the_proof_next_to_the_compat_outcome(table) -> None:  # type: ignore[no-untyped-def]
-    text = render.markdown(table)
+    text = markdown.markdown(table)
     fixed = "pass ([unclassified](#unclassified))"
     assert (
         f"| {fixed.replace('pass', 'fail → pass', 1)}; proven alone: "
@@ -171,7 +172,7 @@ def test_the_markdown_shows_the_proof_next_to_the_compat_outcome(table) -> None:
     assert f"| fail → {fixed}; no set smaller than all of compat proven |" in text
     assert "| fail → fail ([unclassified](#unclassified)) |" in text  # xtts: nothing to prove
     assert "`proven alone` names the remedies" in text
-    page = render.html(table)
+    page = page_view.html(table)
     embedded = re.search(r'<script type="application/json" id="data">(.*?)</script>', page)
     assert embedded is not None
     checks = json.loads(embedded.group(1))["rows"][0]["checks"]
@@ -180,10 +181,10 @@ def test_the_markdown_shows_the_proof_next_to_the_compat_outcome(table) -> None:
 
 
 def test_recommend_names_the_remedies_compat_mode_needs(table) -> None:  # type: ignore[no-untyped-def]
-    found = query.recommend(table, ["demucs", "diffrhythm"])
+    found = recommend.recommend(table, ["demucs", "diffrhythm"])
     assert found.mode == "compat"
     assert (
         "Remedies it needs (each set proven by a run with only that set): demucs no set smaller "
         "than all of compat proven; diffrhythm_write proven alone: `torchaudio_save`."
     ) in found.explanation
-    assert "Remedies it needs" not in query.recommend(table, ["xtts"]).explanation
+    assert "Remedies it needs" not in recommend.recommend(table, ["xtts"]).explanation

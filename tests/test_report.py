@@ -14,7 +14,8 @@ from audiomatrix.lock import stage as lock
 from audiomatrix.smoke import results
 from audiomatrix.spec import matrix as spec
 from audiomatrix.table import publications, report
-from audiomatrix.views import render
+from audiomatrix.views import markdown, writers
+from audiomatrix.views import page as page_view
 from support import LOCK, run_result, write_cell_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,7 +120,7 @@ def test_a_run_of_another_suite_is_stale(repo: Path) -> None:
                                                suite_sha256="e" * 64))  # fmt: skip
     row = next(r for r in table(repo).rows if r.cell == NEW)
     assert row.stale
-    assert "(stale: older suite)" in render.markdown(table(repo))
+    assert "(stale: older suite)" in markdown.markdown(table(repo))
 
 
 def test_damaged_and_foreign_files_are_listed_not_dropped(repo: Path) -> None:
@@ -136,12 +137,12 @@ def test_damaged_and_foreign_files_are_listed_not_dropped(repo: Path) -> None:
     # The foreign file adds no row; the cell with a damaged declaration stands for nothing.
     assert [r.cell for r in t.rows].count(OLD) == 2
     assert NEW not in {r.cell for r in t.rows}
-    md = render.markdown(t)
+    md = markdown.markdown(t)
     assert "## Files the report could not use" in md and f"`results/{NEW}/" in md
 
 
 def test_markdown_table_legend_and_missing_cells(repo: Path) -> None:
-    md = render.markdown(table(repo))
+    md = markdown.markdown(table(repo))
     results_part = md.split("## Results")[1].split("\n## ")[0]
     rows = [line for line in results_part.splitlines() if line.startswith("| `bookworm")]
     assert len(rows) == 4
@@ -203,24 +204,25 @@ def test_a_damaged_table_is_one_line_naming_the_field(repo: Path, tmp_path: Path
 
 
 def test_outputs_are_deterministic(repo: Path, tmp_path: Path) -> None:
-    first = [p.read_bytes() for p in render.write_all(table(repo), tmp_path / "a")]
+    first = [p.read_bytes() for p in writers.write_all(table(repo), tmp_path / "a")]
     copy = tmp_path / "copy"
     for name in ("results", "environments"):  # a different creation order on disk
         shutil.copytree(repo / name, copy / name)
-    second = [p.read_bytes() for p in render.write_all(table(copy), tmp_path / "b")]
+    second = [p.read_bytes() for p in writers.write_all(table(copy), tmp_path / "b")]
     assert first == second
-    assert [p.name for p in render.write_all(table(repo), tmp_path / "c")] == [
+    assert [p.name for p in writers.write_all(table(repo), tmp_path / "c")] == [
         "COMPATIBILITY.md",
         "compatibility.json",
         "index.html",
     ]
+    assert writers.output_paths(tmp_path / "c") == writers.write_all(table(repo), tmp_path / "c")
 
 
 def test_the_report_never_reads_its_own_output(repo: Path) -> None:
     (repo / report.JSON_FILE).write_text("{ not even JSON")
-    (repo / render.MD_FILE).write_text("# stale")
+    (repo / markdown.MD_FILE).write_text("# stale")
     assert table(repo) == table(repo)
-    render.write_all(table(repo), repo)
+    writers.write_all(table(repo), repo)
     assert json.loads((repo / report.JSON_FILE).read_text())["schema_version"] == 2
 
 
@@ -234,7 +236,7 @@ def test_html_is_offline_escaped_and_embeds_the_table(repo: Path) -> None:
             kind="image", ffmpeg="5", torchcodec="0.9.1",
         ),
     )  # fmt: skip
-    page = render.html(table(repo))
+    page = page_view.html(table(repo))
     assert "<img src=x" not in page
     assert page.count("<script") == 3 and "</script><img" not in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "must not load anything"
@@ -252,8 +254,8 @@ def test_empty_results_still_render(tmp_path: Path) -> None:
     write_cell_json(tmp_path / "environments", OLD, "unresolvable", "no solution")
     t = table(tmp_path)
     assert t.rows == [] and t.missing[0].status == "unresolvable"
-    assert "No failures." in render.markdown(t)
-    assert 'class="row"' not in render.html(t)
+    assert "No failures." in markdown.markdown(t)
+    assert 'class="row"' not in page_view.html(t)
 
 
 def test_cells_the_matrix_rules_out_are_listed_with_their_reason(repo: Path) -> None:
@@ -270,10 +272,10 @@ def test_cells_the_matrix_rules_out_are_listed_with_their_reason(repo: Path) -> 
     statuses = {m.cell: m.status for m in built.missing}
     assert statuses["bookworm-py3.12-torch2.9.1-cu130-maintained"] == "index unreachable"
     assert OLD not in statuses
-    md = render.markdown(built)
+    md = markdown.markdown(built)
     assert f"### Not buildable ({len(ruled_out)} cells)" in md
     reason = ruled_out[0].unbuildable
-    assert reason and render._md(reason) in md
+    assert reason and markdown._md(reason) in md
 
 
 def test_a_damaged_cell_json_of_an_undeclared_cell_is_listed(repo: Path) -> None:

@@ -20,7 +20,7 @@ import pytest
 from audiomatrix.catalog import signatures
 from audiomatrix.smoke import results
 from audiomatrix.table import publications, report
-from audiomatrix.views import grid, query, render
+from audiomatrix.views import diff, grid, writers
 from support import run_result
 from test_report import ALL_PASS, BROKEN, NEW, OLD, repo, table  # noqa: F401
 
@@ -114,7 +114,7 @@ def _colours_agree(page, t: report.Compatibility) -> list[dict[str, Any]]:
 
 def test_the_grid_is_coloured_as_the_table_says(browser, repo: Path, tmp_path: Path) -> None:  # noqa: F811
     t = table(repo)
-    site = render.write_all(t, tmp_path / "out")[2]
+    site = writers.write_all(t, tmp_path / "out")[2]
     problems: list[str] = []
     page = _open(browser, site, problems, LAPTOP)
     shot = _shoot(page, tmp_path, "grid")
@@ -168,7 +168,7 @@ def test_an_unknown_status_is_drawn_generically(browser, repo: Path, tmp_path: P
 
     rows = [with_status(t.rows[0], "demucs", "drift"), with_status(t.rows[1], "xtts", "weird")]
     odd = t.model_copy(update={"rows": rows + t.rows[2:]})
-    site = render.write_all(odd, tmp_path / "out")[2]
+    site = writers.write_all(odd, tmp_path / "out")[2]
     problems: list[str] = []
     page = _open(browser, site, problems)
     assert _embedded(page) == odd.model_dump(mode="json")
@@ -183,7 +183,7 @@ def test_an_unknown_status_is_drawn_generically(browser, repo: Path, tmp_path: P
 
 
 def test_the_list_fits_a_laptop_and_explains(browser, repo: Path, tmp_path: Path) -> None:  # noqa: F811
-    site = render.write_all(table(repo), tmp_path / "out")[2]
+    site = writers.write_all(table(repo), tmp_path / "out")[2]
     problems: list[str] = []
     page = _open(browser, site, problems, LAPTOP)
     page.click("#tab-list")
@@ -244,8 +244,8 @@ def test_what_changed_since_a_previous_table(browser, repo: Path, tmp_path: Path
     broke = run_result(OLD, ALL_PASS | {"xtts": "fail"}, ALL_PASS, run="20261125T180000Z")
     results.write(repo / "results", broke)
     new = table(repo)
-    changes = query.diff(old, new)
-    site = render.write_all(new, tmp_path / "out", changes)[2]
+    changes = diff.diff(old, new)
+    site = writers.write_all(new, tmp_path / "out", changes)[2]
     problems: list[str] = []
     page = _open(browser, site, problems, LAPTOP)
     summary = page.locator("#changes summary").inner_text()
@@ -269,7 +269,7 @@ def test_page_of_the_committed_results(browser, tmp_path: Path) -> None:
     if not any((root / "results").glob("*/*.json")):
         pytest.skip("no results/ in this checkout")
     t = report.build(root / "results", root / "environments", root / publications.FOLDER)
-    site = render.write_all(t, tmp_path / "out")[2]
+    site = writers.write_all(t, tmp_path / "out")[2]
     problems: list[str] = []
     page = _open(browser, site, problems, LAPTOP)
     shots = [_shoot(page, tmp_path, "committed")]
@@ -298,7 +298,7 @@ def test_detail_panel_names_the_published_image(browser, repo: Path, tmp_path: P
         ),
     )
     publications.write(repo / publications.FOLDER, published)
-    site = render.write_all(table(repo), tmp_path)[2]
+    site = writers.write_all(table(repo), tmp_path)[2]
     problems: list[str] = []
     page = _open(browser, site, problems)
     page.click("#tab-list")

@@ -30,7 +30,7 @@ from audiomatrix.spec.selection import SelectError
 from audiomatrix.spec.yamlpos import MatrixError
 from audiomatrix.table import publications
 from audiomatrix.table import report as report_stage
-from audiomatrix.views import freshness, query, render
+from audiomatrix.views import diff, freshness, writers
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -199,7 +199,7 @@ def _report_inputs(root: Path) -> list[Path]:
 def _refresh_report(root: Path) -> None:
     """The report, unless the outputs on disk were written from exactly today's inputs and
     code (freshness): what `matrix` and `sweep` end with."""
-    if freshness.is_fresh(root, _report_inputs(root), render.output_paths(root)):
+    if freshness.is_fresh(root, _report_inputs(root), writers.output_paths(root)):
         out.print("report unchanged: written from these very results, locks and code")
         return
     _write_report(root)
@@ -213,8 +213,8 @@ def _write_report(
     inputs = _report_inputs(root)
     digest = freshness.inputs_digest(inputs)  # before reading: a run written meanwhile counts
     table = report_stage.build(*inputs)
-    changes = None if previous is None else query.diff(previous, table)
-    written = render.write_all(table, root, changes)
+    changes = None if previous is None else diff.diff(previous, table)
+    written = writers.write_all(table, root, changes)
     for path in written:
         out.print(f"wrote {path.relative_to(root)}")
     if previous is None:  # a page that shows changes depends on a file outside the inputs

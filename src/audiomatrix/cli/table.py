@@ -17,8 +17,9 @@ from audiomatrix.image import engine as engine_stage
 from audiomatrix.publish import registry as publish_stage
 from audiomatrix.table import publications
 from audiomatrix.table import report as report_stage
-from audiomatrix.views import grid, query
+from audiomatrix.views import diff, grid
 from audiomatrix.views import grid_text as gridtext
+from audiomatrix.views import recommend as recommend_view
 
 
 @app.command("diff")
@@ -27,10 +28,10 @@ def diff_command(
     new: Annotated[Path, typer.Argument(help="The new compatibility.json.")],
 ) -> None:
     """What went red or green between two tables; exit 1 when a passing check now fails."""
-    changes = query.diff(_load_table(old), _load_table(new))
+    changes = diff.diff(_load_table(old), _load_table(new))
     for change in changes:
         out.print(str(change), markup=False, highlight=False)
-    bad = query.regressions(changes)
+    bad = diff.regressions(changes)
     out.print(f"{len(changes)} changes, {len(bad)} regressions")
     if bad:
         raise typer.Exit(1)
@@ -64,7 +65,7 @@ def _recommended(
         raise _fail(f"--workload {unknown[0]}: choose from {', '.join(report_stage.WORKLOADS)}")
     if installer is not None and installer not in INSTALLERS:
         raise _fail(f"--installer {installer}: choose {' or '.join(INSTALLERS)}")
-    choice = query.recommend(
+    choice = recommend_view.recommend(
         table, workload or (), python=python, gpu_arch=gpu_arch, os=os, installer=installer
     )
     out.print(choice.explanation, markup=False, highlight=False)

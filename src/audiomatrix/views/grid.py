@@ -10,15 +10,12 @@ adds a `not run` mark, and a run measured elsewhere (listed apart) adds nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
 from audiomatrix.core.versions import version_key
 from audiomatrix.table.report import NOT_BUILDABLE, Axes, Compatibility, Missing, Row
-
-if TYPE_CHECKING:
-    from audiomatrix.views.query import Change
+from audiomatrix.views.diff import Change
 
 NOT_RUN = "not run"
 ORDER: tuple[str, ...] = ("pass", "skip", NOT_RUN, "drift", "fail", "hang", "crash", "corrupt")

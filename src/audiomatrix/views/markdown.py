@@ -1,45 +1,29 @@
-"""The table for people: COMPATIBILITY.md and the offline site/index.html.
+"""COMPATIBILITY.md: the table for people, every row citing its results file and lock.
 
-Both are rendered from the Compatibility model alone (deterministic, no clock): the rows that
-stand for their cells first, then the runs measured elsewhere with what differed, the cells
-without results, and the files the report could not use. The page opens on grid.py's grid per
-workload, and says what changed since a previous table when it is given one.
+Rendered from the Compatibility model alone (deterministic, no clock): the rows that stand for
+their cells first, then the runs measured elsewhere with what differed, the cells without
+results, and the files the report could not use.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from audiomatrix.core.files import write_atomic
-from audiomatrix.core.versions import version_key
 from audiomatrix.smoke import results
 from audiomatrix.table import remedy_split as remedysplit
-from audiomatrix.table.gpu import Kernels
 from audiomatrix.table.remedies import Remedy
-from audiomatrix.table.report import (
-    JSON_FILE,
-    NOT_BUILDABLE,
-    CheckRow,
-    Compatibility,
-    Missing,
-    Outcome,
-    Row,
-    table_json,
+from audiomatrix.table.report import NOT_BUILDABLE, CheckRow, Compatibility, Missing, Outcome, Row
+from audiomatrix.views.labels import (
+    NONE,
+    accelerator_label,
+    device_label,
+    gpu_label,
+    stack_label,
+    where_label,
 )
-from audiomatrix.views import grid
 
-if TYPE_CHECKING:
-    import jinja2
-
-    from audiomatrix.views.query import Change
-
-NONE = "-"
-"""What a table shows for a missing value or an absent check."""
 MD_FILE = "COMPATIBILITY.md"
-SITE_FILE = "site/index.html"
 
 
 def _md(text: object) -> str:
@@ -57,35 +41,6 @@ def _check_md(row: CheckRow | None) -> str:
     sigs = list(dict.fromkeys(o.signature for o in outcomes if o and o.signature))
     text += f" ({', '.join(f'[{s}](#{s})' for s in sigs)})" if sigs else ""
     return text + (f"; {remedysplit.summary(row.remedies, link=True)}" if row.remedies else "")
-
-
-def stack_label(versions: dict[str, str | None]) -> str:
-    tts = next(
-        (f"{name} {versions[name]}" for name in ("coqui-tts", "TTS") if versions.get(name)), None
-    )
-    parts = [tts, f"demucs {versions['demucs']}" if versions.get("demucs") else None]
-    return " + ".join(p for p in parts if p) or NONE
-
-
-def accelerator_label(row: Row) -> str:
-    cuda = f" (CUDA {row.facts.cuda})" if row.facts.cuda else ""
-    return f"{row.axes.accelerator}{cuda}"
-
-
-def device_label(row: Row) -> str:
-    host = row.host
-    if not host.gpu:
-        return "CPU"
-    return f"{host.gpu} ({host.compute_capability})" if host.compute_capability else host.gpu
-
-
-def where_label(where: results.Where, cell: str = "") -> str:
-    """`native`, or `image <content tag> @<digest>` (the tag without the cell id it repeats)."""
-    if where.kind == "native":
-        return "native"
-    tag = (where.image or "?").rsplit(":", 1)[-1].removeprefix(f"{cell}-")
-    digest = f" @{where.image_digest.removeprefix('sha256:')[:12]}" if where.image_digest else ""
-    return f"image {tag}{digest}"
 
 
 def _row_md(row: Row, checks: Sequence[str]) -> list[str]:
@@ -171,15 +126,6 @@ def markdown(table: Compatibility) -> str:
     lines += _damaged_md(table.damaged)
     lines += _provenance_md(table)
     return "\n".join(lines) + "\n"
-
-
-GPU_WORDS = {"native": "native", "ptx-jit": "PTX JIT only", "no-kernel-image": "no kernel image"}
-
-
-def gpu_label(kernels: Kernels) -> str:
-    """`native (predicted: sm_80)`, `no kernel image (observed on NVIDIA H200 ...)`."""
-    how = "observed on" if kernels.basis == "observed" else "predicted:"
-    return f"{GPU_WORDS[kernels.verdict]} ({how} {kernels.evidence})"
 
 
 def _gpu_md(rows: Sequence[Row]) -> list[str]:
@@ -367,90 +313,3 @@ def _unbuildable_md(cells: Sequence[Missing]) -> list[str]:
             f"| {_md(reason)} | <details><summary>{len(ids)}</summary>{listed}</details> |"
         )
     return lines
-
-
-def _environment() -> jinja2.Environment:
-    import jinja2  # only where a page is rendered: a no-op `make matrix` renders nothing
-
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("audiomatrix.views", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def mark_title(mark: grid.Mark) -> str:
-    """A mark's tooltip: where it ran, raw and compat with their signatures, what changed."""
-
-    def said(verdict: grid.Verdict) -> str:
-        sigs = f" ({', '.join(verdict.signatures)})" if verdict.signatures else ""
-        return verdict.status + sigs
-
-    lines = [f"{mark.cell} ({mark.where or 'declared'})"]
-    if mark.row is None:
-        lines.append(mark.reason or grid.NOT_RUN)
-    else:
-        lines += [f"raw: {said(mark.raw)}", f"with compat: {said(mark.compat)}"]
-    return "\n".join(lines + [f"since the previous table: {c}" for c in mark.changes])
-
-
-def _filters(table: Compatibility) -> dict[str, list[str]]:
-    """Each filter's values, over the rows and the declared cells the grid shows as not run."""
-    cells: list[Row | Missing] = [*table.rows, *grid.not_run(table)]
-
-    def values(axis: str) -> list[str]:
-        found = {getattr(c.axes, axis) for c in cells}
-        return sorted(found, key=version_key) if axis in ("python", "torch") else sorted(found)
-
-    return {
-        **{axis: values(axis) for axis in grid.AXES},
-        "installer": sorted({grid.installer_of(c) for c in cells}),
-        "where": sorted({r.where.kind for r in table.rows}),
-    }
-
-
-def change_records(changes: Sequence[Change]) -> list[dict[str, Any]]:
-    """query.diff's changes as JSON, each with whether it is a regression."""
-    return [{**dataclasses.asdict(c), "regression": c.regression} for c in changes]
-
-
-def html(table: Compatibility, changes: Sequence[Change] | None = None) -> str:
-    """site/index.html: one offline page (inline CSS/JS, the table embedded as JSON): a grid
-    per workload, the list of rows, and what changed since the previous table when given."""
-    return (
-        _environment()
-        .get_template("index.html.j2")
-        .render(
-            table=table,
-            filters=_filters(table),
-            data=table.model_dump(mode="json"),
-            grids=grid.grids(table, changes or ()),
-            changes=changes,
-            change_data=None if changes is None else change_records(changes),
-            palette={**grid.PALETTE, grid.OTHER: grid.OTHER_COLOUR},
-            tone=grid.tone,
-            glyph=grid.glyph,
-            mark_title=mark_title,
-            installer_of=grid.installer_of,
-            where_label=where_label,
-        )
-    )
-
-
-def output_paths(out: Path) -> list[Path]:
-    """COMPATIBILITY.md, compatibility.json and the page, under the repository root `out`."""
-    return [out / MD_FILE, out / JSON_FILE, out / SITE_FILE]
-
-
-def write_all(
-    table: Compatibility, out: Path, changes: Sequence[Change] | None = None
-) -> list[Path]:
-    """Write the three forms under `out` (the repository root); returns their paths. `changes`
-    (query.diff against a previous table) goes into the page only."""
-    paths = output_paths(out)
-    write_atomic(paths[0], markdown(table))
-    write_atomic(paths[1], table_json(table))
-    write_atomic(paths[2], html(table, changes))
-    return paths

@@ -1,0 +1,93 @@
+"""site/index.html: the offline page, rendered with jinja2 from templates/.
+
+It opens on grid.py's grid per workload, lists the rows, and says what changed since a previous
+table when it is given one (diff.py's changes). Rendered from the Compatibility model alone, so
+the same table always gives the same page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from audiomatrix.core.versions import version_key
+from audiomatrix.table.report import Compatibility, Missing, Row
+from audiomatrix.views import grid
+from audiomatrix.views.diff import Change
+from audiomatrix.views.labels import where_label
+
+if TYPE_CHECKING:
+    import jinja2
+
+SITE_FILE = "site/index.html"
+
+
+def _environment() -> jinja2.Environment:
+    import jinja2  # only where a page is rendered: a no-op `make matrix` renders nothing
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("audiomatrix.views", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def mark_title(mark: grid.Mark) -> str:
+    """A mark's tooltip: where it ran, raw and compat with their signatures, what changed."""
+
+    def said(verdict: grid.Verdict) -> str:
+        sigs = f" ({', '.join(verdict.signatures)})" if verdict.signatures else ""
+        return verdict.status + sigs
+
+    lines = [f"{mark.cell} ({mark.where or 'declared'})"]
+    if mark.row is None:
+        lines.append(mark.reason or grid.NOT_RUN)
+    else:
+        lines += [f"raw: {said(mark.raw)}", f"with compat: {said(mark.compat)}"]
+    return "\n".join(lines + [f"since the previous table: {c}" for c in mark.changes])
+
+
+def _filters(table: Compatibility) -> dict[str, list[str]]:
+    """Each filter's values, over the rows and the declared cells the grid shows as not run."""
+    cells: list[Row | Missing] = [*table.rows, *grid.not_run(table)]
+
+    def values(axis: str) -> list[str]:
+        found = {getattr(c.axes, axis) for c in cells}
+        return sorted(found, key=version_key) if axis in ("python", "torch") else sorted(found)
+
+    return {
+        **{axis: values(axis) for axis in grid.AXES},
+        "installer": sorted({grid.installer_of(c) for c in cells}),
+        "where": sorted({r.where.kind for r in table.rows}),
+    }
+
+
+def change_records(changes: Sequence[Change]) -> list[dict[str, Any]]:
+    """diff.diff's changes as JSON, each with whether it is a regression."""
+    return [{**dataclasses.asdict(c), "regression": c.regression} for c in changes]
+
+
+def html(table: Compatibility, changes: Sequence[Change] | None = None) -> str:
+    """site/index.html: one offline page (inline CSS/JS, the table embedded as JSON): a grid
+    per workload, the list of rows, and what changed since the previous table when given."""
+    return (
+        _environment()
+        .get_template("index.html.j2")
+        .render(
+            table=table,
+            filters=_filters(table),
+            data=table.model_dump(mode="json"),
+            grids=grid.grids(table, changes or ()),
+            changes=changes,
+            change_data=None if changes is None else change_records(changes),
+            palette={**grid.PALETTE, grid.OTHER: grid.OTHER_COLOUR},
+            tone=grid.tone,
+            glyph=grid.glyph,
+            mark_title=mark_title,
+            installer_of=grid.installer_of,
+            where_label=where_label,
+        )
+    )

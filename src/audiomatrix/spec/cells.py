@@ -12,7 +12,9 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from audiomatrix.spec.schema import AcceleratorValue, Fact, Ffmpeg, OsValue, StackValue, TorchValue
-from audiomatrix.spec.selection import AXES
+
+AXES: tuple[str, ...] = ("os", "python", "torch", "accelerator", "stack")
+"""The axes of a cell, in the order they appear in its id."""
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ from packaging.version import InvalidVersion, Version
 from pydantic import ValidationError
 
 from audiomatrix.spec import conda_checks as condacheck
-from audiomatrix.spec.cells import Cell, stack_change, unbuildable_reason
+from audiomatrix.spec.cells import AXES, Cell, stack_change, unbuildable_reason
 from audiomatrix.spec.expansion import expand
 from audiomatrix.spec.pydantic_errors import pydantic_error, type_hint
 from audiomatrix.spec.schema import Fact, MatrixFile
-from audiomatrix.spec.selection import AXES, SelectError, did_you_mean, select
+from audiomatrix.spec.selection import SelectError, did_you_mean, select
 from audiomatrix.spec.yamlpos import MatrixError, Positions, load_yaml, read_text, shown
 
 MAX_CELLS = 10_000

@@ -8,7 +8,8 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from audiomatrix.spec.selection import NAME_PATTERN, did_you_mean
+from audiomatrix.spec.schema import NAME_PATTERN
+from audiomatrix.spec.selection import did_you_mean
 from audiomatrix.spec.yamlpos import MatrixError, Positions, shown
 
 

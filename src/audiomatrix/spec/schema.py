@@ -20,8 +20,11 @@ from pydantic import (
     model_validator,
 )
 
-from audiomatrix.spec.selection import NAME_PATTERN
 from audiomatrix.spec.yamlpos import shown
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+"""Axis value names: lowercase so that ids are the same folder on case-insensitive disks,
+and only characters a Docker tag allows."""
 
 Name = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN)]
 PythonVersion = Annotated[str, StringConstraints(strict=True, pattern=r"^3\.\d+$")]

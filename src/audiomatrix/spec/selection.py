@@ -12,19 +12,10 @@ import difflib
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from audiomatrix.spec.cells import AXES, Cell
 from audiomatrix.spec.yamlpos import shown
-
-if TYPE_CHECKING:
-    from audiomatrix.spec.cells import Cell
-
-AXES: tuple[str, ...] = ("os", "python", "torch", "accelerator", "stack")
-"""The axes of a cell, in the order they appear in its id."""
-
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
-"""Axis value names: lowercase so that ids are the same folder on case-insensitive disks,
-and only characters a Docker tag allows."""
 
 
 class SelectError(Exception):

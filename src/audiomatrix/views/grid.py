@@ -50,8 +50,6 @@ OTHER_GLYPH = "?"
 DEFAULT_INSTALLER = "uv"
 """What made an environment when its row does not say: uv locks and installs every cell today."""
 TITLES = {"xtts": "XTTS", "demucs": "Demucs", "diffrhythm": "DiffRhythm"}
-AXES = ("os", "python", "torch", "accelerator", "stack")
-"""The axes the page filters by, besides the installer and where."""
 
 
 class _Model(BaseModel):

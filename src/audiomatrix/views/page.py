@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from audiomatrix.core.versions import version_key
+from audiomatrix.spec.cells import AXES
 from audiomatrix.table.report import Compatibility, Missing, Row
 from audiomatrix.views import grid
 from audiomatrix.views.diff import Change
@@ -59,7 +60,7 @@ def _filters(table: Compatibility) -> dict[str, list[str]]:
         return sorted(found, key=version_key) if axis in ("python", "torch") else sorted(found)
 
     return {
-        **{axis: values(axis) for axis in grid.AXES},
+        **{axis: values(axis) for axis in AXES},
         "installer": sorted({grid.installer_of(c) for c in cells}),
         "where": sorted({r.where.kind for r in table.rows}),
     }

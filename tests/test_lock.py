@@ -10,6 +10,7 @@ import pytest
 from audiomatrix.core.files import sha256_file
 from audiomatrix.lock import stage as lock
 from audiomatrix.lock import uvtool
+from audiomatrix.records import cell as cell_file
 from audiomatrix.spec.matrix import load
 
 SMALL = Path(__file__).parent / "matrices" / "small.yaml"
@@ -125,7 +126,7 @@ def _fake_lock(plan: lock.LockPlan, folder: Path) -> None:
     (folder / lock.LOCK_FILE).write_text("soundfile==0.13.1 \\\n    --hash=sha256:00\n")
     lock_sha = sha256_file(folder / lock.LOCK_FILE)
     record = lock.new_record(plan, lock.Status.LOCKED, None, lock_sha)
-    (folder / lock.CELL_FILE).write_text(json.dumps(record))
+    (folder / cell_file.CELL_FILE).write_text(json.dumps(record))
 
 
 def test_unchanged_cell_is_not_relocked(small, tmp_path):
@@ -143,7 +144,7 @@ def test_an_unchanged_cell_leaves_its_record_untouched(small, tmp_path):
     plan = lock.plan_for(_cell(small, "bookworm-py3.11-torch2.9.1-cu128-bare"), small)
     folder = tmp_path / plan.cell.id
     _fake_lock(plan, folder)
-    record = folder / lock.CELL_FILE
+    record = folder / cell_file.CELL_FILE
     lock.lock_cell(plan, folder, uv=str(tmp_path / "no-uv"))  # fills the record's defaults
     before = (record.read_bytes(), record.stat().st_mtime_ns)
     assert lock.lock_cell(plan, folder, uv=str(tmp_path / "no-uv")).status is lock.Status.UNCHANGED
@@ -161,7 +162,7 @@ def test_edited_lock_or_changed_inputs_relock(small, tmp_path):
     (folder / lock.LOCK_FILE).write_text("soundfile==0.12.0\n")
     with pytest.raises(FileNotFoundError):
         lock.lock_cell(plan, folder, uv=no_uv)
-    (folder / lock.CELL_FILE).write_text('{"schema": 1, "cell": "truncated')
+    (folder / cell_file.CELL_FILE).write_text('{"schema": 1, "cell": "truncated')
     with pytest.raises(FileNotFoundError):
         lock.lock_cell(plan, folder, uv=no_uv)
 
@@ -180,7 +181,7 @@ def test_unreachable_index_is_reported_and_recorded(small, tmp_path):
     result = lock.lock_cell(lock.plan_for(cell, small), folder, uv="unused")
     assert result.status is lock.Status.INDEX_UNREACHABLE
     assert result.detail.startswith("https://127.0.0.1:9/whl/cu999 does not answer")
-    record = json.loads((folder / lock.CELL_FILE).read_text())
+    record = json.loads((folder / cell_file.CELL_FILE).read_text())
     assert record["status"] == "index unreachable" and record["lock"] is None
     assert not (folder / lock.LOCK_FILE).exists()
 
@@ -212,12 +213,12 @@ def test_a_damaged_cell_json_is_named_with_its_field(small, tmp_path, edit, mess
     plan = lock.plan_for(_cell(small, "bookworm-py3.11-torch2.9.1-cu128-bare"), small)
     folder = tmp_path / plan.cell.id
     _fake_lock(plan, folder)
-    record = json.loads((folder / lock.CELL_FILE).read_text())
-    (folder / lock.CELL_FILE).write_text(json.dumps(edit(record)))
-    with pytest.raises(lock.RecordError) as caught:
-        lock.read_record(folder)
+    record = json.loads((folder / cell_file.CELL_FILE).read_text())
+    (folder / cell_file.CELL_FILE).write_text(json.dumps(edit(record)))
+    with pytest.raises(cell_file.RecordError) as caught:
+        cell_file.read_record(folder)
     text = str(caught.value)
-    assert text.startswith(f"{folder / lock.CELL_FILE}: {message}")
+    assert text.startswith(f"{folder / cell_file.CELL_FILE}: {message}")
     assert text.endswith(f"rerun `audiomatrix lock --select {folder.name}`")
     assert "\n" not in text
 
@@ -225,10 +226,14 @@ def test_a_damaged_cell_json_is_named_with_its_field(small, tmp_path, edit, mess
 def test_a_truncated_or_binary_cell_json_is_named_not_missing(tmp_path):
     folder = tmp_path / "cell"
     folder.mkdir()
-    (folder / lock.CELL_FILE).write_text('{"schema": 1, "cell": {"id": "x", ')
-    with pytest.raises(lock.RecordError, match=r"cell.json: not valid JSON: EOF while parsing"):
-        lock.read_record(folder)
-    (folder / lock.CELL_FILE).write_bytes(b'{"schema": 1, "reason": "caf\xe9"}')
-    with pytest.raises(lock.RecordError, match=r"cell.json: not UTF-8 text \(byte 28 is 0xe9\)"):
-        lock.read_record(folder)
-    assert lock.read_record(tmp_path / "absent") is None
+    (folder / cell_file.CELL_FILE).write_text('{"schema": 1, "cell": {"id": "x", ')
+    with pytest.raises(
+        cell_file.RecordError, match=r"cell.json: not valid JSON: EOF while parsing"
+    ):
+        cell_file.read_record(folder)
+    (folder / cell_file.CELL_FILE).write_bytes(b'{"schema": 1, "reason": "caf\xe9"}')
+    with pytest.raises(
+        cell_file.RecordError, match=r"cell.json: not UTF-8 text \(byte 28 is 0xe9\)"
+    ):
+        cell_file.read_record(folder)
+    assert cell_file.read_record(tmp_path / "absent") is None

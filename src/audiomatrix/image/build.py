@@ -240,7 +240,7 @@ def prepare(cell: CellLock, echo: Callable[[str], None] = print) -> Prepared | B
 
     with engine_call(f"the build of {cell.cell}"):
         try:
-            base, base_image = ensure_base(cell.record["cell"]["base"], echo)
+            base, base_image = ensure_base(cell.record.cell.base, echo)
         except BaseUnavailable as exc:
             return refused("base unavailable", str(exc))
         made = None

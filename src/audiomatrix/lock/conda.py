@@ -37,6 +37,7 @@ import yaml
 from audiomatrix.core.files import sha256_file, sha256_json, write_atomic, write_json
 from audiomatrix.lock import stage as lock
 from audiomatrix.lock import uvtool
+from audiomatrix.records.cell import CELL_FILE, SCHEMA
 from audiomatrix.spec.cells import Cell
 from audiomatrix.spec.declared import cuda_of_variant
 from audiomatrix.spec.matrix import Matrix
@@ -183,7 +184,7 @@ class CondaPlan:
     @property
     def inputs(self) -> dict[str, Any]:
         return {
-            "schema": lock.SCHEMA,
+            "schema": SCHEMA,
             "installer": "conda",
             "environment": self.environment,
             "virtual_packages": self.virtual_packages,
@@ -385,7 +386,7 @@ def _record_lock(plan: CondaPlan, folder: Path, made: Path, how: str) -> lock.Lo
     write_atomic(folder / explicit_file(plan.subdir), explicit)
     write_atomic(folder / pip_file(plan.subdir), pip)
     record = lock.new_record(plan, lock.Status.LOCKED, None, sha256_file(folder / LOCK_FILE))
-    write_json(folder / lock.CELL_FILE, record)
+    write_json(folder / CELL_FILE, record)
     conda_count = sum(1 for line in explicit.splitlines() if "://" in line)
     pip_count = sum(1 for line in pip.splitlines() if not line.startswith("#"))
     return lock.LockResult(
@@ -408,7 +409,7 @@ def lock_cell(plan: CondaPlan, folder: Path, stopper: lock.Stopper) -> lock.Lock
         return _finding(plan, folder, lock.Status.UNRESOLVABLE, reason)
     previous = lock.locked_record(folder)
     current = is_current(plan, folder / LOCK_FILE)
-    if current and previous and previous["input_sha256"] == plan.input_sha256:
+    if current and previous and previous.input_sha256 == plan.input_sha256:
         return lock.unchanged(plan, folder, previous)
     if current:
         return _record_lock(plan, folder, folder / LOCK_FILE, "adopted, current by content hash")

@@ -25,30 +25,34 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
-from pydantic import BaseModel, ConfigDict, Field
 
 from audiomatrix.core.files import (
-    describe_error,
     json_text,
-    read_text,
     sha256_file,
     sha256_json,
     write_atomic,
     write_json,
 )
 from audiomatrix.lock.uvtool import UNREACHABLE, clean_environment, one_line, uv_binary
+from audiomatrix.records.cell import (
+    CELL_FILE,
+    MANIFEST_FILE,
+    MANIFEST_SCHEMA,
+    SCHEMA,
+    CellData,
+    CellRecord,
+    RecordError,
+    read_record,
+)
 from audiomatrix.spec.cells import Cell
 from audiomatrix.spec.matrix import Matrix
 
 LOCK_FILE = "requirements.txt"
 INPUT_FILE = "requirements.in"
-CELL_FILE = "cell.json"
-MANIFEST_FILE = "cells.json"
-SCHEMA = 1
 UV_TIMEOUT_S = 900
 PROBE_TIMEOUT_S = 5.0
 
@@ -178,105 +182,15 @@ def write_manifest(matrix: Matrix, root: Path) -> Path:
     so that the report accounts for cells that never get a folder of their own."""
     path = root / MANIFEST_FILE
     cells = sorted((c.to_dict() for c in matrix.cells), key=lambda c: c["id"])
-    text = json_text({"schema": 1, "cells": cells, "reference": list(matrix.file.reference)})
+    text = json_text(
+        {"schema": MANIFEST_SCHEMA, "cells": cells, "reference": list(matrix.file.reference)}
+    )
     if not path.exists() or path.read_text() != text:
         write_atomic(path, text)
     return path
 
 
-class RecordError(Exception):
-    """A damaged or foreign cell.json or cells.json, with the one line that says where."""
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class RemedyOf(_Record):
-    """A remedy cell's parent cell and the change between them."""
-
-    cell: str
-    change: list[str]
-
-
-class CellData(_Record):
-    """A resolved cell as `Cell.to_dict` writes it."""
-
-    id: str
-    os: str
-    python: str
-    torch: str
-    accelerator: str
-    stack: str
-    family: str
-    platform: str
-    base: str | None
-    runner: str
-    torchaudio: str
-    torchcodec: str | None
-    ffmpeg: bool
-    ffmpeg_major: str | None = None
-    ffmpeg_packages: list[str] = []
-    device: str
-    variant: str
-    gpu_arch: list[str]
-    packages: list[str]
-    buildable: bool
-    reason: str | None
-    installer: Literal["uv", "conda"] = "uv"
-    channels: list[str] = []
-    conda: list[str] = []
-    remedy_of: RemedyOf | None = None
-
-
-class CellRecord(_Record):
-    """environments/<cell>/cell.json."""
-
-    schema_: int = Field(alias="schema")
-    cell: CellData
-    status: str
-    reason: str | None
-    lock: str | None
-    lock_sha256: str | None
-    input_sha256: str
-    inputs: dict[str, Any]
-
-
-class Manifest(_Record):
-    """environments/cells.json."""
-
-    schema_: int = Field(alias="schema")
-    cells: list[CellData]
-    reference: list[str] = []
-    """matrix.yaml's reference cells, for the report's golden comparison."""
-
-
-def _validated(path: Path, model: type[_Record], fix: str) -> dict[str, Any]:
-    try:
-        return model.model_validate_json(read_text(path)).model_dump(by_alias=True)
-    except ValueError as exc:
-        raise RecordError(f"{path}: {describe_error(exc)}; {fix}") from None
-
-
-def read_manifest(root: Path) -> dict[str, Any]:
-    """environments/cells.json (no cells when there is none yet); RecordError when it is
-    damaged."""
-    path = root / MANIFEST_FILE
-    if not path.exists():
-        return {"schema": 1, "cells": [], "reference": []}
-    return _validated(path, Manifest, "rerun `audiomatrix lock` to rewrite it")
-
-
-def read_record(folder: Path) -> dict[str, Any] | None:
-    """A cell folder's cell.json, validated, or None when there is none: the one reader of
-    this stage's record, for the later stages too. RecordError names a damaged one."""
-    path = folder / CELL_FILE
-    if not path.exists():
-        return None
-    return _validated(path, CellRecord, f"rerun `audiomatrix lock --select {folder.name}`")
-
-
-def _own_record(folder: Path) -> dict[str, Any] | None:
+def _own_record(folder: Path) -> CellRecord | None:
     """This stage's previous record of a cell; a damaged one is simply relocked."""
     try:
         return read_record(folder)
@@ -284,13 +198,13 @@ def _own_record(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def locked_record(folder: Path) -> dict[str, Any]:
-    """The previous record if it holds an intact lock ({} otherwise)."""
+def locked_record(folder: Path) -> CellRecord | None:
+    """The previous record if it holds an intact lock (None otherwise)."""
     record = _own_record(folder)
-    if record is None or record["status"] != Status.LOCKED or not record["lock"]:
-        return {}
-    lock = folder / record["lock"]
-    return record if lock.is_file() and record["lock_sha256"] == sha256_file(lock) else {}
+    if record is None or record.status != Status.LOCKED or not record.lock:
+        return None
+    lock = folder / record.lock
+    return record if lock.is_file() and record.lock_sha256 == sha256_file(lock) else None
 
 
 class Plan(Protocol):
@@ -336,11 +250,12 @@ def unreachable(
     return write_finding(plan, folder, status, reason)
 
 
-def unchanged(plan: Plan, folder: Path, previous: dict[str, Any]) -> LockResult:
+def unchanged(plan: Plan, folder: Path, previous: CellRecord) -> LockResult:
     """The lock stands; the record follows the cell's attributes (a reason, a runner), and
     is left untouched when they are the same (the record as read has its defaults filled)."""
-    if previous["cell"] != CellData.model_validate(plan.cell.to_dict()).model_dump():
-        write_json(folder / CELL_FILE, {**previous, "cell": plan.cell.to_dict()})
+    if previous.cell != CellData.model_validate(plan.cell.to_dict()):
+        record = {**previous.model_dump(by_alias=True), "cell": plan.cell.to_dict()}
+        write_json(folder / CELL_FILE, record)
     return LockResult(plan.cell.id, Status.UNCHANGED)
 
 
@@ -398,7 +313,7 @@ def lock_cell(plan: LockPlan, folder: Path, uv: str, stopper: Stopper | None = N
     if not cell.buildable:
         return LockResult(cell.id, Status.NOT_BUILDABLE, cell.unbuildable or "")
     previous = locked_record(folder)
-    if previous and previous["input_sha256"] == plan.input_sha256:
+    if previous and previous.input_sha256 == plan.input_sha256:
         return unchanged(plan, folder, previous)
     if plan.index and (problem := index_problem(plan.index)):
         return unreachable(plan, folder, problem, kept=bool(previous))

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict
 
 from audiomatrix.core.versions import version_key
-from audiomatrix.table.report import NOT_BUILDABLE, Axes, Compatibility, Missing, Row
+from audiomatrix.records.compatibility import Axes, Compatibility, Missing, Row
+from audiomatrix.table.report import NOT_BUILDABLE
 
 if TYPE_CHECKING:
     from audiomatrix.views.query import Change
@@ -53,8 +54,6 @@ OTHER_GLYPH = "?"
 DEFAULT_INSTALLER = "uv"
 """What made an environment when its row does not say: uv locks and installs every cell today."""
 TITLES = {"xtts": "XTTS", "demucs": "Demucs", "diffrhythm": "DiffRhythm"}
-AXES = ("os", "python", "torch", "accelerator", "stack")
-"""The axes the page filters by, besides the installer and where."""
 
 
 class _Model(BaseModel):

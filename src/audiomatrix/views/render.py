@@ -15,20 +15,21 @@ from typing import TYPE_CHECKING, Any
 
 from audiomatrix.core.files import write_atomic
 from audiomatrix.core.versions import version_key
-from audiomatrix.smoke import results
-from audiomatrix.table import remedy_split as remedysplit
-from audiomatrix.table.gpu import Kernels
-from audiomatrix.table.remedies import Remedy
-from audiomatrix.table.report import (
+from audiomatrix.records.base import Damaged
+from audiomatrix.records.compatibility import (
     JSON_FILE,
-    NOT_BUILDABLE,
     CheckRow,
     Compatibility,
+    Kernels,
     Missing,
     Outcome,
+    Remedy,
     Row,
-    table_json,
 )
+from audiomatrix.records.run import Where
+from audiomatrix.spec.selection import AXES
+from audiomatrix.table import remedy_split as remedysplit
+from audiomatrix.table.report import NOT_BUILDABLE, table_json
 from audiomatrix.views import grid
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def device_label(row: Row) -> str:
     return f"{host.gpu} ({host.compute_capability})" if host.compute_capability else host.gpu
 
 
-def where_label(where: results.Where, cell: str = "") -> str:
+def where_label(where: Where, cell: str = "") -> str:
     """`native`, or `image <content tag> @<digest>` (the tag without the cell id it repeats)."""
     if where.kind == "native":
         return "native"
@@ -315,7 +316,7 @@ def _goldens_md(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
-def _damaged_md(damaged: Sequence[results.Damaged]) -> list[str]:
+def _damaged_md(damaged: Sequence[Damaged]) -> list[str]:
     if not damaged:
         return []
     lines = ["", "## Files the report could not use", "", "| file | why |", "| --- | --- |"]
@@ -405,7 +406,7 @@ def _filters(table: Compatibility) -> dict[str, list[str]]:
         return sorted(found, key=version_key) if axis in ("python", "torch") else sorted(found)
 
     return {
-        **{axis: values(axis) for axis in grid.AXES},
+        **{axis: values(axis) for axis in AXES},
         "installer": sorted({grid.installer_of(c) for c in cells}),
         "where": sorted({r.where.kind for r in table.rows}),
     }

@@ -14,8 +14,10 @@ import yaml
 
 from audiomatrix.core.errors import CellError
 from audiomatrix.core.files import sha256_file
-from audiomatrix.lock import cell_lock, conda
+from audiomatrix.lock import cell_lock
+from audiomatrix.lock import run as lock_run
 from audiomatrix.lock import stage as lock
+from audiomatrix.lock.installers import conda
 from audiomatrix.records import cell as cell_file
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.spec import matrix as spec
@@ -318,7 +320,7 @@ def test_lock_cells_dispatches_by_installer(
 ) -> None:
     no_solver(monkeypatch)
     silent = matrix_for("http://127.0.0.1:9/channel")
-    results = lock.lock_cells(silent.select([CPU]), silent, tmp_path)
+    results = lock_run.lock_cells(silent.select([CPU]), silent, tmp_path)
     assert [(r.cell, r.status) for r in results] == [(CPU, lock.Status.CHANNEL_UNREACHABLE)]
     manifest = cell_file.read_manifest(tmp_path)
     assert {c.id for c in manifest.cells} == {c.id for c in silent.cells}

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from audiomatrix.catalog.signatures import CatalogError
 from audiomatrix.cli import doctor as doctor_stage
+from audiomatrix.lock import run as lock_run
 from audiomatrix.lock import stage as lock_stage
 from audiomatrix.publish import bake, fanout
 from audiomatrix.publish import tox as tox_stage
@@ -170,7 +171,7 @@ def _run_lock(loaded: Matrix, chosen: list[Cell]) -> list[lock_stage.LockResult]
         def done(result: lock_stage.LockResult) -> None:
             progress.update(task, advance=1, last=f"{result.cell}: {result.status}")
 
-        results = lock_stage.lock_cells(chosen, loaded, _environments(loaded), on_done=done)
+        results = lock_run.lock_cells(chosen, loaded, _environments(loaded), on_done=done)
     table = Table(title="lock")
     for column in ("cell", "status", "detail"):
         table.add_column(column, overflow="fold")

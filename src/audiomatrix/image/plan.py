@@ -19,6 +19,7 @@ from audiomatrix.image import debs, interpreters, layers
 from audiomatrix.image.base import dpkg_status, image_python
 from audiomatrix.lock import stage as lock
 from audiomatrix.lock.cell_lock import CellLock
+from audiomatrix.lock.installers import uv
 from audiomatrix.records.cell import RecordError, read_record
 from audiomatrix.spec import declared
 from audiomatrix.suite import probe
@@ -59,7 +60,7 @@ def group_locks(environments: Path, key: tuple[str, str]) -> tuple[str, ...]:
         except RecordError:
             continue
         if record and record.status == lock.Status.LOCKED and layers.group_key(record) == key:
-            texts.append((folder / lock.LOCK_FILE).read_text())
+            texts.append((folder / uv.LOCK_FILE).read_text())
     return tuple(texts)
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audiomatrix.core.errors import CellError
-from audiomatrix.lock import conda
 from audiomatrix.lock import stage as lock
+from audiomatrix.lock.installers import conda, uv
 from audiomatrix.records.cell import CELL_FILE, CellRecord, RecordError, read_record
 
 
@@ -22,7 +22,7 @@ class CellLock:
 
     @property
     def requirements(self) -> Path:
-        return self.folder / lock.LOCK_FILE
+        return self.folder / uv.LOCK_FILE
 
     @property
     def installer(self) -> str:

@@ -1,43 +1,30 @@
-"""cells -> environments/<cell>/: one hash-pinned lock per cell, resolved by uv (a conda
-cell's by conda-lock: audiomatrix.lock.conda, which builds on this module's records).
-
-Each cell is resolved for its own target (uv's --python-platform and --python-version),
-so a macOS or Windows lock is made here as well as a Linux one. The lock is a
-requirements file with hashes (`uv pip compile --generate-hashes`): pip, uv, tox and a
-Dockerfile install it alike, and it names no index address, so it works for a user
-behind another mirror. Nothing of this machine's pip or uv configuration reaches uv:
-config files are ignored and UV_*/PIP_* variables are dropped.
-"""
+"""cells -> environments/<cell>/: what every installer's lock of a cell shares (each installer
+in audiomatrix.lock.installers): the outcome of locking it, the record it leaves in cell.json,
+the manifest of every declared cell, and the stopper that lets an interruption reach the
+locking tools."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import os
-import re
 import signal
 import subprocess
-import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from packaging.specifiers import SpecifierSet
-from packaging.version import Version
-
 from audiomatrix.core.files import (
     json_text,
     sha256_file,
-    sha256_json,
     write_atomic,
     write_json,
 )
-from audiomatrix.lock.uvtool import UNREACHABLE, clean_environment, one_line, uv_binary
+from audiomatrix.lock.uvtool import clean_environment
 from audiomatrix.records.cell import (
     CELL_FILE,
     MANIFEST_FILE,
@@ -51,15 +38,7 @@ from audiomatrix.records.cell import (
 from audiomatrix.spec.cells import Cell
 from audiomatrix.spec.matrix import Matrix
 
-LOCK_FILE = "requirements.txt"
-INPUT_FILE = "requirements.in"
-UV_TIMEOUT_S = 900
 PROBE_TIMEOUT_S = 5.0
-
-# uv failing on this machine (a full disk, a read-only folder): says nothing about the cell.
-_LOCAL_FAILURE = re.compile(
-    r"No space left on device|Disk quota exceeded|Read-only file system|Permission denied"
-)
 
 
 class Status(StrEnum):
@@ -70,35 +49,6 @@ class Status(StrEnum):
     CHANNEL_UNREACHABLE = "channel unreachable"
     UNRESOLVABLE = "unresolvable"
     ERROR = "error"
-
-
-@dataclass(frozen=True)
-class LockPlan:
-    """Everything a cell's lock depends on; its hash decides whether to relock."""
-
-    cell: Cell
-    requirements: tuple[str, ...]
-    index: str | None
-    exclude_newer: str | None
-
-    @property
-    def inputs(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "requirements": list(self.requirements),
-            "index": self.index,
-            "python": self.cell.python,
-            "platform": self.cell.os_value.platform,
-            "exclude_newer": self.exclude_newer,
-        }
-
-    @property
-    def input_sha256(self) -> str:
-        return sha256_json(self.inputs)
-
-    @property
-    def lock_file(self) -> str:
-        return LOCK_FILE
 
 
 @dataclass(frozen=True)
@@ -113,51 +63,6 @@ class LockResult:
         return self.status is Status.ERROR
 
 
-def requirements_for(cell: Cell, smoke_requirements: Iterable[str]) -> tuple[str, ...]:
-    """torch and its pairs pinned exactly, then the stack, then what the smoke suite needs."""
-    pins = [f"torch=={cell.torch}", f"torchaudio=={cell.torch_value.torchaudio}"]
-    if cell.torchcodec:
-        pins.append(f"torchcodec=={cell.torchcodec}")
-    return (*pins, *cell.stack_value.packages, *smoke_requirements)
-
-
-def index_for(cell: Cell) -> str | None:
-    """The accelerator's index, or None where the default index serves this very build."""
-    served = cell.accelerator_value.pypi.get(cell.os_value.family)
-    if served is not None and Version(cell.torch) in SpecifierSet(served):
-        return None
-    return cell.accelerator_value.index
-
-
-def plan_for(cell: Cell, matrix: Matrix) -> LockPlan:
-    """A uv cell's plan (conda.plan_for makes a conda cell's)."""
-    return LockPlan(
-        cell=cell,
-        requirements=requirements_for(cell, matrix.file.smoke_requirements),
-        index=index_for(cell),
-        exclude_newer=matrix.exclude_newer,
-    )
-
-
-def uv_compile_args(plan: LockPlan, output: str) -> list[str]:
-    """The `uv pip compile` arguments for a plan, run inside the cell's folder."""
-    args = [
-        "pip", "compile", INPUT_FILE,
-        "--output-file", output,
-        "--generate-hashes",
-        "--no-config",
-        "--python-version", plan.cell.python,
-        "--python-platform", plan.cell.os_value.platform,
-        "--custom-compile-command", f"audiomatrix lock --select {plan.cell.id}",
-        "--quiet",
-    ]  # fmt: skip
-    if plan.exclude_newer:
-        args += ["--exclude-newer", plan.exclude_newer]
-    if plan.index:
-        args += ["--extra-index-url", plan.index]
-    return args
-
-
 @functools.cache
 def url_problem(probe: str, name: str) -> str | None:
     """None when `probe` answers (a client error still means a server there); otherwise why
@@ -170,11 +75,6 @@ def url_problem(probe: str, name: str) -> str | None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return f"{name} does not answer ({reason})"
-
-
-def index_problem(url: str) -> str | None:
-    """None when the index answers; otherwise why not, in a few words."""
-    return url_problem(url.rstrip("/") + "/torch/", url)
 
 
 def write_manifest(matrix: Matrix, root: Path) -> Path:
@@ -303,47 +203,6 @@ class Stopper:
         return proc.returncode, stderr
 
 
-def lock_cell(plan: LockPlan, folder: Path, uv: str, stopper: Stopper | None = None) -> LockResult:
-    """Lock one cell into `folder`; every outcome is a result, never an exception, except
-    Stopped. The new lock is resolved in a scratch folder and moved in only when uv
-    succeeded, so an interruption or a tool failure leaves the previous files byte-identical;
-    only a real finding (unresolvable, no index and no previous lock) replaces them."""
-    cell = plan.cell
-    stopper = stopper or Stopper()
-    if not cell.buildable:
-        return LockResult(cell.id, Status.NOT_BUILDABLE, cell.unbuildable or "")
-    previous = locked_record(folder)
-    if previous and previous.input_sha256 == plan.input_sha256:
-        return unchanged(plan, folder, previous)
-    if plan.index and (problem := index_problem(plan.index)):
-        return unreachable(plan, folder, problem, kept=bool(previous))
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".lock-", dir=folder) as scratch:
-        work = Path(scratch)
-        write_atomic(work / INPUT_FILE, "\n".join(plan.requirements) + "\n")
-        try:
-            code, stderr = stopper.run([uv, *uv_compile_args(plan, LOCK_FILE)], work, UV_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            return LockResult(
-                cell.id, Status.ERROR, f"uv took over {UV_TIMEOUT_S} s; nothing changed"
-            )
-        if code < 0:
-            reason = f"uv was killed by signal {-code}; nothing changed"
-            return LockResult(cell.id, Status.ERROR, reason)
-        if code != 0:
-            reason = one_line(stderr) or f"uv exited with {code}"
-            if local := _LOCAL_FAILURE.search(stderr):
-                reason = f"{folder}: uv could not write the lock: {local.group(0)}"
-                return LockResult(cell.id, Status.ERROR, f"{reason}; nothing changed")
-            if UNREACHABLE.search(stderr):
-                return unreachable(plan, folder, reason, kept=bool(previous))
-            return write_finding(plan, folder, Status.UNRESOLVABLE, reason)
-        lock_sha = sha256_file(work / LOCK_FILE)
-        write_json(work / CELL_FILE, new_record(plan, Status.LOCKED, None, lock_sha))
-        move_in(work, folder, (INPUT_FILE, LOCK_FILE, CELL_FILE))
-    return LockResult(cell.id, Status.LOCKED, f"{_count_pins(folder / LOCK_FILE)} packages")
-
-
 def move_in(scratch: Path, folder: Path, names: Iterable[str]) -> None:
     """Move finished files from the scratch folder over the cell's: each is synced first, and
     renames need no space, so a disk that fills while a lock is written leaves the previous
@@ -353,49 +212,3 @@ def move_in(scratch: Path, folder: Path, names: Iterable[str]) -> None:
             os.fsync(written.fileno())
     for name in names:
         os.replace(scratch / name, folder / name)
-
-
-def _count_pins(lock: Path) -> int:
-    return sum(1 for line in lock.read_text().splitlines() if re.match(r"^[A-Za-z0-9]", line))
-
-
-def lock_cells(
-    cells: Iterable[Cell],
-    matrix: Matrix,
-    root: Path,
-    on_done: Callable[[LockResult], None] = lambda _: None,
-    workers: int = 2,
-) -> list[LockResult]:
-    """Lock cells side by side; one cell's failure never stops the others. An interruption
-    (any BaseException: the CLI raises one for SIGINT and SIGTERM) stops the uv processes, records
-    nothing for the cells in flight and propagates."""
-    from audiomatrix.lock import conda  # it builds on this module
-
-    write_manifest(matrix, root)
-    uv = uv_binary()
-    plans: list[Plan] = [
-        conda.plan_for(c, matrix) if c.installer == "conda" else plan_for(c, matrix) for c in cells
-    ]
-    stopper = Stopper()
-
-    def work(plan: Plan) -> LockResult:
-        try:
-            folder = root / plan.cell.id
-            if isinstance(plan, LockPlan):
-                result = lock_cell(plan, folder, uv, stopper)
-            else:
-                result = conda.lock_cell(plan, folder, stopper)
-        except OSError as exc:
-            result = LockResult(plan.cell.id, Status.ERROR, f"{exc.filename}: {exc.strerror}")
-        on_done(result)
-        return result
-
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        futures = [pool.submit(work, plan) for plan in plans]
-        return [future.result() for future in futures]
-    except BaseException:
-        stopper.stop()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)

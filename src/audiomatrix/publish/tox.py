@@ -11,6 +11,7 @@ from pathlib import Path
 
 from audiomatrix.core.files import write_atomic
 from audiomatrix.lock import stage as lock
+from audiomatrix.lock.installers import uv
 from audiomatrix.records.cell import CELL_FILE, read_record
 
 HEADER = """\
@@ -51,7 +52,7 @@ def render(cells: Iterable[tuple[str, str]]) -> str:
         sections.append(
             f"[testenv:{cell}]\n"
             f"base_python = python{python}\n"
-            f"deps = -r environments/{cell}/{lock.LOCK_FILE}\n"
+            f"deps = -r environments/{cell}/{uv.LOCK_FILE}\n"
         )
     return "\n".join(sections)
 

@@ -28,8 +28,9 @@ from pydantic import TypeAdapter
 from audiomatrix.core.errors import CellError
 from audiomatrix.core.files import cache_dir, current_umask, describe_error
 from audiomatrix.image import debs, interpreters
-from audiomatrix.lock import conda, uvtool
+from audiomatrix.lock import uvtool
 from audiomatrix.lock.cell_lock import CellLock
+from audiomatrix.lock.installers import conda
 from audiomatrix.records.run import RunResult, Where
 from audiomatrix.smoke import evidence, results
 from audiomatrix.suite import schema

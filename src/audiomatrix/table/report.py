@@ -22,7 +22,7 @@ from typing import Any
 from audiomatrix.catalog import signatures
 from audiomatrix.core.files import sha256_file
 from audiomatrix.core.versions import version_key
-from audiomatrix.lock import stage as lock
+from audiomatrix.lock.installers import uv
 from audiomatrix.records.base import Damaged
 from audiomatrix.records.cell import (
     CELL_FILE,
@@ -145,7 +145,7 @@ def lock_pins(environments: Path, cell: str) -> dict[str, str]:
     """The cell's committed lock as {name: version} ({} without one): its requirement lines
     only, read once per report for each row."""
     try:
-        text = (environments / cell / lock.LOCK_FILE).read_text()
+        text = (environments / cell / uv.LOCK_FILE).read_text()
     except OSError:
         return {}
     return dict(PIN.findall(text))

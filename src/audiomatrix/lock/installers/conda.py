@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -437,6 +437,11 @@ def lock_cell(plan: CondaPlan, folder: Path, stopper: lock.Stopper) -> lock.Lock
             reason = "conda-lock wrote a lock whose content hash is not this environment's"
             return lock.LockResult(cell.id, lock.Status.ERROR, f"{reason}; nothing changed")
         return _record_lock(plan, folder, work / LOCK_FILE, "locked")
+
+
+def locker() -> Callable[[CondaPlan, Path, lock.Stopper], lock.LockResult]:
+    """lock_cell as it is: conda-lock and its solver are found per cell."""
+    return lock_cell
 
 
 # --------------------------------------------------------------------------- installs

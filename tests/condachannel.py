@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from audiomatrix.lock import conda
+from audiomatrix.lock.installers import conda
 
 SUBDIRS = ("linux-64", "osx-arm64", "win-64")
 TIMESTAMP_MS = 1_700_000_000_000

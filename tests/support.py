@@ -28,7 +28,8 @@ from audiomatrix.image.base import BASE_REPO
 from audiomatrix.image.build import UV_REPO, BuildResult, build
 from audiomatrix.image.engine import find_image
 from audiomatrix.lock import cell_lock, uvtool
-from audiomatrix.smoke import results
+from audiomatrix.records import run as run_record
+from audiomatrix.records.cell import CellRecord
 from audiomatrix.smoke.container import container_options
 from audiomatrix.spec import declared
 from audiomatrix.suite import fatbin, probe, schema
@@ -171,6 +172,11 @@ def cell_record(
     }
 
 
+def record_model(cell: str, *args: Any, **kwargs: Any) -> CellRecord:
+    """cell_record(cell, ...) as the lock stage's reader returns it."""
+    return CellRecord.model_validate(cell_record(cell, *args, **kwargs))
+
+
 def write_cell_json(envs: Path, cell: str, *args: Any, **kwargs: Any) -> None:
     (envs / cell).mkdir(parents=True, exist_ok=True)
     (envs / cell / "cell.json").write_text(json.dumps(cell_record(cell, *args, **kwargs)))
@@ -200,7 +206,7 @@ def run_result(
     kind: str = "native",
     errors: dict[str, str] | None = None,
     **measured: Any,
-) -> results.RunResult:
+) -> run_record.RunResult:
     """A run of `cell` measured in the environment its cell_record declares, unless
     `measured` says otherwise (environment()'s keywords)."""
     axes = CELL_ID.match(cell)
@@ -222,12 +228,12 @@ def run_result(
     image = kind == "image"
     cuda = declared.cuda_of_variant(axes["accelerator"])
     measured.setdefault("gpu_arch", wheel_gpu_code(axes["accelerator"]))
-    return results.RunResult(
+    return run_record.RunResult(
         cell=cell,
         run=run,
         started=started,
         finished=started + timedelta(minutes=2),
-        where=results.Where(
+        where=run_record.Where(
             kind=kind,
             image=f"audiomatrix/cell:{cell}-0123456789ab" if image else None,
             image_digest="sha256:" + "9" * 64 if image else None,

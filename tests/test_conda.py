@@ -14,8 +14,11 @@ import yaml
 
 from audiomatrix.core.errors import CellError
 from audiomatrix.core.files import sha256_file
-from audiomatrix.lock import cell_lock, conda
+from audiomatrix.lock import cell_lock
+from audiomatrix.lock import run as lock_run
 from audiomatrix.lock import stage as lock
+from audiomatrix.lock.installers import conda
+from audiomatrix.records import cell as cell_file
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.spec import matrix as spec
 from condachannel import (
@@ -254,12 +257,12 @@ def test_lock_stage_adopts_a_current_lock_then_leaves_it(
         "cell.json", "conda-linux-64.lock", "conda-lock.yml", "environment.yml",
         "pip-linux-64.txt", "virtual-packages.yml",
     ]  # fmt: skip
-    record = lock.read_record(folder)
+    record = cell_file.read_record(folder)
     assert record is not None
-    assert (record["status"], record["lock"]) == ("locked", "conda-lock.yml")
-    assert record["lock_sha256"] == sha256_file(folder / conda.LOCK_FILE)
-    assert record["inputs"]["installer"] == "conda"
-    assert record["cell"]["installer"] == "conda"
+    assert (record.status, record.lock) == ("locked", "conda-lock.yml")
+    assert record.lock_sha256 == sha256_file(folder / conda.LOCK_FILE)
+    assert record.inputs["installer"] == "conda"
+    assert record.cell.installer == "conda"
     assert (folder / "environment.yml").read_text() == cuda.environment_text
     explicit, _ = conda.render(folder / conda.LOCK_FILE, "linux-64")
     assert (folder / "conda-linux-64.lock").read_text() == explicit
@@ -317,10 +320,10 @@ def test_lock_cells_dispatches_by_installer(
 ) -> None:
     no_solver(monkeypatch)
     silent = matrix_for("http://127.0.0.1:9/channel")
-    results = lock.lock_cells(silent.select([CPU]), silent, tmp_path)
+    results = lock_run.lock_cells(silent.select([CPU]), silent, tmp_path)
     assert [(r.cell, r.status) for r in results] == [(CPU, lock.Status.CHANNEL_UNREACHABLE)]
-    manifest = lock.read_manifest(tmp_path)
-    assert {c["id"] for c in manifest["cells"]} == {c.id for c in silent.cells}
+    manifest = cell_file.read_manifest(tmp_path)
+    assert {c.id for c in manifest.cells} == {c.id for c in silent.cells}
 
 
 # --------------------------------------------------------------------------- installs

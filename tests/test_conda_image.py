@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from audiomatrix.image import build as imagebuild
-from audiomatrix.lock import cell_lock, conda
+from audiomatrix.lock import cell_lock
 from audiomatrix.lock import stage as lock
+from audiomatrix.lock.installers import conda
 from audiomatrix.spec import matrix as spec
 from condachannel import build_channel, matrix_text, pip_package, wheel, write_lock
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audiomatrix.cli.app import app
-from audiomatrix.lock import conda
+from audiomatrix.lock.installers import conda
 from audiomatrix.spec import matrix as spec
 from condachannel import matrix_text
 

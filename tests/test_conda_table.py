@@ -12,11 +12,13 @@ import pytest
 from audiomatrix.lock import cell_lock
 from audiomatrix.publish import registry as publish
 from audiomatrix.publish import tox
+from audiomatrix.records import compatibility
+from audiomatrix.records.cell import CellRecord
 from audiomatrix.smoke import evidence, results
 from audiomatrix.table import report
 from audiomatrix.views import page as page_view
 from audiomatrix.views import recommend
-from support import LOCK, cell_record, environment, run_result, write_cell_json
+from support import LOCK, cell_record, environment, record_model, run_result, write_cell_json
 from test_site import _open, browser  # noqa: F401 (browser: the fixture)
 
 UV = "bookworm-py3.11-torch2.9.1-cu128-maintained"
@@ -52,7 +54,7 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def table(repo: Path) -> report.Compatibility:
+def table(repo: Path) -> compatibility.Compatibility:
     return report.build(repo / "results", repo / "environments", repo / "publications")
 
 
@@ -86,7 +88,7 @@ def test_a_conda_cell_runs_any_cuda_build_of_its_major_up_to_its_own(
     measured: str | None, stands: bool
 ) -> None:
     """conda chooses the build through __cuda: the driver's CUDA bounds it from above."""
-    declared = evidence.declaration(conda_record())
+    declared = evidence.declaration(CellRecord.model_validate(conda_record()))
     env = environment(cuda=measured)
     found = evidence.differences(declared, env.facts, env.host, LOCK)
     assert (found == []) is stands
@@ -96,7 +98,7 @@ def test_a_conda_cell_runs_any_cuda_build_of_its_major_up_to_its_own(
             f"accelerator build: declared CUDA up to 12.8, torch.version.cuda is {said}"
         ]
     # A wheel cell's CUDA is exact.
-    wheel = evidence.declaration(cell_record(UV))
+    wheel = evidence.declaration(record_model(UV))
     assert (evidence.differences(wheel, env.facts, env.host, LOCK) == []) is (measured == "12.8")
 
 
@@ -122,7 +124,7 @@ def test_recommend_refuses_an_unknown_installer_in_one_line() -> None:
 
     from audiomatrix.cli.app import app
 
-    table = Path(__file__).resolve().parents[1] / report.JSON_FILE
+    table = Path(__file__).resolve().parents[1] / compatibility.JSON_FILE
     outcome = CliRunner().invoke(app, ["recommend", "--table", str(table), "--installer", "pixi"])
     assert outcome.exit_code == 2
     assert outcome.output == "--installer pixi: choose uv or conda\n"

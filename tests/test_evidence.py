@@ -6,7 +6,7 @@ import pytest
 
 from audiomatrix.smoke import evidence
 from audiomatrix.spec.declared import cuda_of_variant
-from support import LOCK, cell_record, environment
+from support import LOCK, environment, record_model
 
 CELL = "bookworm-py3.11-torch2.9.1-cu128-maintained"
 
@@ -19,20 +19,20 @@ def test_the_cuda_a_wheel_variant_is_built_against(variant: str, cuda: str | Non
 
 
 def test_a_run_in_the_declared_environment_stands() -> None:
-    declared = evidence.declaration(cell_record(CELL, ffmpeg=True, torchcodec="0.9.1"))
+    declared = evidence.declaration(record_model(CELL, ffmpeg=True, torchcodec="0.9.1"))
     measured = environment(ffmpeg="5", torchcodec="0.9.1")
     assert declared.distribution == "debian bookworm" and declared.cuda == "12.8"
     assert evidence.differences(declared, measured.facts, measured.host, LOCK) == []
 
 
 def test_ffmpeg_is_compared_by_presence_and_major() -> None:
-    declared = evidence.declaration(cell_record(CELL, ffmpeg=True, torchcodec="0.9.1"))
+    declared = evidence.declaration(record_model(CELL, ffmpeg=True, torchcodec="0.9.1"))
     for ffmpeg, said in ((None, "measured none"), ("6", "measured FFmpeg 6")):
         measured = environment(ffmpeg=ffmpeg, torchcodec="0.9.1")
         assert evidence.differences(declared, measured.facts, measured.host, LOCK) == [
             f"FFmpeg: declared FFmpeg 5, {said}"
         ]
-    undeclared = evidence.declaration(cell_record(CELL, torchcodec="0.9.1"))
+    undeclared = evidence.declaration(record_model(CELL, torchcodec="0.9.1"))
     measured = environment(ffmpeg="5", torchcodec="0.9.1")
     assert evidence.differences(undeclared, measured.facts, measured.host, LOCK) == [
         "FFmpeg: declared none, measured FFmpeg 5"

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from audiomatrix.publish import bake, fanout
+from audiomatrix.records import compatibility
 from audiomatrix.spec import matrix as spec
 from audiomatrix.suite import fatbin
 from audiomatrix.table import gpu, report
@@ -125,11 +126,11 @@ def test_every_cell_runs_on_its_os_runner(shipped: spec.Matrix) -> None:
         assert entry["artifact"] == cell.id and entry["gpu"] == ""
 
 
-def _measured(cell: str, sass: list[str]) -> report.Row:
+def _measured(cell: str, sass: list[str]) -> compatibility.Row:
     """A table row of `cell` whose wheel measured these SASS targets."""
     result = run_result(cell, {"accelerator": "skip"})
     code = {"sass": sass, "ptx": [], "predictions": fatbin.predict_all(sass, [])}
-    return report.Row(
+    return compatibility.Row(
         cell=cell, axes=report.axes_from_id(cell), versions={}, lock_sha256="0" * 64,
         where=result.where, host=result.environment.host, facts=result.environment.facts,
         run=result.run, started=result.started, finished=result.finished,
@@ -142,7 +143,7 @@ def test_gpu_jobs_follow_the_measured_kernels_with_a_negative_control(
 ) -> None:
     new = "bookworm-py3.11-torch2.9.1-cu128-maintained"
     old = "bookworm-py3.11-torch2.5.1-cu124-legacy-pinned"
-    table = report.Compatibility(
+    table = compatibility.Compatibility(
         provenance=report.current_provenance(), checks=[], workloads={},
         rows=[_measured(new, ["sm_80", "sm_90", "sm_120"]), _measured(old, ["sm_80", "sm_90"])],
         apart=[], missing=[], damaged=[], signatures=[],

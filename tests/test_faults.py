@@ -24,8 +24,9 @@ import pytest
 
 from audiomatrix.cli import app as cli
 from audiomatrix.image import engine
+from audiomatrix.records import compatibility, publication
 from audiomatrix.smoke import container
-from audiomatrix.table import publications, report
+from audiomatrix.table import report
 from audiomatrix.views import writers
 from support import (
     INTERRUPTIONS,
@@ -326,15 +327,15 @@ def test_a_registry_that_goes_away_mid_push_records_no_publication(
         tag, cell, root / "results", modes=["raw"], checks=["torch_load"], echo=lambda _: None
     )
     writers.write_all(
-        report.build(root / "results", root / "environments", root / publications.FOLDER), root
+        report.build(root / "results", root / "environments", root / publication.FOLDER), root
     )
-    assert [r.cell for r in report.load(root / report.JSON_FILE).rows] == [cell.cell]
+    assert [r.cell for r in compatibility.load(root / compatibility.JSON_FILE).rows] == [cell.cell]
     before = files_under(root)
     (tmp_path / "registry").mkdir()
     registry, host, log = start_registry(tmp_path / "registry")
     try:
         run = audiomatrix(
-            root, "publish", "--registry", f"{host}/test", "--table", report.JSON_FILE
+            root, "publish", "--registry", f"{host}/test", "--table", compatibility.JSON_FILE
         )
         wait_until(lambda: "/blobs/uploads/" in log.read_text(), "the push's first blob upload")
         registry.kill()

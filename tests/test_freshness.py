@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from audiomatrix.cli.app import _refresh_report, _report_inputs, _write_report
+from audiomatrix.records import compatibility
 from audiomatrix.smoke import results
 from audiomatrix.table import report
 from audiomatrix.views import freshness, writers
@@ -81,7 +82,7 @@ def test_a_run_written_while_the_report_is_built_leaves_it_stale(
     the stamp must not call the table fresh."""
     build = report.build
 
-    def build_then_a_run_lands(*args: Path) -> report.Compatibility:
+    def build_then_a_run_lands(*args: Path) -> compatibility.Compatibility:
         table = build(*args)
         later = run_result(CELL, {"xtts": "fail"}, run="20261126T000000Z")
         results.write(repo / "results", later)

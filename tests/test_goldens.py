@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audiomatrix.records import run as run_record
 from audiomatrix.smoke import results
 from audiomatrix.spec import matrix as spec
 from audiomatrix.spec.yamlpos import MatrixError
@@ -137,7 +138,7 @@ def test_each_check_takes_the_first_reference_whose_run_of_it_passed() -> None:
 # --------------------------------------------------------------------------- the report
 
 
-def with_outputs(run: results.RunResult, prints: dict[str, Fingerprint]) -> results.RunResult:
+def with_outputs(run: run_record.RunResult, prints: dict[str, Fingerprint]) -> run_record.RunResult:
     modes = {
         mode: [c if c.check != "demucs" else outcome("demucs", c.status, prints) for c in checks]
         for mode, checks in run.modes.items()
@@ -180,7 +181,7 @@ def test_the_report_turns_a_drifted_pass_into_drift_and_keeps_the_rest(repo: Pat
 
 def test_a_stale_run_is_not_compared(repo: Path) -> None:
     path = next((repo / "results" / OTHER).glob("*.json"))
-    run = results.read(path)
+    run = run_record.read(path)
     older = Provenance(suite_sha256="old", compat_sha256="old")
     environment = dataclasses.replace(run.environment, provenance=older)
     results.write(repo / "results", run.model_copy(update={"environment": environment}))

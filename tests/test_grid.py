@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from audiomatrix.records import compatibility
 from audiomatrix.smoke import results
-from audiomatrix.table import report
 from audiomatrix.views import diff, grid
 from audiomatrix.views import page as page_view
 from support import run_result
@@ -106,8 +106,11 @@ def test_statuses_rank_worst_first_and_an_unknown_one_is_generic(repo: Path) -> 
     assert grid.colour("weird") == grid.OTHER_COLOUR != grid.colour("fail")
     assert grid.glyph("weird") == grid.OTHER_GLYPH
     row = table(repo).rows[0]
-    drifted = report.Outcome.model_construct(status="drift", signature=None)
-    checks = {**row.checks, "xtts": report.CheckRow(raw=drifted, compat=row.checks["xtts"].compat)}
+    drifted = compatibility.Outcome.model_construct(status="drift", signature=None)
+    checks = {
+        **row.checks,
+        "xtts": compatibility.CheckRow(raw=drifted, compat=row.checks["xtts"].compat),
+    }
     odd = row.model_copy(update={"checks": checks})
     assert grid.verdict(odd, ["xtts", "xtts_service"], "raw").status == "drift"
     assert grid.verdict(odd, ["xtts", "xtts_service"], "compat").status == "pass"

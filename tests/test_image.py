@@ -6,6 +6,7 @@ they take seconds once the base image exists; one test builds a real torch cell.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import tarfile
@@ -191,7 +192,8 @@ def test_a_python_the_base_lacks_is_copied_from_this_machine(
 
 def test_a_python_this_machine_cannot_give_is_a_status(images: TrackedImages, envs: Path) -> None:
     cell = small_cell(envs, f"test-py399-{uuid.uuid4().hex[:6]}")
-    cell.record["cell"]["python"] = "3.99"
+    declared = cell.record.cell.model_copy(update={"python": "3.99"})
+    cell = dataclasses.replace(cell, record=cell.record.model_copy(update={"cell": declared}))
     result = images.build(cell)
     assert result.status == "python unavailable"
     assert "the cell needs 3.99" in result.detail and "\n" not in result.detail
@@ -207,7 +209,7 @@ def test_a_real_torch_cell(images: TrackedImages, tmp_path: Path) -> None:
     result = container.smoke_in_image(
         built.tag, cell, tmp_path, checks=["torch_load"], echo=lambda _: None
     )
-    assert str(result.environment.versions["torch"]).startswith(cell.record["cell"]["torch"])
+    assert str(result.environment.versions["torch"]).startswith(cell.record.cell.torch)
     # Measured inside, the image is the environment its cell declares, package for package.
     pins = report.lock_pins(REPO / "environments", cell.cell)
     declared = evidence.declaration(cell.record)

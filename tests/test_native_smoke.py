@@ -19,7 +19,7 @@ import pytest
 
 from audiomatrix.core.errors import CellError
 from audiomatrix.lock import cell_lock
-from audiomatrix.smoke import results
+from audiomatrix.records import run as run_record
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.spec import matrix as spec
 from audiomatrix.table import goldens, report
@@ -48,9 +48,9 @@ def _lock(cell: str) -> cell_lock.CellLock:
 def run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """Each cell's native run (once per module): its result and the folder it was written
     to, or the CellError that refused it."""
-    cache: dict[str, tuple[results.RunResult, Path] | CellError] = {}
+    cache: dict[str, tuple[run_record.RunResult, Path] | CellError] = {}
 
-    def get(cell: str) -> tuple[results.RunResult, Path] | CellError:
+    def get(cell: str) -> tuple[run_record.RunResult, Path] | CellError:
         if cell not in cache:
             folder = tmp_path_factory.mktemp("results")
             try:
@@ -65,7 +65,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
     return get
 
 
-def _outcomes(result: results.RunResult, folder: Path, mode: str) -> dict[str, tuple]:
+def _outcomes(result: run_record.RunResult, folder: Path, mode: str) -> dict[str, tuple]:
     """check -> (status, the known failure it hit, as the report classifies it)."""
     found = {}
     for c in result.modes[mode]:

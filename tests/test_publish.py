@@ -24,7 +24,9 @@ from audiomatrix.image.build import CELL_REPO
 from audiomatrix.image.wheelhouse import parse_lock
 from audiomatrix.publish import registry as publish
 from audiomatrix.publish import sbom
-from audiomatrix.smoke import container, results
+from audiomatrix.records import compatibility, publication
+from audiomatrix.records import run as run_record
+from audiomatrix.smoke import container
 from audiomatrix.table import publications, report
 from audiomatrix.views import markdown, writers
 from support import TrackedImages, environment, small_cell, start_registry
@@ -46,26 +48,26 @@ def _valid_cyclonedx(text: str) -> None:
 
 def _row(cell: str = "bookworm-py3.11-torch2.9.1-cpu-maintained", image_id: str = "sha256:1"):
     now = datetime(2026, 11, 25, tzinfo=UTC)
-    where = results.Where(
+    where = run_record.Where(
         kind="image", image=f"audiomatrix/cell:{cell}-0123456789ab", image_digest=image_id
     )
     measured = environment()
-    return report.Row(
+    return compatibility.Row(
         cell=cell, axes=report.axes_from_id(cell), versions={}, lock_sha256="f" * 64,
         where=where, host=measured.host, facts=measured.facts, run="r1", started=now,
         finished=now, source="results/x.json", checks={},
     )  # fmt: skip
 
 
-def _published(image_id: str) -> publications.Published:
-    return publications.Published(
+def _published(image_id: str) -> publication.Published:
+    return publication.Published(
         cell="bookworm-py3.11-torch2.9.1-cpu-maintained",
         reference=f"localhost:5000/audiomatrix/cell@{DIGEST}",
         tags=["localhost:5000/audiomatrix/cell:x"],
         digest=DIGEST,
         image_id=image_id,
         pushed=datetime(2026, 11, 25, tzinfo=UTC),
-        sbom=publications.Sbom(path="sboms/x.cdx.json", reference="r", digest=DIGEST, components=4),
+        sbom=publication.Sbom(path="sboms/x.cdx.json", reference="r", digest=DIGEST, components=4),
     )
 
 
@@ -122,7 +124,7 @@ def test_a_publication_belongs_to_the_row_of_the_same_image_only() -> None:
         update={"where": same.where.model_copy(update={"kind": "native", "image": None})}
     )
     assert publications.for_row(found, native) is None
-    table = report.Compatibility(
+    table = compatibility.Compatibility(
         provenance=report.current_provenance(), checks=[], workloads={},
         rows=[same.model_copy(update={"published": found[same.cell]}), native], apart=[],
         missing=[], damaged=[], signatures=[],
@@ -141,9 +143,9 @@ def test_publish_needs_a_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_pull_without_an_image_prints_the_native_install() -> None:
     cell = "bookworm-py3.11-torch2.9.1-cu128-maintained"
     outcome = CliRunner().invoke(
-        app, ["pull", cell, "--table", str(REPO / report.JSON_FILE)], catch_exceptions=False
+        app, ["pull", cell, "--table", str(REPO / compatibility.JSON_FILE)], catch_exceptions=False
     )
-    table = report.load(REPO / report.JSON_FILE)
+    table = compatibility.load(REPO / compatibility.JSON_FILE)
     if any(r.cell == cell and r.published for r in table.rows):
         pytest.skip("the committed table has a published image for the cell")
     assert outcome.exit_code == 0, outcome.output
@@ -181,14 +183,14 @@ def test_publish_and_pull_round_trip(
         table = report.build(root / "results", root / "environments", root / "publications")
         assert [r.cell for r in table.rows] == [cell.cell], table.apart
         writers.write_all(table, root)
-        table_path = root / report.JSON_FILE
+        table_path = root / compatibility.JSON_FILE
         runner = CliRunner()
         args = ["publish", "--registry", f"{registry.host}/test", "--table", str(table_path)]
         first = runner.invoke(app, args, catch_exceptions=False)
         assert first.exit_code == 0, first.output
         assert f"{cell.cell} published" in first.output
 
-        row = next(r for r in report.load(table_path).rows if r.cell == cell.cell)
+        row = next(r for r in compatibility.load(table_path).rows if r.cell == cell.cell)
         assert row.published is not None
         tested = api.images.get(built.tag).id
         assert row.published.image_id == tested == row.where.image_digest
@@ -218,7 +220,7 @@ def test_publish_and_pull_round_trip(
         assert any(c["purl"].startswith("pkg:deb/debian/python3@") for c in fetched["components"])
         assert fetched["metadata"]["component"]["version"] == row.published.digest
         assert row.published.reference in (root / markdown.MD_FILE).read_text()
-        assert (root / publications.FOLDER / f"{cell.cell}.json").is_file()
+        assert (root / publication.FOLDER / f"{cell.cell}.json").is_file()
 
         # Nothing changed: nothing pushed again. A row whose image changed is not pushed.
         again = runner.invoke(app, args, catch_exceptions=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from audiomatrix.records import compatibility
 from audiomatrix.smoke import results
 from audiomatrix.spec import matrix as spec
 from audiomatrix.spec.cells import stack_change
@@ -71,7 +72,7 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def build(repo: Path) -> report.Compatibility:
+def build(repo: Path) -> compatibility.Compatibility:
     return report.build(repo / "results", repo / "environments", repo / "publications")
 
 
@@ -120,7 +121,7 @@ def test_the_table_names_each_change_and_what_it_fixed(repo: Path) -> None:
         f"| `+six` | `{PARENT}` | `{SIX}` | image | xtts, xtts_service | diffrhythm_write "
         "| demucs | yes |"
     ) in section
-    assert report.load_text(report.table_json(table)).remedies == table.remedies
+    assert compatibility.load_text(report.table_json(table)).remedies == table.remedies
 
 
 def test_a_check_that_fails_past_the_parents_failure_says_what_it_fails_with_now(

@@ -12,6 +12,8 @@ import pytest
 
 from audiomatrix.core.errors import CellError
 from audiomatrix.lock import cell_lock
+from audiomatrix.records import compatibility
+from audiomatrix.records import run as run_record
 from audiomatrix.smoke import results
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.suite import run as runner
@@ -20,7 +22,7 @@ from audiomatrix.table import remedy_split as remedysplit
 from audiomatrix.table import report
 from audiomatrix.views import markdown, recommend
 from audiomatrix.views import page as page_view
-from support import environment, run_result, write_cell_json
+from support import environment, record_model, run_result, write_cell_json
 
 REPO = Path(__file__).resolve().parents[1]
 CELL = "bookworm-py3.11-torch2.9.1-cu128-maintained"
@@ -62,14 +64,14 @@ def _split(logs: str = "") -> schema.RemedySplit:
 
 def test_results_with_and_without_the_split_validate(tmp_path: Path) -> None:
     committed = sorted((REPO / "results").glob("*/*.json"))
-    runs = [results.read(p) for p in committed]  # every committed run still validates
+    runs = [run_record.read(p) for p in committed]  # every committed run still validates
     assert any(r.remedy_split is None for r in runs), "runs from before the split read too"
     with_split = run_result(CELL, RAW, COMPAT).model_copy(
         update={"remedy_split": _split(f"logs/{RUN}/")}
     )
     path = results.write(tmp_path, with_split)
-    assert results.read(path) == with_split
-    assert results.read(path).remedy_split.checks[0].remedies == ["checkpoint_globals"]
+    assert run_record.read(path) == with_split
+    assert run_record.read(path).remedy_split.checks[0].remedies == ["checkpoint_globals"]
 
 
 def test_collect_keeps_the_split_and_its_logs(tmp_path: Path) -> None:
@@ -85,11 +87,13 @@ def test_collect_keeps_the_split_and_its_logs(tmp_path: Path) -> None:
     for record in split.checks:
         (out / record.log).parent.mkdir(parents=True, exist_ok=True)
         (out / record.log).write_text(f"{record.check} with {record.remedies}: {record.status}\n")
-    cell = cell_lock.CellLock(CELL, tmp_path, {"lock_sha256": "a" * 64, "cell": {}, "inputs": {}})
+    cell = cell_lock.CellLock(
+        CELL, tmp_path, record_model(CELL).model_copy(update={"lock_sha256": "a" * 64})
+    )
     root = tmp_path / "results"
     started = datetime(2026, 11, 25, 16, tzinfo=UTC)
     result = smoke.collect(cell, out, root, {"kind": "native"}, started)
-    assert results.read(root / CELL / f"{RUN}.json") == result
+    assert run_record.read(root / CELL / f"{RUN}.json") == result
     assert result.remedy_split == _split(f"logs/{RUN}/")
     pair = result.remedy_split.checks[-1]
     kept = root / CELL / pair.log
@@ -106,7 +110,7 @@ def test_a_damaged_split_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def table(tmp_path: Path) -> report.Compatibility:
+def table(tmp_path: Path) -> compatibility.Compatibility:
     """A table of one row whose run split compat as TRIED."""
     root, envs = tmp_path / "results", tmp_path / "environments"
     run = run_result(CELL, RAW, COMPAT, ffmpeg="5", torchcodec="0.9.1")
@@ -121,9 +125,9 @@ def _log(subset: str, check: str) -> str:
 
 def test_the_report_names_each_checks_minimal_sets_and_their_runs(table) -> None:  # type: ignore[no-untyped-def]
     [row] = table.rows
-    assert row.checks["torch_load"].remedies == remedysplit.RemedyProof(
+    assert row.checks["torch_load"].remedies == compatibility.RemedyProof(
         applicable=APPLICABLE,
-        minimal=[remedysplit.ProvenSet(
+        minimal=[compatibility.ProvenSet(
             remedies=["checkpoint_globals"], log=_log("checkpoint_globals", "torch_load"),
         )],
         tried=2,
@@ -135,7 +139,7 @@ def test_the_report_names_each_checks_minimal_sets_and_their_runs(table) -> None
     assert (demucs.minimal, demucs.tried) == ([], 3)
     # Only a check that failed raw and passed with compat has anything to prove.
     assert row.checks["xtts"].remedies is None and row.checks["xtts_api"].remedies is None
-    assert report.load_text(report.table_json(table)) == table
+    assert compatibility.load_text(report.table_json(table)) == table
 
 
 def test_a_run_from_before_the_split_claims_nothing() -> None:
@@ -145,16 +149,16 @@ def test_a_run_from_before_the_split_claims_nothing() -> None:
 def test_a_split_where_no_remedy_applies_says_so() -> None:
     nothing = schema.RemedySplit(schema=2, started=1, finished=2, applicable=[], checks=[])
     found = remedysplit.proof(nothing, "xtts", "fail", "pass", "results/c")
-    assert found == remedysplit.RemedyProof(applicable=[], minimal=[], tried=0)
+    assert found == compatibility.RemedyProof(applicable=[], minimal=[], tried=0)
     assert remedysplit.summary(found) == (
         "no set smaller than all of compat proven (compat says none applies here)"
     )
 
 
 def test_together_and_alternatives_read_as_such() -> None:
-    pair = remedysplit.ProvenSet(remedies=["a", "b"], log="results/c/x.log")
-    other = remedysplit.ProvenSet(remedies=["a", "c"])
-    found = remedysplit.RemedyProof(applicable=["a", "b", "c"], minimal=[pair, other], tried=6)
+    pair = compatibility.ProvenSet(remedies=["a", "b"], log="results/c/x.log")
+    other = compatibility.ProvenSet(remedies=["a", "c"])
+    found = compatibility.RemedyProof(applicable=["a", "b", "c"], minimal=[pair, other], tried=6)
     assert remedysplit.summary(found) == "proven together: `a` + `b` or `a` + `c`"
     assert remedysplit.summary(found, link=True) == (
         "proven together: [`a` + `b`](results/c/x.log) or `a` + `c`"

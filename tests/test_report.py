@@ -11,6 +11,8 @@ import pytest
 
 from audiomatrix.catalog import signatures
 from audiomatrix.lock import stage as lock
+from audiomatrix.records import cell as cell_file
+from audiomatrix.records import compatibility, json_schemas, publication
 from audiomatrix.smoke import results
 from audiomatrix.spec import matrix as spec
 from audiomatrix.table import publications, report
@@ -59,7 +61,7 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def table(repo: Path) -> report.Compatibility:
+def table(repo: Path) -> compatibility.Compatibility:
     return report.build(repo / "results", repo / "environments", repo / "publications")
 
 
@@ -174,11 +176,9 @@ def test_markdown_table_legend_and_missing_cells(repo: Path) -> None:
     assert "## Made with" in md
 
 
-def test_json_matches_the_committed_schema(repo: Path) -> None:
-    generated = report.schema()
-    assert report.committed_schema() == generated, (
-        "src/audiomatrix/table/compatibility.schema.json is stale: write report.schema_text() to it"
-    )
+def test_json_has_its_version_and_the_declared_gpu_architectures(repo: Path) -> None:
+    """(Its schema's staleness: tests/test_records.py.)"""
+    generated = json_schemas.schema("compatibility")
     data = json.loads(report.table_json(table(repo)))
     assert data["schema_version"] == 2
     assert data["rows"][2]["gpu_arch"] == ["sm_80", "sm_90", "sm_120"]
@@ -188,7 +188,7 @@ def test_json_matches_the_committed_schema(repo: Path) -> None:
     data["rows"][0]["checks"]["xtts"]["raw"]["status"] = "ok"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, generated)
-    assert report.load_text(report.table_json(table(repo))) == table(repo)
+    assert compatibility.load_text(report.table_json(table(repo))) == table(repo)
 
 
 def test_a_damaged_table_is_one_line_naming_the_field(repo: Path, tmp_path: Path) -> None:
@@ -197,10 +197,10 @@ def test_a_damaged_table_is_one_line_naming_the_field(repo: Path, tmp_path: Path
     data["rows"][1]["where"]["kind"] = "cloud"
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match=r"^field 'rows\.1\.where\.kind': input should be"):
-        report.load(path)
+        compatibility.load(path)
     path.write_text(report.table_json(table(repo))[:100])
     with pytest.raises(ValueError, match=r"^not valid JSON"):
-        report.load(path)
+        compatibility.load(path)
 
 
 def test_outputs_are_deterministic(repo: Path, tmp_path: Path) -> None:
@@ -219,11 +219,11 @@ def test_outputs_are_deterministic(repo: Path, tmp_path: Path) -> None:
 
 
 def test_the_report_never_reads_its_own_output(repo: Path) -> None:
-    (repo / report.JSON_FILE).write_text("{ not even JSON")
+    (repo / compatibility.JSON_FILE).write_text("{ not even JSON")
     (repo / markdown.MD_FILE).write_text("# stale")
     assert table(repo) == table(repo)
     writers.write_all(table(repo), repo)
-    assert json.loads((repo / report.JSON_FILE).read_text())["schema_version"] == 2
+    assert json.loads((repo / compatibility.JSON_FILE).read_text())["schema_version"] == 2
 
 
 def test_html_is_offline_escaped_and_embeds_the_table(repo: Path) -> None:
@@ -282,7 +282,7 @@ def test_a_damaged_cell_json_of_an_undeclared_cell_is_listed(repo: Path) -> None
     envs = repo / "environments"
     lock.write_manifest(spec.load(REPO / "matrix.yaml"), envs)
     (envs / "gone-cell").mkdir()
-    (envs / "gone-cell" / lock.CELL_FILE).write_text("{ damaged")
+    (envs / "gone-cell" / cell_file.CELL_FILE).write_text("{ damaged")
     built = table(repo)
     assert {m.cell: m.status for m in built.missing}["gone-cell"] == "not run"
     assert "environments/gone-cell/cell.json" in {d.path for d in built.damaged}
@@ -290,14 +290,14 @@ def test_a_damaged_cell_json_of_an_undeclared_cell_is_listed(repo: Path) -> None
 
 def test_a_publication_shows_only_on_the_row_of_its_image(repo: Path) -> None:
     image_row = next(r for r in table(repo).rows if r.cell == OLD and r.where.kind == "image")
-    published = publications.Published(
+    published = publication.Published(
         cell=OLD, reference="registry.test/audiomatrix/cell@sha256:" + "1" * 64,
         tags=[], digest="sha256:" + "1" * 64, image_id=image_row.where.image_digest or "",
         pushed=image_row.started,
-        sbom=publications.Sbom(path=f"sboms/{OLD}.cdx.json", reference="r", digest="d",
+        sbom=publication.Sbom(path=f"sboms/{OLD}.cdx.json", reference="r", digest="d",
                                components=3),
     )  # fmt: skip
-    folder = repo / publications.FOLDER
+    folder = repo / publication.FOLDER
     publications.write(folder, published)
     rows = {(r.cell, r.where.kind): r.published for r in table(repo).rows}
     assert rows[(OLD, "image")] == published and rows[(OLD, "native")] is None

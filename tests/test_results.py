@@ -12,20 +12,22 @@ import pytest
 from pydantic import ValidationError
 
 from audiomatrix.core.files import current_umask, write_atomic
+from audiomatrix.records import run as run_record
 from audiomatrix.smoke import results
+from audiomatrix.suite.schema import CheckOutcome
 from support import environment
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _result(run: str = "20261125T160000Z", status: str = "pass") -> results.RunResult:
-    check = results.CheckOutcome(check="xtts", status=status, duration_s=1.5)
-    return results.RunResult(
+def _result(run: str = "20261125T160000Z", status: str = "pass") -> run_record.RunResult:
+    check = CheckOutcome(check="xtts", status=status, duration_s=1.5)
+    return run_record.RunResult(
         cell="bookworm-py3.11-torch2.9.1-cu128-maintained",
         run=run,
         started=datetime(2026, 11, 25, 16, tzinfo=UTC),
         finished=datetime(2026, 11, 25, 16, 1, tzinfo=UTC),
-        where=results.Where(kind="native"),
+        where=run_record.Where(kind="native"),
         lock_sha256="0" * 64,
         environment=environment(),
         modes={"raw": [check], "compat": [check]},
@@ -38,7 +40,7 @@ def test_round_trip_and_lookup(tmp_path) -> None:
         written
         == tmp_path / "bookworm-py3.11-torch2.9.1-cu128-maintained" / "20261125T160000Z.json"
     )
-    back = results.read(written)
+    back = run_record.read(written)
     assert back == _result()
     assert back.status("raw", "xtts").status == "pass"
     assert back.status("compat", "demucs") is None
@@ -56,7 +58,7 @@ def test_latest_skips_a_damaged_newer_file(tmp_path) -> None:
 def test_latest_of_a_kind_skips_newer_runs_of_the_other(tmp_path) -> None:
     results.write(tmp_path, _result("20261125T160000Z"))  # native
     image_run = _result("20261125T150000Z").model_copy(
-        update={"where": results.Where(kind="image")}
+        update={"where": run_record.Where(kind="image")}
     )
     results.write(tmp_path, image_run)
     cell = image_run.cell
@@ -76,7 +78,7 @@ def test_schema_rejects_unknown_status_fields_and_versions() -> None:
         broken = json.loads(json.dumps(data))
         edit(broken)
         with pytest.raises(ValidationError):
-            results.RunResult.model_validate(broken)
+            run_record.RunResult.model_validate(broken)
 
 
 def test_a_damaged_or_foreign_run_file_is_one_line_naming_it(tmp_path) -> None:
@@ -88,21 +90,21 @@ def test_a_damaged_or_foreign_run_file_is_one_line_naming_it(tmp_path) -> None:
     }
     for damaged, message in cases.items():
         path.write_text(damaged)
-        with pytest.raises(results.ResultError, match=re.escape(f"{path}: {message}")):
-            results.read(path)
+        with pytest.raises(run_record.ResultError, match=re.escape(f"{path}: {message}")):
+            run_record.read(path)
     path.write_bytes(text.encode().replace(b"EPYC", b"EP\xffC"))
-    with pytest.raises(results.ResultError, match="not UTF-8 text"):
-        results.read(path)
+    with pytest.raises(run_record.ResultError, match="not UTF-8 text"):
+        run_record.read(path)
     foreign = tmp_path / "other-cell" / path.name
     foreign.parent.mkdir()
     foreign.write_text(text)
-    with pytest.raises(results.ResultError, match=r"names cell 'bookworm-py3\.11"):
-        results.read(foreign)
+    with pytest.raises(run_record.ResultError, match=r"names cell 'bookworm-py3\.11"):
+        run_record.read(foreign)
 
 
 def test_a_schema_1_run_reads_with_its_unmeasured_facts_unknown() -> None:
     old = REPO / "results/bookworm-py3.11-torch2.5.1-cu124-legacy-pinned"
-    run = results.read(sorted(old.glob("*.json"))[0])
+    run = run_record.read(sorted(old.glob("*.json"))[0])
     assert run.environment.schema == 1
     assert run.environment.host.distribution is None
     assert run.environment.facts.python.startswith("3.11")

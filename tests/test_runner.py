@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from audiomatrix.lock import cell_lock
-from audiomatrix.smoke import results
+from audiomatrix.records import run as run_record
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.suite import probe
 from audiomatrix.table import report
+from support import record_model
 
 CHECKS = """
 import os, signal, time
@@ -104,13 +105,13 @@ def test_logs_and_environment_are_written(runner_output) -> None:
 
 
 def test_collect_keeps_logs_and_the_report_classifies(runner_output, tmp_path) -> None:
-    cell = cell_lock.CellLock(
-        "cell-a", tmp_path, {"lock_sha256": "a" * 64, "cell": {}, "inputs": {}}
-    )
+    record = record_model("bookworm-py3.11-torch2.9.1-cu128-maintained")
+    record = record.model_copy(update={"lock_sha256": "a" * 64})
+    cell = cell_lock.CellLock("cell-a", tmp_path, record)
     started = datetime(2026, 11, 25, 12, tzinfo=UTC)
     root = tmp_path / "results"
     result = smoke.collect(cell, runner_output, root, {"kind": "native"}, started)
-    assert results.read(root / "cell-a" / "20261125T120000Z.json") == result
+    assert run_record.read(root / "cell-a" / "20261125T120000Z.json") == result
     raw = {c.check: c for c in result.modes["raw"]}
     saved = root / "cell-a"
     assert "Segmentation fault" in (saved / raw["segfault"].log).read_text()

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from audiomatrix.catalog import signatures
+from audiomatrix.records import compatibility, publication
 from audiomatrix.smoke import results
 from audiomatrix.table import publications, report
 from audiomatrix.views import diff, grid, writers
@@ -89,7 +90,7 @@ def _embedded(page) -> Any:
     return json.loads(page.evaluate("document.getElementById('data').textContent"))
 
 
-def _colours_agree(page, t: report.Compatibility) -> list[dict[str, Any]]:
+def _colours_agree(page, t: compatibility.Compatibility) -> list[dict[str, Any]]:
     """Every row has one mark per grid, coloured by its raw outcome there; the declared cells
     without a row are grey; nothing else is in the grid. Returns the marks."""
     marks = page.eval_on_selector_all(".glance .mark", MARKS)
@@ -119,7 +120,7 @@ def test_the_grid_is_coloured_as_the_table_says(browser, repo: Path, tmp_path: P
     page = _open(browser, site, problems, LAPTOP)
     shot = _shoot(page, tmp_path, "grid")
     assert page.locator("#grid-view").is_visible() and page.locator("#list-view").is_hidden()
-    assert report.Compatibility.model_validate(_embedded(page)) == t, shot
+    assert compatibility.Compatibility.model_validate(_embedded(page)) == t, shot
     marks = _colours_agree(page, t)
     # The run measured elsewhere (BROKEN, natively) is not in the grid; its image row is.
     assert {m["title"].split("\n")[0] for m in marks if m["cell"] == BROKEN} == {
@@ -161,9 +162,9 @@ def test_an_unknown_status_is_drawn_generically(browser, repo: Path, tmp_path: P
     """A status a newer suite adds (drift, or one not known at all) still gets a colour."""
     t = table(repo)
 
-    def with_status(row: report.Row, check: str, status: str) -> report.Row:
-        outcome = report.Outcome.model_construct(status=status, signature=None)
-        checks = {**row.checks, check: report.CheckRow(raw=outcome, compat=outcome)}
+    def with_status(row: compatibility.Row, check: str, status: str) -> compatibility.Row:
+        outcome = compatibility.Outcome.model_construct(status=status, signature=None)
+        checks = {**row.checks, check: compatibility.CheckRow(raw=outcome, compat=outcome)}
         return row.model_copy(update={"checks": checks})
 
     rows = [with_status(t.rows[0], "demucs", "drift"), with_status(t.rows[1], "xtts", "weird")]
@@ -268,7 +269,7 @@ def test_page_of_the_committed_results(browser, tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
     if not any((root / "results").glob("*/*.json")):
         pytest.skip("no results/ in this checkout")
-    t = report.build(root / "results", root / "environments", root / publications.FOLDER)
+    t = report.build(root / "results", root / "environments", root / publication.FOLDER)
     site = writers.write_all(t, tmp_path / "out")[2]
     problems: list[str] = []
     page = _open(browser, site, problems, LAPTOP)
@@ -286,18 +287,18 @@ def test_page_of_the_committed_results(browser, tmp_path: Path) -> None:
 def test_detail_panel_names_the_published_image(browser, repo: Path, tmp_path: Path) -> None:  # noqa: F811
     row = next(r for r in table(repo).rows if r.where.kind == "image")
     digest = "sha256:" + "cd" * 32
-    published = publications.Published(
+    published = publication.Published(
         cell=row.cell,
         reference=f"127.0.0.1:5000/audiomatrix/cell@{digest}",
         tags=[f"127.0.0.1:5000/audiomatrix/cell:{row.cell}"],
         digest=digest,
         image_id=row.where.image_digest or "",
         pushed=row.finished,
-        sbom=publications.Sbom(
+        sbom=publication.Sbom(
             path=f"sboms/{row.cell}.cdx.json", reference="r", digest=digest, components=3
         ),
     )
-    publications.write(repo / publications.FOLDER, published)
+    publications.write(repo / publication.FOLDER, published)
     site = writers.write_all(table(repo), tmp_path)[2]
     problems: list[str] = []
     page = _open(browser, site, problems)

@@ -21,14 +21,16 @@ from rich.table import Table
 
 from audiomatrix.catalog.signatures import CatalogError
 from audiomatrix.cli import doctor as doctor_stage
+from audiomatrix.lock import run as lock_run
 from audiomatrix.lock import stage as lock_stage
 from audiomatrix.publish import bake, fanout
 from audiomatrix.publish import tox as tox_stage
+from audiomatrix.records import compatibility, publication
+from audiomatrix.records.cell import RecordError
 from audiomatrix.spec.cells import Cell
 from audiomatrix.spec.matrix import MAX_CELLS, Matrix, load
 from audiomatrix.spec.selection import SelectError
 from audiomatrix.spec.yamlpos import MatrixError
-from audiomatrix.table import publications
 from audiomatrix.table import report as report_stage
 from audiomatrix.views import diff, freshness, writers
 
@@ -169,7 +171,7 @@ def _run_lock(loaded: Matrix, chosen: list[Cell]) -> list[lock_stage.LockResult]
         def done(result: lock_stage.LockResult) -> None:
             progress.update(task, advance=1, last=f"{result.cell}: {result.status}")
 
-        results = lock_stage.lock_cells(chosen, loaded, _environments(loaded), on_done=done)
+        results = lock_run.lock_cells(chosen, loaded, _environments(loaded), on_done=done)
     table = Table(title="lock")
     for column in ("cell", "status", "detail"):
         table.add_column(column, overflow="fold")
@@ -193,7 +195,7 @@ def lock(ctx: typer.Context, matrix: MatrixOption = None, select: SelectOption =
 
 
 def _report_inputs(root: Path) -> list[Path]:
-    return [root / "results", root / "environments", root / publications.FOLDER]
+    return [root / "results", root / "environments", root / publication.FOLDER]
 
 
 def _refresh_report(root: Path) -> None:
@@ -206,8 +208,8 @@ def _refresh_report(root: Path) -> None:
 
 
 def _write_report(
-    root: Path, previous: report_stage.Compatibility | None = None
-) -> report_stage.Compatibility:
+    root: Path, previous: compatibility.Compatibility | None = None
+) -> compatibility.Compatibility:
     """The report stage over a repository's results/, environments/ and publications/; what
     changed since a previous table goes into the page."""
     inputs = _report_inputs(root)
@@ -234,12 +236,12 @@ PreviousOption = Annotated[
 ]
 
 
-def _previous(path: Path | None, root: Path) -> report_stage.Compatibility | None:
+def _previous(path: Path | None, root: Path) -> compatibility.Compatibility | None:
     """The previous table, never the report's own output (that would make the page depend on
     the order the report ran in)."""
     if path is None:
         return None
-    if path.resolve() == (root / report_stage.JSON_FILE).resolve():
+    if path.resolve() == (root / compatibility.JSON_FILE).resolve():
         raise _fail(
             f"--previous {path}: that is the table this report writes; pass an earlier copy "
             "elsewhere, e.g. from `git show HEAD:compatibility.json`"
@@ -277,9 +279,9 @@ def report_command(
         raise typer.Exit(1)
 
 
-def _load_table(path: Path) -> report_stage.Compatibility:
+def _load_table(path: Path) -> compatibility.Compatibility:
     try:
-        return report_stage.load(path)
+        return compatibility.load(path)
     except OSError as exc:
         raise _fail(f"{path}: cannot read: {exc.strerror}") from None
     except ValueError as exc:
@@ -307,7 +309,7 @@ def ci_github(
     shard_size: Annotated[int, typer.Option(min=1, max=fanout.MAX_JOBS)] = fanout.MAX_JOBS,
     table_path: Annotated[
         Path, typer.Option("--table", help="The measured kernels that choose the GPU jobs.")
-    ] = Path(report_stage.JSON_FILE),
+    ] = Path(compatibility.JSON_FILE),
     gpu_runner: Annotated[
         list[str] | None,
         typer.Option(help="A GPU architecture with a labelled self-hosted runner; repeatable."),
@@ -345,7 +347,7 @@ def tox(ctx: typer.Context, matrix: MatrixOption = None) -> None:
     root = Path(loaded.path).parent
     try:
         path = tox_stage.write(root, _environments(loaded))
-    except lock_stage.RecordError as exc:
+    except RecordError as exc:
         raise _fail(str(exc), 1) from None
     out.print(f"wrote {path}")
 

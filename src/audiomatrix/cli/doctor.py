@@ -8,8 +8,8 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from audiomatrix.lock import stage as lock
 from audiomatrix.lock import uvtool
+from audiomatrix.lock.installers import uv
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,6 @@ def _default_index() -> Check:
 def checks(indexes: Iterable[str]) -> list[Check]:
     found = [_uv(), _docker(), _debootstrap(), _gpu(), _default_index()]
     for url in indexes:
-        problem = lock.index_problem(url)
+        problem = uv.index_problem(url)
         found.append(Check(f"index {url}", problem is None, problem or "answers"))
     return found

@@ -15,6 +15,7 @@ import typer
 from audiomatrix.cli.app import _fail, _load_table, _write_report, app, err, out
 from audiomatrix.image import engine as engine_stage
 from audiomatrix.publish import registry as publish_stage
+from audiomatrix.records import compatibility, publication
 from audiomatrix.table import publications
 from audiomatrix.table import report as report_stage
 from audiomatrix.views import diff, grid
@@ -52,13 +53,13 @@ TableOption = Annotated[Path, typer.Option("--table", help="The compatibility.js
 
 
 def _recommended(
-    table: report_stage.Compatibility,
+    table: compatibility.Compatibility,
     workload: list[str] | None,
     python: str | None,
     gpu_arch: str | None,
     os: str | None,
     installer: str | None = None,
-) -> report_stage.Row:
+) -> compatibility.Row:
     """recommend's choice, explained on stdout; exit 1 when no row qualifies."""
     unknown = sorted(set(workload or ()) - set(report_stage.WORKLOADS))
     if unknown:
@@ -76,7 +77,7 @@ def _recommended(
 
 @app.command()
 def recommend(
-    table_path: TableOption = Path(report_stage.JSON_FILE),
+    table_path: TableOption = Path(compatibility.JSON_FILE),
     workload: WorkloadOption = None,
     python: PythonOption = None,
     gpu_arch: GpuArchOption = None,
@@ -99,7 +100,7 @@ ShowWorkloadOption = Annotated[
 
 @app.command()
 def show(
-    table_path: TableOption = Path(report_stage.JSON_FILE),
+    table_path: TableOption = Path(compatibility.JSON_FILE),
     workload: ShowWorkloadOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the grids as JSON.")] = False,
 ) -> None:
@@ -146,7 +147,7 @@ def publish(
         list[str] | None, typer.Argument(help="Cells to publish [every image row].")
     ] = None,
     registry: RegistryOption = None,
-    table_path: TableOption = Path(report_stage.JSON_FILE),
+    table_path: TableOption = Path(compatibility.JSON_FILE),
 ) -> None:
     """Push the images the table's rows ran in, each with a CycloneDX SBOM, record their
     digests in publications/<cell>.json and regenerate the table, which shows them."""
@@ -176,7 +177,7 @@ def publish(
         err.print(str(exc), markup=False, soft_wrap=True)
     for outcome in outcomes:
         if outcome.published is not None:
-            publications.write(root / publications.FOLDER, outcome.published)
+            publications.write(root / publication.FOLDER, outcome.published)
     if any(o.published for o in outcomes):
         _write_report(root)
     if len(outcomes) < len(rows) or any(o.status == "failed" for o in outcomes):
@@ -187,7 +188,7 @@ def publish(
 def pull(
     cell: Annotated[str | None, typer.Argument(help="A cell id [the recommended one].")] = None,
     registry: RegistryOption = None,
-    table_path: TableOption = Path(report_stage.JSON_FILE),
+    table_path: TableOption = Path(compatibility.JSON_FILE),
     workload: WorkloadOption = None,
     python: PythonOption = None,
     gpu_arch: GpuArchOption = None,

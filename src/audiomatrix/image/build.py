@@ -39,8 +39,9 @@ from audiomatrix.image.base import BaseUnavailable, ensure_base
 from audiomatrix.image.engine import client, engine_call, find_image
 from audiomatrix.image.plan import Plan
 from audiomatrix.image.wheelhouse import fill_wheelhouse, serve
-from audiomatrix.lock import conda, uvtool
+from audiomatrix.lock import uvtool
 from audiomatrix.lock.cell_lock import CellLock
+from audiomatrix.lock.installers import conda
 from audiomatrix.suite import probe
 
 REPO = Path(__file__).resolve().parents[3]
@@ -240,7 +241,7 @@ def prepare(cell: CellLock, echo: Callable[[str], None] = print) -> Prepared | B
 
     with engine_call(f"the build of {cell.cell}"):
         try:
-            base, base_image = ensure_base(cell.record["cell"]["base"], echo)
+            base, base_image = ensure_base(cell.record.cell.base, echo)
         except BaseUnavailable as exc:
             return refused("base unavailable", str(exc))
         made = None

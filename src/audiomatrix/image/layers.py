@@ -12,8 +12,10 @@ The split is chosen from the locks themselves, never from a list of names.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from audiomatrix.records.cell import CellRecord
 
 TORCH_LINE = re.compile(r"^(torch|triton|pytorch-triton|nvidia-[a-z0-9-]+|cuda-[a-z0-9-]+)$")
 """What the torch layer holds: torch, its compiler, and its CUDA packages not shared."""
@@ -88,9 +90,7 @@ def split(lock: str, shared: frozenset[Entry]) -> Parts:
     return Parts(*("".join(e.text for e in part) for part in (cuda, torch, rest)))
 
 
-def group_key(record: Mapping[str, object]) -> tuple[str, str]:
+def group_key(record: CellRecord) -> tuple[str, str]:
     """Cells whose CUDA libraries can share a layer: the same wheel variant (cu128) for the
     same platform."""
-    cell = record["cell"]
-    assert isinstance(cell, Mapping)
-    return str(cell["variant"]), str(cell["platform"])
+    return record.cell.variant, record.cell.platform

@@ -19,6 +19,8 @@ from audiomatrix.image import debs, interpreters, layers
 from audiomatrix.image.base import dpkg_status, image_python
 from audiomatrix.lock import stage as lock
 from audiomatrix.lock.cell_lock import CellLock
+from audiomatrix.lock.installers import uv
+from audiomatrix.records.cell import RecordError, read_record
 from audiomatrix.spec import declared
 from audiomatrix.suite import probe
 
@@ -54,11 +56,11 @@ def group_locks(environments: Path, key: tuple[str, str]) -> tuple[str, ...]:
     texts = []
     for folder in sorted(environments.iterdir()):
         try:
-            record = lock.read_record(folder) if folder.is_dir() else None
-        except lock.RecordError:
+            record = read_record(folder) if folder.is_dir() else None
+        except RecordError:
             continue
-        if record and record["status"] == lock.Status.LOCKED and layers.group_key(record) == key:
-            texts.append((folder / lock.LOCK_FILE).read_text())
+        if record and record.status == lock.Status.LOCKED and layers.group_key(record) == key:
+            texts.append((folder / uv.LOCK_FILE).read_text())
     return tuple(texts)
 
 
@@ -81,7 +83,7 @@ def python_for(cell: CellLock, base: str, base_python: str | None) -> Python:
     if base_python in (None, cell.python):
         return Python(source=f"the python3 of {base}")
     found = interpreters.find(cell.python)
-    wanted = declared.distribution_of_base(cell.record["cell"]["base"])
+    wanted = declared.distribution_of_base(cell.record.cell.base)
     host = declared.comparable_distribution(probe.distribution())
     if found is None:
         raise PlanError(
@@ -112,7 +114,7 @@ def debs_for(
 ) -> tuple[Path, ...]:
     """The Debian packages the cell's FFmpeg needs on its base (with the distribution's
     libpython when the venv uses the base's python3), from the machine's package cache."""
-    packages = list(cell.record["cell"]["ffmpeg_packages"])
+    packages = list(cell.record.cell.ffmpeg_packages)
     if not packages:
         return ()
     if python.archive is None:

@@ -157,7 +157,7 @@ def fill_wheelhouse(
         return done.read_text().split()
     wheelhouse.mkdir(parents=True, exist_ok=True)
     pins = parse_lock(cell.requirements.read_text())
-    ranks = {t: i for i, t in enumerate(target_tags(cell.python, cell.record["cell"]["platform"]))}
+    ranks = {t: i for i, t in enumerate(target_tags(cell.python, cell.record.cell.platform))}
     indexes = [*([cell.index] if cell.index else []), default_index()]
 
     def fetch(pin: Pin) -> str:

@@ -3,14 +3,13 @@ its record and the lock files an install reads."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from audiomatrix.core.errors import CellError
-from audiomatrix.lock import conda
 from audiomatrix.lock import stage as lock
+from audiomatrix.lock.installers import conda, uv
+from audiomatrix.records.cell import CELL_FILE, CellRecord, RecordError, read_record
 
 
 @dataclass(frozen=True)
@@ -19,20 +18,20 @@ class CellLock:
 
     cell: str
     folder: Path
-    record: Mapping[str, Any]
+    record: CellRecord
 
     @property
     def requirements(self) -> Path:
-        return self.folder / lock.LOCK_FILE
+        return self.folder / uv.LOCK_FILE
 
     @property
     def installer(self) -> str:
-        return str(self.record["cell"].get("installer", "uv"))
+        return self.record.cell.installer
 
     @property
     def subdir(self) -> str:
         """A conda cell's platform, whose rendered files its installs read."""
-        return conda.subdir(self.record["cell"]["platform"]) or ""
+        return conda.subdir(self.record.cell.platform) or ""
 
     @property
     def lock_files(self) -> list[Path]:
@@ -44,27 +43,27 @@ class CellLock:
 
     @property
     def python(self) -> str:
-        return str(self.record["cell"]["python"])
+        return self.record.cell.python
 
     @property
     def index(self) -> str | None:
-        return self.record["inputs"]["index"]
+        return self.record.inputs["index"]
 
     @property
     def lock_sha256(self) -> str:
-        return str(self.record["lock_sha256"])
+        return str(self.record.lock_sha256)
 
 
 def read_lock(environments: Path, cell: str) -> CellLock:
     folder = environments / cell
     try:
-        record = lock.read_record(folder)
-    except lock.RecordError as exc:
+        record = read_record(folder)
+    except RecordError as exc:
         raise CellError(str(exc)) from None
     if record is None:
-        raise CellError(f"{cell}: no {folder / lock.CELL_FILE}: run `audiomatrix lock` first")
+        raise CellError(f"{cell}: no {folder / CELL_FILE}: run `audiomatrix lock` first")
     found = CellLock(cell, folder, record)
-    if record.get("status") != lock.Status.LOCKED or not all(p.is_file() for p in found.lock_files):
-        reason = record.get("reason") or "no lock file"
-        raise CellError(f"{cell}: not locked ({record.get('status')}: {reason})")
+    if record.status != lock.Status.LOCKED or not all(p.is_file() for p in found.lock_files):
+        reason = record.reason or "no lock file"
+        raise CellError(f"{cell}: not locked ({record.status}: {reason})")
     return found

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from audiomatrix.lock import conda
+from audiomatrix.lock.installers import conda
 from audiomatrix.spec.cells import Cell
 
 CONTEXTS = "contexts"

@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 
 from audiomatrix.core.versions import version_key
+from audiomatrix.records.compatibility import Compatibility
 from audiomatrix.spec.cells import Cell
 from audiomatrix.spec.conda_checks import CONDA_SUFFIX
 from audiomatrix.spec.matrix import Matrix
-from audiomatrix.table.report import Compatibility
 
 WORKFLOW_PATH = ".github/workflows/matrix.yml"
 BAKE_PATH = "docker-bake.hcl"

@@ -28,8 +28,9 @@ from audiomatrix.core.files import sha256_bytes, write_atomic
 from audiomatrix.image.build import CELL_REPO
 from audiomatrix.image.engine import LABEL, client, engine_call, find_image, first_line
 from audiomatrix.lock import cell_lock
+from audiomatrix.records.compatibility import Compatibility, Row
+from audiomatrix.records.publication import Published, Sbom
 from audiomatrix.smoke import runner as smoke
-from audiomatrix.table import publications, report
 
 REPOSITORY = "audiomatrix/cell"
 """The path of the cell images under the registry (and its namespace, if any)."""
@@ -112,13 +113,13 @@ class Outcome:
     status: str
     """published, unchanged, skipped or failed."""
     detail: str = ""
-    published: publications.Published | None = None
+    published: Published | None = None
 
 
 # --------------------------------------------------------------------------- pure parts
 
 
-def image_rows(table: report.Compatibility, cells: Iterable[str] = ()) -> list[report.Row]:
+def image_rows(table: Compatibility, cells: Iterable[str] = ()) -> list[Row]:
     """The rows that ran in an image (the ones there is something to push), optionally only
     the given cells."""
     wanted = set(cells)
@@ -142,7 +143,7 @@ def native_install(cell: cell_lock.CellLock, venv: str = ".venv") -> list[str]:
     """The commands that make this cell's environment natively from its committed lock (a
     conda cell's: conda-lock's own install, which takes the lock's pip part too)."""
     if cell.installer == "conda":
-        lock_file = f"environments/{cell.cell}/{cell.record['lock']}"
+        lock_file = f"environments/{cell.cell}/{cell.record.lock}"
         return [shlex.join(["conda-lock", "install", "--prefix", venv, lock_file])]
     return [
         shlex.join(step)
@@ -280,7 +281,7 @@ def _push(api: Any, repository: str, tag: str, echo: Callable[[str], None]) -> s
 
 
 def publish_row(
-    row: report.Row, registry: Registry, root: Path, echo: Callable[[str], None] = print
+    row: Row, registry: Registry, root: Path, echo: Callable[[str], None] = print
 ) -> Outcome:
     """Push one row's tested image and its SBOM; every outcome is an Outcome, only a
     vanished engine raises."""
@@ -330,14 +331,14 @@ def publish_row(
         sbom_ref, sbom_digest = push_sbom(registry, subject, text, path.name)
     except (PublishError, docker.errors.APIError) as exc:
         return Outcome(row.cell, "failed", first_line(exc))
-    published = publications.Published(
+    published = Published(
         cell=row.cell,
         reference=reference,
         tags=[f"{registry.repository}:{tag}", f"{registry.repository}:{row.cell}"],
         digest=digest,
         image_id=found.id,
         pushed=datetime.now(UTC).replace(microsecond=0),
-        sbom=publications.Sbom(
+        sbom=Sbom(
             path=path.relative_to(root).as_posix(),
             reference=sbom_ref,
             digest=sbom_digest,
@@ -347,7 +348,7 @@ def publish_row(
     return Outcome(row.cell, "published", reference, published)
 
 
-def pull(row: report.Row, registry: Registry | None = None) -> str:
+def pull(row: Row, registry: Registry | None = None) -> str:
     """Pull the row's published image by digest (from `registry` when given: a mirror), check
     it is the cell and lock the table names, and tag it `audiomatrix/cell:<cell>`."""
     if row.published is None:

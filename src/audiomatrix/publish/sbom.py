@@ -15,12 +15,10 @@ from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
-from audiomatrix.table import report
+from audiomatrix.records.compatibility import Row
 
 
-def build(
-    row: report.Row, reference: str, labels: Mapping[str, str], inventory: Mapping[str, Any]
-) -> Bom:
+def build(row: Row, reference: str, labels: Mapping[str, str], inventory: Mapping[str, Any]) -> Bom:
     """The image's CycloneDX SBOM: every Python distribution and Debian package installed in
     it, with package URLs, the image as the described component, the lock hash and labels
     as properties."""

@@ -26,6 +26,7 @@ from audiomatrix.image.engine import (
     first_line,
 )
 from audiomatrix.lock.cell_lock import CellLock
+from audiomatrix.records.run import RunResult, Where
 from audiomatrix.smoke import results
 from audiomatrix.smoke.runner import collect, runner_args
 from audiomatrix.suite import probe, schema
@@ -61,19 +62,19 @@ def crash_result(
     results_root: Path,
     modes: Sequence[str] = MODES,
     checks: Sequence[str] = (),
-) -> results.RunResult:
+) -> RunResult:
     """Every check `crash` with the one-line reason, written like any other result."""
     finished = datetime.now(UTC)
     crashed = [
         schema.CheckOutcome(check=c, status="crash", duration_s=0.0, first_error=reason[:500])
         for c in checks_in_suite(checks)
     ]
-    result = results.RunResult(
+    result = RunResult(
         cell=cell.cell,
         run=results.run_id(started),
         started=started,
         finished=finished,
-        where=results.Where(**where),
+        where=Where(**where),
         lock_sha256=cell.lock_sha256,
         environment=unmeasured_environment(),
         modes={m: crashed for m in modes},  # type: ignore[misc]
@@ -135,7 +136,7 @@ def smoke_in_image(
     mem_limit: str = "8g",
     timeout_s: float = 3 * 3600,
     echo: Callable[[str], None] = print,
-) -> results.RunResult:
+) -> RunResult:
     """Run the suite in a container of the cell's image and write results/<cell>/<run>.json.
 
     No network, the image's non-root user, a read-only root filesystem (tmpfs /tmp), a memory
@@ -151,7 +152,7 @@ def smoke_in_image(
         where = {"kind": "image", "image": image_tag, "image_digest": image.id}
         remove_leftovers(api, cell.cell)
         command = ["python", *runner_args("/out", modes, checks, suite_mounts(suites).values())]
-        gpu = cell.record["cell"].get("device") == "cuda" and has_nvidia_runtime(api)
+        gpu = cell.record.cell.device == "cuda" and has_nvidia_runtime(api)
         with tempfile.TemporaryDirectory(prefix=f"smoke-{cell.cell}-") as tmp:
             out = Path(tmp) / "out"
             out.mkdir()

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from packaging.version import Version
 
+from audiomatrix.records.cell import CellRecord
 from audiomatrix.spec.declared import comparable_distribution, cuda_of_variant, distribution_of_base
 from audiomatrix.suite.probe import normalise
 from audiomatrix.suite.schema import Facts, Host
@@ -35,19 +35,19 @@ class Declaration:
     installer: str = "uv"
 
 
-def declaration(record: Mapping[str, Any]) -> Declaration:
-    """The declaration in a cell.json record (already validated by lock.read_record)."""
-    cell = record["cell"]
+def declaration(record: CellRecord) -> Declaration:
+    """The declaration in a cell.json record."""
+    cell = record.cell
     return Declaration(
-        family=cell["family"],
-        distribution=distribution_of_base(cell.get("base")),
-        python=cell["python"],
-        ffmpeg=bool(cell.get("ffmpeg")),
-        ffmpeg_major=cell.get("ffmpeg_major"),
-        torchcodec=cell.get("torchcodec"),
-        cuda=cuda_of_variant(cell["variant"]),
-        lock_sha256=record.get("lock_sha256"),
-        installer=cell.get("installer", "uv"),
+        family=cell.family,
+        distribution=distribution_of_base(cell.base),
+        python=cell.python,
+        ffmpeg=cell.ffmpeg,
+        ffmpeg_major=cell.ffmpeg_major,
+        torchcodec=cell.torchcodec,
+        cuda=cuda_of_variant(cell.variant),
+        lock_sha256=record.lock_sha256,
+        installer=cell.installer,
     )
 
 

@@ -28,8 +28,10 @@ from pydantic import TypeAdapter
 from audiomatrix.core.errors import CellError
 from audiomatrix.core.files import cache_dir, current_umask, describe_error
 from audiomatrix.image import debs, interpreters
-from audiomatrix.lock import conda, uvtool
+from audiomatrix.lock import uvtool
 from audiomatrix.lock.cell_lock import CellLock
+from audiomatrix.lock.installers import conda
+from audiomatrix.records.run import RunResult, Where
 from audiomatrix.smoke import evidence, results
 from audiomatrix.suite import schema
 from audiomatrix.suite.split import label
@@ -81,17 +83,17 @@ def assemble(
     where: Mapping[str, Any],
     logs: Callable[[str, schema.CheckOutcome | schema.SubsetOutcome], str | None],
     split: schema.RemedySplit | None = None,
-) -> results.RunResult:
+) -> RunResult:
     """The RunResult for what the runner wrote (pure, given where the logs went)."""
     if split is not None:
         kept = [replace(c, log=logs(_subset_folder(c), c)) for c in split.checks]
         split = replace(split, checks=kept)
-    return results.RunResult(
+    return RunResult(
         cell=cell.cell,
         run=run,
         started=datetime.fromtimestamp(min(m.started for m in modes.values()), UTC),
         finished=datetime.fromtimestamp(max(m.finished for m in modes.values()), UTC),
-        where=results.Where(**where),
+        where=Where(**where),
         lock_sha256=cell.lock_sha256,
         environment=environment,
         modes={
@@ -104,7 +106,7 @@ def assemble(
 
 def collect(
     cell: CellLock, out: Path, results_root: Path, where: Mapping[str, Any], started: datetime
-) -> results.RunResult:
+) -> RunResult:
     """Read the runner's files from `out`, keep the logs, write the result atomically. The
     logs are gathered in a scratch folder and moved in with the result: an interruption or a
     full disk on the way leaves neither, so what is recorded is always a whole run."""
@@ -138,9 +140,7 @@ def collect(
     return result
 
 
-def _record_with_logs(
-    results_root: Path, result: results.RunResult, scratch: Path, logs: Path
-) -> None:
+def _record_with_logs(results_root: Path, result: RunResult, scratch: Path, logs: Path) -> None:
     """Move the logs in, then write the result; the logs go again unless the result is
     there, so a run is recorded with its logs or not at all (the scratch folder's cleanup
     finds it moved, and lets it be)."""
@@ -325,7 +325,7 @@ def smoke_native(
     checks: Iterable[str] = (),
     suites: Iterable[Path] = (),
     echo: Callable[[str], None] = print,
-) -> results.RunResult:
+) -> RunResult:
     """Run the suite (and the checks of the `suites` folders) in a venv made from the cell's
     lock (a conda cell: an environment from its conda lock), with the system libraries the cell
     declares, and write its result; CellError when this machine cannot give the cell's
@@ -348,7 +348,7 @@ def smoke_native(
 def native_libraries(cell: CellLock, echo: Callable[[str], None]) -> list[Path]:
     """The library folders that give a native run the FFmpeg its cell declares: Debian's
     packages for the host's own distribution, unpacked into the machine cache."""
-    packages = cell.record["cell"].get("ffmpeg_packages") or []
+    packages = cell.record.cell.ffmpeg_packages
     if not packages or cell.installer == "conda":
         return []  # a conda cell's FFmpeg is in its own environment
     try:

@@ -23,6 +23,7 @@ from audiomatrix.core.versions import version_key
 from audiomatrix.image import build as imagebuild
 from audiomatrix.image.engine import client, engine_call
 from audiomatrix.lock.cell_lock import CellLock
+from audiomatrix.records.run import RunResult
 from audiomatrix.smoke import container, results
 from audiomatrix.suite.schema import MODES
 
@@ -39,7 +40,7 @@ class Step:
     unavailable, failed)."""
     detail: str = ""
     tag: str | None = None
-    result: results.RunResult | None = None
+    result: RunResult | None = None
     seconds: float = 0.0
     layers: tuple[tuple[str, int], ...] = ()
     """The built image's layers, bottom first: (the step's id, bytes it adds)."""
@@ -56,16 +57,16 @@ def sweep_order(locks: Iterable[CellLock]) -> list[CellLock]:
     """Neighbours share the most layers: CUDA line, then Python, then torch, then stack."""
 
     def key(cell: CellLock) -> tuple:
-        data = cell.record["cell"]
-        return (data["variant"], version_key(data["python"]), version_key(data["torch"]),
-                data["stack"], cell.cell)  # fmt: skip
+        data = cell.record.cell
+        return (data.variant, version_key(data.python), version_key(data.torch), data.stack,
+                cell.cell)  # fmt: skip
 
     return sorted(locks, key=key)
 
 
 def current_run(
     results_root: Path, prepared: imagebuild.Prepared, modes: Sequence[str]
-) -> results.RunResult | None:
+) -> RunResult | None:
     """The newest image run of the cell if it ran this very image (content tag) and lock in
     every mode asked: then there is nothing new to learn from running it again."""
     latest = results.latest(results_root, prepared.cell.cell, kind="image")

@@ -17,33 +17,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from audiomatrix.records.compatibility import Golden, GoldenVerdict, Row
 from audiomatrix.suite.schema import CheckOutcome, Fingerprint, Mode
-
-Verdict = Literal["match", "drift", "unproven"]
-RowT = TypeVar("RowT", bound=BaseModel)
-"""report.Row, which imports this module."""
-
-
-class Golden(BaseModel):
-    """One check's outputs in one mode against the reference cell's, measured."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    reference: str
-    """The cell whose run the outputs were compared with."""
-    outputs: list[str]
-    error: float | None
-    """The largest relative error over the outputs; None when their shapes differ."""
-    tolerance: float
-    control: float | None
-    """The negative control's relative error against the reference (must exceed tolerance)."""
-    verdict: Verdict
-    detail: str | None = None
-    """Why: the output that drifted and how, or why the comparison is unproven."""
 
 
 def relative_error(output: Fingerprint, reference: Fingerprint) -> float | None:
@@ -82,7 +59,7 @@ def compare(
     ]
     control = min((c for c in controls if c is not None), default=None)
     if shape is not None:
-        verdict: Verdict = "drift"
+        verdict: GoldenVerdict = "drift"
         detail = (
             f"{shape}: shape {fingerprints[shape].shape}, the reference's {reference[shape].shape}"
         )
@@ -136,7 +113,7 @@ def judge(
     return judged
 
 
-def with_verdicts(row: RowT, judged: Mapping[Key, Golden]) -> RowT:
+def with_verdicts(row: Row, judged: Mapping[Key, Golden]) -> Row:
     """The report row with each compared check's golden verdict; a pass that drifted is
     `drift`."""
     checks = dict(row.checks)
@@ -150,7 +127,7 @@ def with_verdicts(row: RowT, judged: Mapping[Key, Golden]) -> RowT:
     return row.model_copy(update={"checks": checks})
 
 
-def compare_rows(made: Sequence[tuple[RowT, Any]], preferred: Sequence[str]) -> list[RowT]:
+def compare_rows(made: Sequence[tuple[Row, Any]], preferred: Sequence[str]) -> list[Row]:
     """Every standing, current report row (with the run it came from) against the reference
     cells' runs; the others unchanged."""
     current = [(row, run) for row, run in made if not row.differs and not row.stale]

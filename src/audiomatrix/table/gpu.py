@@ -10,24 +10,10 @@ the measurement, and a declared architecture the wheel cannot run on is a findin
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from audiomatrix.records.compatibility import Kernels
 from audiomatrix.suite.fatbin import COMMON_GPU_ARCHS
-
-Verdict = Literal["native", "ptx-jit", "no-kernel-image"]
-
-
-class Kernels(BaseModel):
-    """One GPU architecture's verdict for one row, and what it rests on."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    verdict: Verdict
-    basis: Literal["predicted", "observed"]
-    evidence: str
-    """The deciding SASS or PTX target (predicted), or the GPU and check (observed)."""
 
 
 def predicted(gpu_arch: Mapping[str, Any]) -> dict[str, Kernels]:

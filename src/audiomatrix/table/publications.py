@@ -1,55 +1,14 @@
-"""publications/<cell>.json: where the publish stage pushed a cell's tested image.
-
-The publish stage's own output, one file per cell so that publishing some cells never has to
-read back what an earlier run wrote for others. The report merges a publication into a row
-only while the row still shows the very image that was pushed.
-"""
+"""publications/<cell>.json as the publish stage writes it, and which row it belongs to: the
+report merges a publication into a row only while the row still shows the very image that
+was pushed (the file's shape and its reader: audiomatrix.records.publication)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from audiomatrix.core.files import describe_error, read_text, write_atomic
-from audiomatrix.smoke.results import Damaged
-
-if TYPE_CHECKING:
-    from audiomatrix.table.report import Row
-
-FOLDER = "publications"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Sbom(_Model):
-    """The CycloneDX SBOM of a published image: a copy in the repository and an OCI artifact
-    beside the image in the registry (tagged `sha256-<image digest hex>.sbom`)."""
-
-    format: Literal["CycloneDX 1.6"] = "CycloneDX 1.6"
-    path: str
-    """Relative to the repository (sboms/<cell>.cdx.json)."""
-    reference: str
-    digest: str
-    components: int
-
-
-class Published(_Model):
-    """Where the tested image was pushed: pull `reference` to get exactly what ran."""
-
-    cell: str
-    reference: str
-    """repository@sha256:..., the registry's digest of the pushed manifest."""
-    tags: list[str]
-    digest: str
-    image_id: str
-    """The local image id that ran the smoke suite and was pushed (where.image_digest)."""
-    pushed: datetime
-    sbom: Sbom
+from audiomatrix.core.files import write_atomic
+from audiomatrix.records.compatibility import Row
+from audiomatrix.records.publication import Published
 
 
 def path_for(folder: Path, cell: str) -> Path:
@@ -60,24 +19,6 @@ def write(folder: Path, published: Published) -> Path:
     path = path_for(folder, published.cell)
     write_atomic(path, published.model_dump_json(indent=2) + "\n")
     return path
-
-
-def read_all(folder: Path) -> tuple[dict[str, Published], list[Damaged]]:
-    """Every publication by cell; a damaged or misnamed file is listed, not used."""
-    found, damaged = {}, []
-    for path in sorted(folder.glob("*.json")):
-        shown = f"{folder.name}/{path.name}"
-        try:
-            published = Published.model_validate_json(read_text(path))
-        except (OSError, ValueError) as exc:
-            reason = describe_error(exc) if isinstance(exc, ValueError) else str(exc)
-            damaged.append(Damaged(path=shown, reason=reason))
-            continue
-        if path.stem != published.cell:
-            damaged.append(Damaged(path=shown, reason=f"names cell '{published.cell}'"))
-            continue
-        found[published.cell] = published
-    return found, damaged
 
 
 def for_row(found: dict[str, Published], row: Row) -> Published | None:

@@ -11,41 +11,10 @@ compat would hide what the change itself does.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
-
+from audiomatrix.records.cell import CellRecord
+from audiomatrix.records.compatibility import Remedy, Row
 from audiomatrix.suite.schema import FAILED
-
-if TYPE_CHECKING:
-    from audiomatrix.table.report import Row
-
-
-class Remedy(BaseModel):
-    """What one remedy cell's change did to its parent cell's checks, raw."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    cell: str
-    repairs: str
-    """The parent cell: the same axes, the stack the remedy's stack names in `remedy_of`."""
-    change: list[str]
-    """Requirements added (+) or dropped (-) and switches (+TorchCodec, -FFmpeg)."""
-    where: str
-    fixes: list[str]
-    """Checks that fail in the parent's run and pass in the remedy cell's."""
-    still_fails: list[str]
-    moved_on: dict[str, str | None] = {}
-    """Checks still failing, but past the parent's failure: the signature they fail with now
-    (None: an unknown failure)."""
-    breaks: list[str]
-    """Checks that pass in the parent's run and fail in the remedy cell's."""
-    minimal: bool
-    """True when the change is a single item that fixes something: the parent's failing run
-    shows that nothing less works. A larger change is not claimed minimal, since no run
-    proves each part."""
-    runs: list[str]
-    """The parent's results file, then the remedy cell's."""
 
 
 def _raw(row: Row, check: str) -> tuple[str | None, str | None]:
@@ -77,16 +46,17 @@ def compare(row: Row, parent: Row, change: list[str]) -> Remedy:
     )
 
 
-def derive(rows: Iterable[Row], records: Mapping[str, dict[str, Any] | None]) -> list[Remedy]:
+def derive(rows: Iterable[Row], records: Mapping[str, CellRecord | None]) -> list[Remedy]:
     """Every remedy cell whose run and whose parent's run both stand, of the same kind."""
     current = [r for r in rows if not r.differs and not r.stale]
     by_place = {(r.cell, r.where.kind): r for r in current}
     found = []
     for row in current:
-        declared = ((records.get(row.cell) or {}).get("cell") or {}).get("remedy_of")
-        if not isinstance(declared, dict):
+        record = records.get(row.cell)
+        declared = record.cell.remedy_of if record else None
+        if declared is None:
             continue
-        parent = by_place.get((str(declared.get("cell")), row.where.kind))
+        parent = by_place.get((declared.cell, row.where.kind))
         if parent is not None:
-            found.append(compare(row, parent, [str(c) for c in declared.get("change") or []]))
+            found.append(compare(row, parent, list(declared.change)))
     return sorted(found, key=lambda r: (r.repairs, r.cell, r.where))

@@ -9,34 +9,9 @@ passed, that no set smaller than all of compat was proven.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
+from audiomatrix.records.compatibility import ProvenSet, RemedyProof
 from audiomatrix.suite.schema import FAILED, RemedySplit, Status
 from audiomatrix.suite.split import minimal_sets
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ProvenSet(_Model):
-    """A minimal set of remedies and the run with only that set, in which the check passed."""
-
-    remedies: list[str]
-    log: str | None = None
-    """That run's log, relative to the repository (results/<cell>/logs/...)."""
-
-
-class RemedyProof(_Model):
-    """For a check that failed raw and passed with compat: which remedies it needs."""
-
-    applicable: list[str]
-    """The remedies that change something in the run's environment: those the split tried."""
-    minimal: list[ProvenSet]
-    """Every passing set of the smallest size at which one passed ([]: no set smaller than
-    all of compat was proven)."""
-    tried: int
-    """How many runs with fewer remedies the claim rests on."""
 
 
 def proof(

@@ -13,173 +13,55 @@ clock), so a committed table changes only when the evidence does.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
 from audiomatrix.catalog import signatures
-from audiomatrix.core.files import describe_error, json_text, read_text, sha256_file
+from audiomatrix.core.files import sha256_file
 from audiomatrix.core.versions import version_key
-from audiomatrix.lock import stage as lock
-from audiomatrix.smoke import evidence, results
+from audiomatrix.lock.installers import uv
+from audiomatrix.records.base import Damaged
+from audiomatrix.records.cell import (
+    CELL_FILE,
+    MANIFEST_FILE,
+    CellData,
+    CellRecord,
+    Manifest,
+    RecordError,
+    read_manifest,
+    read_record,
+)
+from audiomatrix.records.compatibility import (
+    Axes,
+    CheckRow,
+    Compatibility,
+    Missing,
+    Outcome,
+    Provenance,
+    Row,
+    SignatureEntry,
+)
+from audiomatrix.records.publication import read_all
+from audiomatrix.records.run import ResultError, RunResult, read
+from audiomatrix.smoke import evidence
 from audiomatrix.suite import probe
 from audiomatrix.suite.schema import CHECKS as SUITE_CHECKS
-from audiomatrix.suite.schema import Facts, Host, Mode, Status, workloads
+from audiomatrix.suite.schema import FAILED, MODES, CheckOutcome, workloads
 from audiomatrix.table import goldens, gpu, publications, remedies
-from audiomatrix.table.gpu import Kernels
-from audiomatrix.table.remedies import Remedy
-from audiomatrix.table.remedy_split import RemedyProof, proof
+from audiomatrix.table.remedy_split import proof
 
-SCHEMA_VERSION = 2
 CHECKS: tuple[str, ...] = tuple(c.name for c in SUITE_CHECKS)
 """The smoke checks in table order; checks found in results but not named here come after."""
 WORKLOADS: dict[str, tuple[str, ...]] = workloads()
-MODES: tuple[Mode, ...] = ("raw", "compat")
 CELL_ID = re.compile(
     r"^(?P<os>.+?)-py(?P<python>3\.\d+)-torch(?P<torch>\d+\.\d+\.\d+)"
     r"-(?P<accelerator>[a-z0-9._]+)-(?P<stack>.+)$"
 )
+"""A cell id's axes, for a results folder no cell.json declares."""
 NOT_BUILDABLE = "not buildable"
-JSON_FILE = "compatibility.json"
-SCHEMA_FILE = "compatibility.schema.json"
-
-
-# --------------------------------------------------------------------------- schema
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Axes(_Model):
-    os: str
-    python: str
-    torch: str
-    accelerator: str
-    stack: str
-
-
-class Outcome(_Model):
-    """One check in one mode: its status and, when it failed, the known signature."""
-
-    status: Status | Literal["drift"]
-    """As the check ended, or `drift`: it passed, but its outputs left the reference's."""
-    signature: str | None = None
-    first_error: str | None = None
-    log: str | None = None
-    """The check's log, relative to the repository (results/<cell>/logs/...)."""
-    golden: goldens.Golden | None = None
-    """Its outputs against the reference cell's, where both made them."""
-
-
-class CheckRow(_Model):
-    raw: Outcome | None = None
-    compat: Outcome | None = None
-    remedies: RemedyProof | None = None
-    """Which of compat's remedies make it pass, where it failed raw and passed with compat."""
-
-
-class Row(_Model):
-    """The latest run of one cell in one place (an image or a native venv)."""
-
-    cell: str
-    axes: Axes
-    family: str | None = None
-    device: str | None = None
-    gpu_arch: list[str] = []
-    """The GPU architectures the cell's accelerator build declares (from cell.json)."""
-    installer: str = "uv"
-    """What installed the cell's torch: uv from PyPI's wheels, or conda from its channels."""
-    versions: dict[str, str | None]
-    lock_sha256: str
-    where: results.Where
-    host: Host
-    facts: Facts
-    run: str
-    started: datetime
-    finished: datetime
-    source: str
-    """The results file this row comes from, relative to the repository."""
-    checks: dict[str, CheckRow]
-    differs: list[str] = []
-    """How the measured environment departs from the cell's declaration ([] for a row of
-    the table; a run that differs is listed apart)."""
-    stale: bool = False
-    """The run came from another suite or compat than the current one."""
-    gpu: dict[str, Kernels] = {}
-    """Per GPU architecture people buy: kernels native, by PTX JIT only, or none, predicted
-    from the wheel's compiled code or observed on the run's GPU (CUDA builds only)."""
-    gpu_findings: list[str] = []
-    """Where the declared GPU architectures and the measurement disagree."""
-    published: publications.Published | None = None
-    """Where this very image was pushed, from publications/."""
-
-
-class Missing(_Model):
-    """A cell with no results, and why (its lock status, or `not run`)."""
-
-    cell: str
-    axes: Axes
-    status: str
-    reason: str | None = None
-    installer: str = "uv"
-
-
-class SignatureEntry(_Model):
-    id: str
-    title: str
-    remedy: str
-    sources: list[str]
-
-
-class Provenance(_Model):
-    """What the table was made with: a result whose suite differs is stale."""
-
-    suite_sha256: str
-    compat_sha256: str
-    catalog_sha256: str
-
-
-class Compatibility(_Model):
-    schema_version: Literal[2] = SCHEMA_VERSION
-    provenance: Provenance
-    checks: list[str]
-    workloads: dict[str, list[str]]
-    rows: list[Row]
-    """Runs whose measured environment is the one their cell declares."""
-    apart: list[Row]
-    """Runs measured elsewhere than their cell declares, with what differed."""
-    missing: list[Missing]
-    damaged: list[results.Damaged]
-    signatures: list[SignatureEntry]
-    """Every signature some row names, for the legend."""
-    remedies: list[Remedy] = []
-    """What each remedy cell's declared change fixed in its parent cell, measured."""
-
-
-def schema() -> dict[str, Any]:
-    """The published JSON Schema of compatibility.json (committed beside this module)."""
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        **Compatibility.model_json_schema(),
-    }
-
-
-def schema_text() -> str:
-    return json_text(schema())
-
-
-def committed_schema() -> dict[str, Any]:
-    return json.loads(resources.files("audiomatrix.table").joinpath(SCHEMA_FILE).read_text())
-
-
-# --------------------------------------------------------------------------- build
 
 
 def axes_from_id(cell: str) -> Axes:
@@ -189,12 +71,11 @@ def axes_from_id(cell: str) -> Axes:
     return Axes(**match.groupdict())
 
 
-def _axes(record: dict[str, Any] | None, cell: str) -> Axes:
-    data = (record or {}).get("cell") or {}
-    try:
-        return Axes(**{k: str(data[k]) for k in Axes.model_fields})
-    except KeyError:
+def _axes(data: CellData | None, cell: str) -> Axes:
+    """The declared cell's axes; only a cell nothing declares is read from its id."""
+    if data is None:
         return axes_from_id(cell)
+    return Axes(**data.model_dump(include=set(Axes.model_fields)))
 
 
 def current_provenance() -> Provenance:
@@ -207,9 +88,9 @@ def current_provenance() -> Provenance:
     )
 
 
-def signature_of(check: results.CheckOutcome, log_text: str) -> str | None:
+def signature_of(check: CheckOutcome, log_text: str) -> str | None:
     """The known failure a failed check hit, by the current catalog; None when it passed."""
-    if check.status not in results.FAILED:
+    if check.status not in FAILED:
         return None
     return signatures.classify("\n".join(t for t in (check.first_error, log_text) if t))
 
@@ -223,10 +104,10 @@ def _log_text(root: Path, cell: str, log: str | None) -> str:
         return ""
 
 
-def _outcome(check: results.CheckOutcome | None, cell: str, root: Path) -> Outcome | None:
+def _outcome(check: CheckOutcome | None, cell: str, root: Path) -> Outcome | None:
     if check is None:
         return None
-    text = _log_text(root, cell, check.log) if check.status in results.FAILED else ""
+    text = _log_text(root, cell, check.log) if check.status in FAILED else ""
     return Outcome(
         status=check.status,
         signature=signature_of(check, text),
@@ -235,21 +116,21 @@ def _outcome(check: results.CheckOutcome | None, cell: str, root: Path) -> Outco
     )
 
 
-def read_runs(root: Path) -> tuple[list[tuple[Path, results.RunResult]], list[results.Damaged]]:
+def read_runs(root: Path) -> tuple[list[tuple[Path, RunResult]], list[Damaged]]:
     """Every run file under results/, read and checked; the unusable ones with why."""
     runs, damaged = [], []
     for path in sorted(root.glob("*/*.json")):
         try:
-            runs.append((path, results.read(path)))
-        except results.ResultError as exc:
-            damaged.append(results.Damaged.of(f"{root.name}/{path.relative_to(root)}", exc))
+            runs.append((path, read(path)))
+        except ResultError as exc:
+            damaged.append(Damaged.of(f"{root.name}/{path.relative_to(root)}", exc))
     return runs, damaged
 
 
-def newest(runs: Iterable[tuple[Path, results.RunResult]]) -> list[tuple[Path, results.RunResult]]:
+def newest(runs: Iterable[tuple[Path, RunResult]]) -> list[tuple[Path, RunResult]]:
     """The newest run per cell, per where.kind and per GPU architecture it ran on (a CUDA
     cell's run on a Blackwell runner is other evidence than its run on a CPU runner)."""
-    found: dict[tuple[str, str, str], tuple[Path, results.RunResult]] = {}
+    found: dict[tuple[str, str, str], tuple[Path, RunResult]] = {}
     for path, run in runs:
         key = (run.cell, run.where.kind, run.environment.host.compute_capability or "")
         if key not in found or run.run > found[key][1].run:
@@ -264,15 +145,13 @@ def lock_pins(environments: Path, cell: str) -> dict[str, str]:
     """The cell's committed lock as {name: version} ({} without one): its requirement lines
     only, read once per report for each row."""
     try:
-        text = (environments / cell / lock.LOCK_FILE).read_text()
+        text = (environments / cell / uv.LOCK_FILE).read_text()
     except OSError:
         return {}
     return dict(PIN.findall(text))
 
 
-def _differs(
-    run: results.RunResult, record: dict[str, Any] | None, pins: dict[str, str]
-) -> list[str]:
+def _differs(run: RunResult, record: CellRecord | None, pins: dict[str, str]) -> list[str]:
     if record is None:
         return ["no cell.json declares this cell: run `audiomatrix lock` for it"]
     environment = run.environment
@@ -281,7 +160,7 @@ def _differs(
     )
 
 
-def _check_row(run: results.RunResult, name: str, root: Path) -> CheckRow:
+def _check_row(run: RunResult, name: str, root: Path) -> CheckRow:
     """A check's outcome in each mode, and the remedies it was proven to need."""
     found = {m: _outcome(run.status(m, name), run.cell, root) for m in MODES}
     raw, compat = (found[m].status if found[m] else None for m in MODES)
@@ -291,13 +170,14 @@ def _check_row(run: results.RunResult, name: str, root: Path) -> CheckRow:
 
 def make_row(
     path: Path,
-    run: results.RunResult,
-    record: dict[str, Any] | None,
+    run: RunResult,
+    record: CellRecord | None,
     root: Path,
     made_with: Provenance,
     pins: dict[str, str],
 ) -> Row:
-    cell = (record or {}).get("cell") or {}
+    data = record.cell if record else None
+    declared_arch = data.gpu_arch if data else []
     present = {c.check for m in run.modes.values() for c in m}
     names = [c for c in CHECKS if c in present] + sorted(present - set(CHECKS))
     provenance = run.environment.provenance
@@ -310,11 +190,11 @@ def make_row(
     )  # fmt: skip
     return Row(
         cell=run.cell,
-        axes=_axes(record, run.cell),
-        family=cell.get("family"),
-        device=cell.get("device"),
-        gpu_arch=sorted(cell.get("gpu_arch") or [], key=lambda a: int(a.removeprefix("sm_"))),
-        installer=cell.get("installer", "uv"),
+        axes=_axes(data, run.cell),
+        family=data.family if data else None,
+        device=data.device if data else None,
+        gpu_arch=sorted(declared_arch, key=lambda a: int(a.removeprefix("sm_"))),
+        installer=data.installer if data else "uv",
         versions={**run.environment.versions, "ffmpeg": run.environment.facts.ffmpeg},
         lock_sha256=run.lock_sha256,
         where=run.where,
@@ -327,7 +207,7 @@ def make_row(
         checks=checks,
         differs=_differs(run, record, pins),
         gpu=kernels,
-        gpu_findings=gpu.findings(cell.get("gpu_arch") or [], kernels, facts.gpu_arch),
+        gpu_findings=gpu.findings(declared_arch, kernels, facts.gpu_arch),
         stale=(provenance.suite_sha256, provenance.compat_sha256)
         != (made_with.suite_sha256, made_with.compat_sha256),
     )
@@ -373,51 +253,54 @@ def legend(rows: Iterable[Row]) -> list[SignatureEntry]:
 
 def _records(
     environments: Path, cells: Iterable[str]
-) -> tuple[dict[str, Any], list[results.Damaged]]:
+) -> tuple[dict[str, CellRecord | None], list[Damaged]]:
     """Each cell's cell.json (None where there is none); the damaged ones listed."""
-    records: dict[str, Any] = {}
+    records: dict[str, CellRecord | None] = {}
     damaged = []
     for cell in sorted(set(cells)):
         try:
-            records[cell] = lock.read_record(environments / cell)
-        except lock.RecordError as exc:
+            records[cell] = read_record(environments / cell)
+        except RecordError as exc:
             records[cell] = None
-            damaged.append(results.Damaged.of(f"{environments.name}/{cell}/{lock.CELL_FILE}", exc))
+            damaged.append(Damaged.of(f"{environments.name}/{cell}/{CELL_FILE}", exc))
     return records, damaged
 
 
-def read_declared(environments: Path) -> tuple[dict[str, Any], list[results.Damaged]]:
+def read_declared(environments: Path) -> tuple[Manifest, list[Damaged]]:
     """environments/cells.json (empty, and listed as damaged, when it cannot be used)."""
     try:
-        return lock.read_manifest(environments), []
-    except lock.RecordError as exc:
-        shown = f"{environments.name}/{lock.MANIFEST_FILE}"
-        return {"cells": [], "reference": []}, [results.Damaged.of(shown, exc)]
+        return read_manifest(environments), []
+    except RecordError as exc:
+        shown = f"{environments.name}/{MANIFEST_FILE}"
+        return Manifest.empty(), [Damaged.of(shown, exc)]
 
 
 def missing_cells(
-    environments: Path, declared: dict[str, Any], covered: set[str], records: dict[str, Any]
+    environments: Path,
+    declared: dict[str, CellData],
+    covered: set[str],
+    records: dict[str, CellRecord | None],
 ) -> list[Missing]:
     """Declared or locked cells without a row, and why (not buildable, a lock status, or
     not run yet)."""
-    folders = {p.parent.name for p in environments.glob(f"*/{lock.CELL_FILE}")}
+    folders = {p.parent.name for p in environments.glob(f"*/{CELL_FILE}")}
     missing = []
     for cell in sorted((set(declared) | folders) - covered):
-        record = records.get(cell) or {"cell": declared.get(cell, {})}
-        data = record.get("cell") or {}
-        if data.get("buildable") is False:
-            status, reason = NOT_BUILDABLE, data.get("reason")
-        elif record.get("status") in (None, "locked"):
+        record = records.get(cell)
+        data = record.cell if record else declared.get(cell)
+        if data is not None and not data.buildable:
+            status, reason = NOT_BUILDABLE, data.reason
+        elif record is None or record.status == "locked":
             status, reason = "not run", "locked, but no run in its declared environment yet"
         else:
-            status, reason = str(record["status"]), record.get("reason")
+            status, reason = record.status, record.reason
         missing.append(
             Missing(
                 cell=cell,
-                axes=_axes(record, cell),
+                axes=_axes(data, cell),
                 status=status,
                 reason=reason,
-                installer=data.get("installer", "uv"),
+                installer=data.installer if data else "uv",
             )
         )
     missing.sort(key=lambda m: sort_key(m.axes))
@@ -429,19 +312,19 @@ def build(results_root: Path, environments: Path, published: Path) -> Compatibil
     made_with = current_provenance()
     runs, damaged = read_runs(results_root)
     latest = newest(runs)
-    folders = {p.parent.name for p in environments.glob(f"*/{lock.CELL_FILE}")}
+    folders = {p.parent.name for p in environments.glob(f"*/{CELL_FILE}")}
     records, bad_records = _records(environments, folders | {run.cell for _, run in latest})
-    pushed, bad_publications = publications.read_all(published)
+    pushed, bad_publications = read_all(published)
     manifest, bad_manifest = read_declared(environments)
     made = []
     for path, run in latest:
         pins = lock_pins(environments, run.cell)
         row = make_row(path, run, records.get(run.cell), results_root, made_with, pins)
         made.append((row.model_copy(update={"published": publications.for_row(pushed, row)}), run))
-    rows = goldens.compare_rows(made, manifest["reference"])
+    rows = goldens.compare_rows(made, manifest.reference)
     rows.sort(key=lambda r: sort_key(r.axes, r.where.kind))
     standing = [r for r in rows if not r.differs]
-    declared = {c["id"]: c for c in manifest["cells"]}
+    declared = {c.id: c for c in manifest.cells}
     missing = missing_cells(environments, declared, {r.cell for r in standing}, records)
     names = list(CHECKS) + sorted({c for r in rows for c in r.checks} - set(CHECKS))
     return Compatibility(
@@ -462,16 +345,3 @@ def build(results_root: Path, environments: Path, published: Path) -> Compatibil
 def table_json(table: Compatibility) -> str:
     """compatibility.json's text."""
     return table.model_dump_json(indent=2) + "\n"
-
-
-def load_text(text: str) -> Compatibility:
-    return Compatibility.model_validate_json(text)
-
-
-def load(path: Path) -> Compatibility:
-    """A compatibility.json for diff, recommend and publish; ValueError with one line naming
-    the field when it is damaged or foreign."""
-    try:
-        return load_text(read_text(path))
-    except ValueError as exc:
-        raise ValueError(describe_error(exc)) from None

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from audiomatrix.smoke.results import Mode, Status
-from audiomatrix.table.report import MODES, Compatibility, Row
+from audiomatrix.records.compatibility import Compatibility, Row
+from audiomatrix.suite.schema import MODES, Mode, Status
 
 
 @dataclass(frozen=True)

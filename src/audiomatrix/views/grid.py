@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from audiomatrix.core.versions import version_key
-from audiomatrix.table.report import NOT_BUILDABLE, Axes, Compatibility, Missing, Row
+from audiomatrix.records.compatibility import Axes, Compatibility, Missing, Row
+from audiomatrix.table.report import NOT_BUILDABLE
 from audiomatrix.views.diff import Change
 
 NOT_RUN = "not run"

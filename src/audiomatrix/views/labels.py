@@ -3,9 +3,8 @@ answers to `recommend` say a row, its image and its GPU kernels the same way."""
 
 from __future__ import annotations
 
-from audiomatrix.smoke import results
-from audiomatrix.table.gpu import Kernels
-from audiomatrix.table.report import Row
+from audiomatrix.records.compatibility import Kernels, Row
+from audiomatrix.records.run import Where
 
 NONE = "-"
 """What a table shows for a missing value or an absent check."""
@@ -32,7 +31,7 @@ def device_label(row: Row) -> str:
     return f"{host.gpu} ({host.compute_capability})" if host.compute_capability else host.gpu
 
 
-def where_label(where: results.Where, cell: str = "") -> str:
+def where_label(where: Where, cell: str = "") -> str:
     """`native`, or `image <content tag> @<digest>` (the tag without the cell id it repeats)."""
     if where.kind == "native":
         return "native"

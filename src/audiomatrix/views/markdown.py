@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from audiomatrix.smoke import results
+from audiomatrix.records.base import Damaged
+from audiomatrix.records.compatibility import CheckRow, Compatibility, Missing, Outcome, Remedy, Row
 from audiomatrix.table import remedy_split as remedysplit
-from audiomatrix.table.remedies import Remedy
-from audiomatrix.table.report import NOT_BUILDABLE, CheckRow, Compatibility, Missing, Outcome, Row
+from audiomatrix.table.report import NOT_BUILDABLE
 from audiomatrix.views.labels import (
     NONE,
     accelerator_label,
@@ -261,7 +261,7 @@ def _goldens_md(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
-def _damaged_md(damaged: Sequence[results.Damaged]) -> list[str]:
+def _damaged_md(damaged: Sequence[Damaged]) -> list[str]:
     if not damaged:
         return []
     lines = ["", "## Files the report could not use", "", "| file | why |", "| --- | --- |"]

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from audiomatrix.core.versions import version_key
+from audiomatrix.records.compatibility import Compatibility, Missing, Row
 from audiomatrix.spec.cells import AXES
-from audiomatrix.table.report import Compatibility, Missing, Row
 from audiomatrix.views import grid
 from audiomatrix.views.diff import Change
 from audiomatrix.views.labels import where_label

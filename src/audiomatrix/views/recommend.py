@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from audiomatrix.core.versions import version_key
-from audiomatrix.smoke.results import FAILED, Mode
+from audiomatrix.records.compatibility import CheckRow, Compatibility, Remedy, Row
+from audiomatrix.suite.schema import FAILED, MODES, Mode
 from audiomatrix.table import remedy_split as remedysplit
-from audiomatrix.table.remedies import Remedy
-from audiomatrix.table.report import MODES, WORKLOADS, CheckRow, Compatibility, Row
+from audiomatrix.table.report import WORKLOADS
 from audiomatrix.views.labels import GPU_WORDS, stack_label, where_label
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audiomatrix.core.files import write_atomic
-from audiomatrix.table.report import JSON_FILE, Compatibility, table_json
+from audiomatrix.records.compatibility import JSON_FILE, Compatibility
+from audiomatrix.table.report import table_json
 from audiomatrix.views import markdown, page
 from audiomatrix.views.diff import Change
 

@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -37,6 +37,7 @@ import yaml
 from audiomatrix.core.files import sha256_file, sha256_json, write_atomic, write_json
 from audiomatrix.lock import stage as lock
 from audiomatrix.lock import uvtool
+from audiomatrix.records.cell import CELL_FILE, SCHEMA
 from audiomatrix.spec.cells import Cell
 from audiomatrix.spec.declared import cuda_of_variant
 from audiomatrix.spec.matrix import Matrix
@@ -183,7 +184,7 @@ class CondaPlan:
     @property
     def inputs(self) -> dict[str, Any]:
         return {
-            "schema": lock.SCHEMA,
+            "schema": SCHEMA,
             "installer": "conda",
             "environment": self.environment,
             "virtual_packages": self.virtual_packages,
@@ -385,7 +386,7 @@ def _record_lock(plan: CondaPlan, folder: Path, made: Path, how: str) -> lock.Lo
     write_atomic(folder / explicit_file(plan.subdir), explicit)
     write_atomic(folder / pip_file(plan.subdir), pip)
     record = lock.new_record(plan, lock.Status.LOCKED, None, sha256_file(folder / LOCK_FILE))
-    write_json(folder / lock.CELL_FILE, record)
+    write_json(folder / CELL_FILE, record)
     conda_count = sum(1 for line in explicit.splitlines() if "://" in line)
     pip_count = sum(1 for line in pip.splitlines() if not line.startswith("#"))
     return lock.LockResult(
@@ -408,7 +409,7 @@ def lock_cell(plan: CondaPlan, folder: Path, stopper: lock.Stopper) -> lock.Lock
         return _finding(plan, folder, lock.Status.UNRESOLVABLE, reason)
     previous = lock.locked_record(folder)
     current = is_current(plan, folder / LOCK_FILE)
-    if current and previous and previous["input_sha256"] == plan.input_sha256:
+    if current and previous and previous.input_sha256 == plan.input_sha256:
         return lock.unchanged(plan, folder, previous)
     if current:
         return _record_lock(plan, folder, folder / LOCK_FILE, "adopted, current by content hash")
@@ -436,6 +437,11 @@ def lock_cell(plan: CondaPlan, folder: Path, stopper: lock.Stopper) -> lock.Lock
             reason = "conda-lock wrote a lock whose content hash is not this environment's"
             return lock.LockResult(cell.id, lock.Status.ERROR, f"{reason}; nothing changed")
         return _record_lock(plan, folder, work / LOCK_FILE, "locked")
+
+
+def locker() -> Callable[[CondaPlan, Path, lock.Stopper], lock.LockResult]:
+    """lock_cell as it is: conda-lock and its solver are found per cell."""
+    return lock_cell
 
 
 # --------------------------------------------------------------------------- installs

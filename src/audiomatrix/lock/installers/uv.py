@@ -1,0 +1,181 @@
+"""A uv cell's lock: requirements -> requirements.txt, hash-pinned by `uv pip compile`.
+
+Each cell is resolved for its own target (uv's --python-platform and --python-version),
+so a macOS or Windows lock is made here as well as a Linux one. The lock is a
+requirements file with hashes (`uv pip compile --generate-hashes`): pip, uv, tox and a
+Dockerfile install it alike, and it names no index address, so it works for a user
+behind another mirror. Nothing of this machine's pip or uv configuration reaches uv:
+config files are ignored and UV_*/PIP_* variables are dropped.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from audiomatrix.core.files import sha256_file, sha256_json, write_atomic, write_json
+from audiomatrix.lock.stage import (
+    LockResult,
+    Status,
+    Stopper,
+    locked_record,
+    move_in,
+    new_record,
+    unchanged,
+    unreachable,
+    url_problem,
+    write_finding,
+)
+from audiomatrix.lock.uvtool import UNREACHABLE, one_line, uv_binary
+from audiomatrix.records.cell import CELL_FILE, SCHEMA
+from audiomatrix.spec.cells import Cell
+from audiomatrix.spec.matrix import Matrix
+
+LOCK_FILE = "requirements.txt"
+INPUT_FILE = "requirements.in"
+UV_TIMEOUT_S = 900
+
+# uv failing on this machine (a full disk, a read-only folder): says nothing about the cell.
+_LOCAL_FAILURE = re.compile(
+    r"No space left on device|Disk quota exceeded|Read-only file system|Permission denied"
+)
+
+
+@dataclass(frozen=True)
+class LockPlan:
+    """Everything a cell's lock depends on; its hash decides whether to relock."""
+
+    cell: Cell
+    requirements: tuple[str, ...]
+    index: str | None
+    exclude_newer: str | None
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "requirements": list(self.requirements),
+            "index": self.index,
+            "python": self.cell.python,
+            "platform": self.cell.os_value.platform,
+            "exclude_newer": self.exclude_newer,
+        }
+
+    @property
+    def input_sha256(self) -> str:
+        return sha256_json(self.inputs)
+
+    @property
+    def lock_file(self) -> str:
+        return LOCK_FILE
+
+
+def requirements_for(cell: Cell, smoke_requirements: Iterable[str]) -> tuple[str, ...]:
+    """torch and its pairs pinned exactly, then the stack, then what the smoke suite needs."""
+    pins = [f"torch=={cell.torch}", f"torchaudio=={cell.torch_value.torchaudio}"]
+    if cell.torchcodec:
+        pins.append(f"torchcodec=={cell.torchcodec}")
+    return (*pins, *cell.stack_value.packages, *smoke_requirements)
+
+
+def index_for(cell: Cell) -> str | None:
+    """The accelerator's index, or None where the default index serves this very build."""
+    served = cell.accelerator_value.pypi.get(cell.os_value.family)
+    if served is not None and Version(cell.torch) in SpecifierSet(served):
+        return None
+    return cell.accelerator_value.index
+
+
+def plan_for(cell: Cell, matrix: Matrix) -> LockPlan:
+    """A uv cell's plan (conda.plan_for makes a conda cell's)."""
+    return LockPlan(
+        cell=cell,
+        requirements=requirements_for(cell, matrix.file.smoke_requirements),
+        index=index_for(cell),
+        exclude_newer=matrix.exclude_newer,
+    )
+
+
+def uv_compile_args(plan: LockPlan, output: str) -> list[str]:
+    """The `uv pip compile` arguments for a plan, run inside the cell's folder."""
+    args = [
+        "pip", "compile", INPUT_FILE,
+        "--output-file", output,
+        "--generate-hashes",
+        "--no-config",
+        "--python-version", plan.cell.python,
+        "--python-platform", plan.cell.os_value.platform,
+        "--custom-compile-command", f"audiomatrix lock --select {plan.cell.id}",
+        "--quiet",
+    ]  # fmt: skip
+    if plan.exclude_newer:
+        args += ["--exclude-newer", plan.exclude_newer]
+    if plan.index:
+        args += ["--extra-index-url", plan.index]
+    return args
+
+
+def index_problem(url: str) -> str | None:
+    """None when the index answers; otherwise why not, in a few words."""
+    return url_problem(url.rstrip("/") + "/torch/", url)
+
+
+def locker() -> functools.partial[LockResult]:
+    """lock_cell with the uv this project depends on, found once per run."""
+    return functools.partial(lock_cell, uv=uv_binary())
+
+
+def lock_cell(
+    plan: LockPlan, folder: Path, stopper: Stopper | None = None, *, uv: str
+) -> LockResult:
+    """Lock one cell into `folder`; every outcome is a result, never an exception, except
+    Stopped. The new lock is resolved in a scratch folder and moved in only when uv
+    succeeded, so an interruption or a tool failure leaves the previous files byte-identical;
+    only a real finding (unresolvable, no index and no previous lock) replaces them."""
+    cell = plan.cell
+    stopper = stopper or Stopper()
+    if not cell.buildable:
+        return LockResult(cell.id, Status.NOT_BUILDABLE, cell.unbuildable or "")
+    previous = locked_record(folder)
+    if previous and previous.input_sha256 == plan.input_sha256:
+        return unchanged(plan, folder, previous)
+    if plan.index and (problem := index_problem(plan.index)):
+        return unreachable(plan, folder, problem, kept=bool(previous))
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".lock-", dir=folder) as scratch:
+        work = Path(scratch)
+        write_atomic(work / INPUT_FILE, "\n".join(plan.requirements) + "\n")
+        try:
+            code, stderr = stopper.run([uv, *uv_compile_args(plan, LOCK_FILE)], work, UV_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return LockResult(
+                cell.id, Status.ERROR, f"uv took over {UV_TIMEOUT_S} s; nothing changed"
+            )
+        if code < 0:
+            reason = f"uv was killed by signal {-code}; nothing changed"
+            return LockResult(cell.id, Status.ERROR, reason)
+        if code != 0:
+            reason = one_line(stderr) or f"uv exited with {code}"
+            if local := _LOCAL_FAILURE.search(stderr):
+                reason = f"{folder}: uv could not write the lock: {local.group(0)}"
+                return LockResult(cell.id, Status.ERROR, f"{reason}; nothing changed")
+            if UNREACHABLE.search(stderr):
+                return unreachable(plan, folder, reason, kept=bool(previous))
+            return write_finding(plan, folder, Status.UNRESOLVABLE, reason)
+        lock_sha = sha256_file(work / LOCK_FILE)
+        write_json(work / CELL_FILE, new_record(plan, Status.LOCKED, None, lock_sha))
+        move_in(work, folder, (INPUT_FILE, LOCK_FILE, CELL_FILE))
+    return LockResult(cell.id, Status.LOCKED, f"{_count_pins(folder / LOCK_FILE)} packages")
+
+
+def _count_pins(lock: Path) -> int:
+    return sum(1 for line in lock.read_text().splitlines() if re.match(r"^[A-Za-z0-9]", line))

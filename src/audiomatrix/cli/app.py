@@ -27,7 +27,7 @@ from audiomatrix.publish import tox as tox_stage
 from audiomatrix.spec.cells import Cell
 from audiomatrix.spec.matrix import MAX_CELLS, Matrix, load
 from audiomatrix.spec.selection import SelectError
-from audiomatrix.spec.yamlpos import MatrixError
+from audiomatrix.spec.yamlpos import YamlFileError
 from audiomatrix.table import publications
 from audiomatrix.table import report as report_stage
 from audiomatrix.views import freshness, query, render
@@ -104,7 +104,7 @@ def _selected(
     try:
         loaded = load(path, opts.max_cells)
         return loaded, loaded.select([*opts.select, *(select or ())])
-    except (MatrixError, SelectError) as exc:
+    except (YamlFileError, SelectError) as exc:
         raise _fail(str(exc)) from None
 
 
@@ -356,7 +356,7 @@ def doctor(ctx: typer.Context, matrix: MatrixOption = None) -> None:
     path = matrix or ctx.obj.matrix
     try:
         loaded: Matrix | None = load(path, ctx.obj.max_cells)
-    except MatrixError as exc:
+    except YamlFileError as exc:
         err.print(f"{exc} (index checks skipped)", markup=False)
         loaded = None
     indexes = sorted({a.index for a in loaded.file.accelerator.values()}) if loaded else []

@@ -31,6 +31,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 from pydantic import BaseModel, ConfigDict, Field
 
+from audiomatrix.core.errors import AudiomatrixError
 from audiomatrix.core.files import (
     describe_error,
     json_text,
@@ -184,7 +185,7 @@ def write_manifest(matrix: Matrix, root: Path) -> Path:
     return path
 
 
-class RecordError(Exception):
+class RecordError(AudiomatrixError):
     """A damaged or foreign cell.json or cells.json, with the one line that says where."""
 
 

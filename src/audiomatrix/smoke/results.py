@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from audiomatrix.core.errors import AudiomatrixError
 from audiomatrix.core.files import describe_error, read_text, write_atomic
 from audiomatrix.suite.schema import (
     FAILED,
@@ -31,7 +32,7 @@ __all__ = ["FAILED", "MODES", "CheckOutcome", "Environment", "Mode", "Status"]
 SCHEMA_VERSION = 2
 
 
-class ResultError(Exception):
+class ResultError(AudiomatrixError):
     """A results file that cannot be used, with the one line that says which and why."""
 
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from audiomatrix.core.errors import AudiomatrixError
 from audiomatrix.spec.yamlpos import shown
 
 if TYPE_CHECKING:
@@ -27,8 +28,10 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 and only characters a Docker tag allows."""
 
 
-class SelectError(Exception):
-    """A --select term that names no axis or matches no cell."""
+class SelectError(AudiomatrixError):
+    """A --select term that names no axis or matches no cell: the user's input, so exit 2."""
+
+    exit_code = 2
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

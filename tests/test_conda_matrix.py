@@ -122,7 +122,7 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "text", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_conda_mistakes_are_one_line_with_their_place(name: str, text: str, expected: str) -> None:
-    with pytest.raises(spec.MatrixError) as caught:
+    with pytest.raises(spec.YamlFileError) as caught:
         spec.parse(text, "matrix.yaml")
     assert str(caught.value) == f"matrix.yaml:{expected}"
     assert "\n" not in str(caught.value)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix.cli.app import _refresh_report, _report_inputs, _write_report
+from audiomatrix.cli.display import ConsoleDisplay
 from audiomatrix.records import compatibility
 from audiomatrix.smoke import results
 from audiomatrix.table import report
-from audiomatrix.views import freshness, writers
+from audiomatrix.views import freshness, outputs, writers
 from support import run_result, write_cell_json
 
 CELL = "bookworm-py3.11-torch2.5.1-cu124-legacy-pinned"
@@ -28,12 +28,12 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def fresh(root: Path) -> bool:
-    return freshness.is_fresh(root, _report_inputs(root), writers.output_paths(root))
+    return freshness.is_fresh(root, outputs.inputs(root), writers.output_paths(root))
 
 
 def test_a_written_report_is_fresh_until_an_input_changes(repo: Path) -> None:
     assert not fresh(repo)  # never written
-    _write_report(repo)
+    outputs.write(repo)
     assert fresh(repo)
     run = next((repo / "results" / CELL).glob("*.json"))
     os.utime(run, ns=(run.stat().st_atime_ns, run.stat().st_mtime_ns + 1))
@@ -42,36 +42,36 @@ def test_a_written_report_is_fresh_until_an_input_changes(repo: Path) -> None:
 
 def test_an_input_put_back_with_an_older_time_counts_as_changed(repo: Path) -> None:
     record = repo / "environments" / CELL / "cell.json"
-    _write_report(repo)
+    outputs.write(repo)
     os.utime(record, ns=(0, 0))  # as `cp -p` or an unpacked archive would leave it
     assert not fresh(repo)
 
 
 def test_a_new_run_or_a_touched_output_is_not_fresh(repo: Path) -> None:
-    _write_report(repo)
+    outputs.write(repo)
     (repo / "COMPATIBILITY.md").write_text("edited by hand\n")
     assert not fresh(repo)
-    _write_report(repo)
+    outputs.write(repo)
     results.write(repo / "results", run_result(CELL, {"xtts": "fail"}, run="20261126T000000Z"))
     assert not fresh(repo)
-    _write_report(repo)
+    outputs.write(repo)
     (repo / "site" / "index.html").unlink()
     assert not fresh(repo)
 
 
 def test_refresh_writes_once_then_says_unchanged(repo: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    _refresh_report(repo)
+    ConsoleDisplay().report(repo, outputs.refresh(repo))
     assert "wrote COMPATIBILITY.md" in capsys.readouterr().out
     written = (repo / "compatibility.json").stat().st_mtime_ns
-    _refresh_report(repo)
+    ConsoleDisplay().report(repo, outputs.refresh(repo))
     assert "report unchanged" in capsys.readouterr().out
     assert (repo / "compatibility.json").stat().st_mtime_ns == written
 
 
 def test_a_page_with_changes_since_a_previous_table_leaves_no_stamp(repo: Path) -> None:
-    previous = _write_report(repo)
+    previous = outputs.write(repo).table
     freshness.stamp_path(repo).unlink()
-    _write_report(repo, previous)
+    outputs.write(repo, previous)
     assert not fresh(repo)
 
 
@@ -89,5 +89,5 @@ def test_a_run_written_while_the_report_is_built_leaves_it_stale(
         return table
 
     monkeypatch.setattr(report, "build", build_then_a_run_lands)
-    _write_report(repo)
+    outputs.write(repo)
     assert not fresh(repo)

@@ -15,7 +15,7 @@ import pytest
 from audiomatrix.records import run as run_record
 from audiomatrix.smoke import results
 from audiomatrix.spec import matrix as spec
-from audiomatrix.spec.yamlpos import MatrixError
+from audiomatrix.spec.yamlpos import YamlFileError
 from audiomatrix.suite import golden
 from audiomatrix.suite.schema import CheckOutcome, Fingerprint, Provenance
 from audiomatrix.table import goldens, report
@@ -220,7 +220,7 @@ def test_a_reference_is_written_for_the_report() -> None:
 def test_a_bad_reference_is_one_line_at_its_place(reference: str, message: str) -> None:
     text = GOOD.read_text() + f"reference: {reference}\n"
     line = text.count("\n")
-    with pytest.raises(MatrixError) as caught:
+    with pytest.raises(YamlFileError) as caught:
         spec.parse(text, "remedy.yaml")
     said = str(caught.value)
     assert "\n" not in said and message in said and said.startswith(f"remedy.yaml:{line}:")

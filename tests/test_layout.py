@@ -22,6 +22,7 @@ LAYERS = (
     "table",
     "views",
     "publish",
+    "workflow",
     "cli",
 )
 """The stage packages, lowest first: each may import only from itself and those before it."""

@@ -61,7 +61,7 @@ def test_bad_matrix_is_one_positioned_line(path: Path) -> None:
     tracemalloc.start()
     start = time.perf_counter()
     try:
-        with pytest.raises(spec.MatrixError) as info:
+        with pytest.raises(spec.YamlFileError) as info:
             spec.load(path)
     finally:
         elapsed = time.perf_counter() - start
@@ -91,7 +91,7 @@ def test_a_quoted_and_an_unquoted_date_are_the_same_day() -> None:
 def test_a_file_over_the_size_limit_is_not_read_whole(tmp_path: Path) -> None:
     path = tmp_path / "matrix.yaml"
     path.write_bytes(b"# padding\n" * (yamlpos.MAX_BYTES // 10 + 1))
-    with pytest.raises(spec.MatrixError) as info:
+    with pytest.raises(spec.YamlFileError) as info:
         spec.load(path)
     assert str(info.value) == (
         f"{path}:1:1: the file is over 512 KiB, the most a matrix file may be;"
@@ -102,7 +102,7 @@ def test_a_file_over_the_size_limit_is_not_read_whole(tmp_path: Path) -> None:
 def test_the_cell_limit_is_the_callers(tmp_path: Path) -> None:
     small = CORPUS / "small.yaml"
     assert len(spec.load(small, max_cells=6).cells) == 6
-    with pytest.raises(spec.MatrixError) as info:
+    with pytest.raises(spec.YamlFileError) as info:
         spec.load(small, max_cells=5)
     assert "up to 6 cells" in info.value.message
     assert "over the limit of 5" in info.value.message
@@ -174,12 +174,12 @@ def test_libyaml_reads_what_the_python_parser_reads(path: Path) -> None:
         pytest.skip("this PyYAML has no libyaml: every file takes the Python parse")
     try:
         text = yamlpos.decode(path.read_bytes(), path.name)
-    except yamlpos.MatrixError:
+    except yamlpos.YamlFileError:
         return  # not UTF-8: refused before either parser sees it
     fast = yamlpos._load_fast(text, path.name)
     try:
         python = yamlpos._load_python(text, path.name)
-    except yamlpos.MatrixError:
+    except yamlpos.YamlFileError:
         assert fast is None
         return
     assert fast is not None and fast == python

@@ -450,7 +450,7 @@ def test_there_are_enough_cases() -> None:
 
 @pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_malformed_matrix(text: str, expected: str) -> None:
-    with pytest.raises(spec.MatrixError) as info:
+    with pytest.raises(spec.YamlFileError) as info:
         spec.parse(text, "matrix.yaml")
     assert str(info.value) == f"matrix.yaml:{expected}"
     # One line, and the parts agree with the text.
@@ -465,13 +465,13 @@ def test_malformed_matrix(text: str, expected: str) -> None:
 
 
 def test_error_names_the_file_it_was_given() -> None:
-    with pytest.raises(spec.MatrixError) as info:
+    with pytest.raises(spec.YamlFileError) as info:
         spec.parse("", "configs/other.yaml")
     assert str(info.value) == "configs/other.yaml:1:1: the file is empty"
 
 
 def test_load_of_a_missing_file(tmp_path) -> None:
     path = tmp_path / "nope.yaml"
-    with pytest.raises(spec.MatrixError) as info:
+    with pytest.raises(spec.YamlFileError) as info:
         spec.load(path)
     assert str(info.value) == f"{path}:1:1: cannot read: No such file or directory"

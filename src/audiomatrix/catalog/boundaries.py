@@ -22,17 +22,18 @@ from packaging.version import InvalidVersion, Version
 
 from audiomatrix.catalog.probes import Probe
 from audiomatrix.catalog.signatures import Boundary
+from audiomatrix.core.errors import AudiomatrixError
 
 Verdict = Literal["works", "fails"]
 MAX_PROBES = 8
 """Verdicts one edge may take: two when the range is right, a few more to find a moved edge."""
 
 
-class NoVerdict(Exception):
+class NoVerdict(AudiomatrixError):
     """A probe run that decided nothing: one line saying what happened instead."""
 
 
-class EdgeNotFound(Exception):
+class EdgeNotFound(AudiomatrixError):
     """No adjacent works/fails pair where the search looked: one line saying why."""
 
 

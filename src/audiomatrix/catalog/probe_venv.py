@@ -30,6 +30,7 @@ from audiomatrix.catalog.boundaries import (
 )
 from audiomatrix.catalog.probes import Probe
 from audiomatrix.catalog.signatures import Boundary, Signature
+from audiomatrix.core.errors import AudiomatrixError
 from audiomatrix.image import interpreters
 from audiomatrix.lock import uvtool
 
@@ -51,7 +52,7 @@ class IndexUnreachable(NoVerdict):
     """The package index did not answer."""
 
 
-class DiskLow(Exception):
+class DiskLow(AudiomatrixError):
     """Too little free disk for another install: the run stops, nothing recorded for the edge."""
 
 

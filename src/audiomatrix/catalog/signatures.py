@@ -20,8 +20,9 @@ from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from audiomatrix.core.errors import AudiomatrixError
 from audiomatrix.spec.pydantic_errors import pydantic_error
-from audiomatrix.spec.yamlpos import MatrixError, Positions, load_yaml
+from audiomatrix.spec.yamlpos import Positions, YamlFileError, load_yaml
 
 UNCLASSIFIED = "unclassified"
 CATALOG_FILE = "signatures.yaml"
@@ -30,8 +31,12 @@ RANGE_OPERATORS = (">=", ">", "<=", "<")
 _MEASURED_FIELDS = ("good", "bad", "probe", "python", "date")
 
 
-class CatalogError(ValueError):
-    """A malformed catalog: one line naming the file, the place, what is wrong and the fix."""
+class CatalogError(AudiomatrixError, ValueError):
+    """A malformed catalog: one line naming the file, the place, what is wrong and the fix.
+    A ValueError too, as catalog.edit's refusals are: a rewrite that would not parse is one
+    of them. Exit 2, as for the matrix."""
+
+    exit_code = 2
 
 
 def _version(value: str | None) -> str | None:
@@ -165,7 +170,7 @@ def parse(text: str, file: str) -> tuple[Signature, ...]:
     """The catalog in `text`; a malformed entry is a CatalogError of one positioned line."""
     try:
         data, pos = load_yaml(text, file)
-    except MatrixError as exc:
+    except YamlFileError as exc:
         raise CatalogError(str(exc)) from None
     if not isinstance(data, list):
         raise CatalogError(f"{file}:1:1: the catalog is a list of entries (`- id: ...`)")

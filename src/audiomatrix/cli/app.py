@@ -2,84 +2,44 @@
 
 A user's mistake (bad matrix, bad --select) exits 2 with one line; a tool failure exits 1;
 findings about cells (not buildable, unresolvable, index or channel unreachable) are reported,
-not fatal.
+not fatal. Every one-line failure is an AudiomatrixError, told here and nowhere else.
 """
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
+import click
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typer.core import TyperGroup
 
-from audiomatrix.catalog.signatures import CatalogError
-from audiomatrix.cli import doctor as doctor_stage
-from audiomatrix.lock import run as lock_run
-from audiomatrix.lock import stage as lock_stage
-from audiomatrix.publish import bake, fanout
-from audiomatrix.publish import tox as tox_stage
-from audiomatrix.records import compatibility, publication
-from audiomatrix.records.cell import RecordError
-from audiomatrix.spec.cells import Cell
-from audiomatrix.spec.matrix import MAX_CELLS, Matrix, load
-from audiomatrix.spec.selection import SelectError
-from audiomatrix.spec.yamlpos import MatrixError
-from audiomatrix.table import report as report_stage
-from audiomatrix.views import diff, freshness, writers
+from audiomatrix.cli import boundaries, images, stages, table
+from audiomatrix.cli.options import MatrixOption, MaxCellsOption, Options, SelectOption, say
+from audiomatrix.core.errors import AudiomatrixError
+from audiomatrix.spec.matrix import MAX_CELLS
+
+
+class _Commands(TyperGroup):
+    """The command group, which tells any AudiomatrixError a command raises as its one line
+    and ends with its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AudiomatrixError as exc:
+            say(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+
 
 app = typer.Typer(
+    cls=_Commands,
     no_args_is_help=True,
     add_completion=False,
     help="Lock, build and smoke-test torch x torchaudio x Python x GPU cells for audio ML.",
 )
-# Piped output keeps whole lines: rich would otherwise wrap at 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 240)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
-
-MatrixOption = Annotated[
-    Path | None, typer.Option("--matrix", "-m", help="The matrix file (default: matrix.yaml).")
-]
-SelectOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--select",
-        "-s",
-        help="Cell-id glob, axis=value (globs allowed) or a named selection; repeatable: "
-        "the same axis ORs, different axes AND.",
-    ),
-]
-MaxCellsOption = Annotated[
-    int,
-    typer.Option(
-        "--max-cells",
-        envvar="AUDIOMATRIX_MAX_CELLS",
-        min=1,
-        help="The most cells a matrix may expand to; a bigger one is refused before it is built.",
-    ),
-]
-CaBundleOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--ca-bundle",
-        envvar="AUDIOMATRIX_CA_BUNDLE",
-        help="Extra CA bundle for a TLS-intercepting proxy: served to the build on loopback "
-        "and deleted within each install step, never in an image layer.",
-    ),
-]
-
-
-@dataclass
-class Options:
-    matrix: Path = Path("matrix.yaml")
-    select: tuple[str, ...] = ()
-    max_cells: int = MAX_CELLS
 
 
 @app.callback()
@@ -93,288 +53,33 @@ def main(
     ctx.obj = Options(matrix or Path("matrix.yaml"), tuple(select or ()), max_cells)
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(message, markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+COMMANDS = (
+    ("cells", stages.cells),
+    ("lock", stages.lock),
+    ("report", stages.report),
+    ("tox", stages.tox),
+    ("doctor", stages.doctor),
+    ("boundaries", boundaries.boundaries_command),
+    ("engine", images.engine),
+    ("build", images.build),
+    ("smoke", images.smoke),
+    ("sweep", images.sweep),
+    ("matrix", images.run_matrix),
+    ("diff", table.diff_command),
+    ("recommend", table.recommend),
+    ("show", table.show),
+    ("publish", table.publish),
+    ("pull", table.pull),
+)
+"""Every command by its name, in the order --help lists them."""
 
-
-def _selected(
-    ctx: typer.Context, matrix: Path | None, select: list[str] | None
-) -> tuple[Matrix, list[Cell]]:
-    opts: Options = ctx.obj
-    path = matrix or opts.matrix
-    try:
-        loaded = load(path, opts.max_cells)
-        return loaded, loaded.select([*opts.select, *(select or ())])
-    except (MatrixError, SelectError) as exc:
-        raise _fail(str(exc)) from None
-
-
-def _environments(matrix: Matrix) -> Path:
-    """Locks live beside the matrix file they came from."""
-    return Path(matrix.path).parent / "environments"
-
-
-@app.command()
-def cells(
-    ctx: typer.Context,
-    matrix: MatrixOption = None,
-    select: SelectOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the cells as JSON.")] = False,
-) -> None:
-    """List the expanded cells; unbuildable ones with the reason and its source."""
-    loaded, chosen = _selected(ctx, matrix, select)
-    if as_json:
-        typer.echo(json.dumps([c.to_dict() for c in chosen], indent=2))
-        return
-    table = Table(title=f"{len(chosen)} cells from {loaded.path}")
-    table.add_column("cell", no_wrap=True)
-    for column in ("torchaudio", "torchcodec", "device", "status"):
-        table.add_column(column, overflow="fold")
-    for c in chosen:
-        status = (
-            "[green]buildable[/]" if c.buildable else f"[yellow]not buildable:[/] {c.unbuildable}"
-        )
-        table.add_row(
-            c.id, c.torch_value.torchaudio, c.torchcodec or "-", c.accelerator_value.device, status
-        )
-    out.print(table)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[last]}"),
-        console=err,
-        transient=True,
-    )
-
-
-_STATUS_STYLE = {
-    lock_stage.Status.LOCKED: "green",
-    lock_stage.Status.UNCHANGED: "dim",
-    lock_stage.Status.NOT_BUILDABLE: "yellow",
-    lock_stage.Status.INDEX_UNREACHABLE: "yellow",
-    lock_stage.Status.CHANNEL_UNREACHABLE: "yellow",
-    lock_stage.Status.UNRESOLVABLE: "red",
-    lock_stage.Status.ERROR: "bold red",
-}
-
-
-def _run_lock(loaded: Matrix, chosen: list[Cell]) -> list[lock_stage.LockResult]:
-    with _progress() as progress:
-        task = progress.add_task("lock", total=len(chosen), last="")
-
-        def done(result: lock_stage.LockResult) -> None:
-            progress.update(task, advance=1, last=f"{result.cell}: {result.status}")
-
-        results = lock_run.lock_cells(chosen, loaded, _environments(loaded), on_done=done)
-    table = Table(title="lock")
-    for column in ("cell", "status", "detail"):
-        table.add_column(column, overflow="fold")
-    for r in results:
-        table.add_row(r.cell, f"[{_STATUS_STYLE[r.status]}]{r.status}[/]", r.detail)
-    out.print(table)
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    return results
-
-
-@app.command()
-def lock(ctx: typer.Context, matrix: MatrixOption = None, select: SelectOption = None) -> None:
-    """Lock each selected cell with uv into environments/<cell>/ (unchanged cells are skipped)."""
-    loaded, chosen = _selected(ctx, matrix, select)
-    results = _run_lock(loaded, chosen)
-    if any(r.failed for r in results):
-        raise typer.Exit(1)
-
-
-def _report_inputs(root: Path) -> list[Path]:
-    return [root / "results", root / "environments", root / publication.FOLDER]
-
-
-def _refresh_report(root: Path) -> None:
-    """The report, unless the outputs on disk were written from exactly today's inputs and
-    code (freshness): what `matrix` and `sweep` end with."""
-    if freshness.is_fresh(root, _report_inputs(root), writers.output_paths(root)):
-        out.print("report unchanged: written from these very results, locks and code")
-        return
-    _write_report(root)
-
-
-def _write_report(
-    root: Path, previous: compatibility.Compatibility | None = None
-) -> compatibility.Compatibility:
-    """The report stage over a repository's results/, environments/ and publications/; what
-    changed since a previous table goes into the page."""
-    inputs = _report_inputs(root)
-    digest = freshness.inputs_digest(inputs)  # before reading: a run written meanwhile counts
-    table = report_stage.build(*inputs)
-    changes = None if previous is None else diff.diff(previous, table)
-    written = writers.write_all(table, root, changes)
-    for path in written:
-        out.print(f"wrote {path.relative_to(root)}")
-    if previous is None:  # a page that shows changes depends on a file outside the inputs
-        freshness.record(root, digest, written)
-    for damaged in table.damaged:
-        err.print(f"{damaged.path}: {damaged.reason} (listed in the table)", markup=False)
-    return table
-
-
-PreviousOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--previous",
-        help="An earlier compatibility.json (e.g. the committed one, from `git show "
-        "HEAD:compatibility.json`): the page shows what changed since it.",
-    ),
-]
-
-
-def _previous(path: Path | None, root: Path) -> compatibility.Compatibility | None:
-    """The previous table, never the report's own output (that would make the page depend on
-    the order the report ran in)."""
-    if path is None:
-        return None
-    if path.resolve() == (root / compatibility.JSON_FILE).resolve():
-        raise _fail(
-            f"--previous {path}: that is the table this report writes; pass an earlier copy "
-            "elsewhere, e.g. from `git show HEAD:compatibility.json`"
-        )
-    return _load_table(path)
-
-
-@app.command("report")
-def report_command(
-    ctx: typer.Context,
-    matrix: MatrixOption = None,
-    previous: PreviousOption = None,
-    check_gpu: Annotated[
-        bool,
-        typer.Option(help="Exit 1 when a GPU observed other than its wheel's code predicted."),
-    ] = False,
-) -> None:
-    """Write COMPATIBILITY.md, compatibility.json and site/index.html from results/."""
-    loaded, _ = _selected(ctx, matrix, None)
-    root = Path(loaded.path).parent
-    table = _write_report(root, _previous(previous, root))
-    out.print(
-        f"{len(table.rows)} rows, {len(table.apart)} runs apart (measured elsewhere than "
-        f"declared), {len(table.missing)} cells without results"
-    )
-    contradicted = [
-        f"{r.cell}: {finding}"
-        for r in [*table.rows, *table.apart]
-        for finding in r.gpu_findings
-        if ", observed " in finding
-    ]
-    for line in contradicted:
-        err.print(line, markup=False, highlight=False)
-    if check_gpu and contradicted:
-        raise typer.Exit(1)
-
-
-def _load_table(path: Path) -> compatibility.Compatibility:
-    try:
-        return compatibility.load(path)
-    except OSError as exc:
-        raise _fail(f"{path}: cannot read: {exc.strerror}") from None
-    except ValueError as exc:
-        raise _fail(f"{path}: not a compatibility.json: {exc}; regenerate it with "
-                    "`audiomatrix report`") from None  # fmt: skip
-
+for name, command in COMMANDS:
+    app.command(name)(command)
 
 ci_app = typer.Typer(help="CI files generated from the matrix: fan the cells out.")
+ci_app.command("github")(stages.ci_github)
+ci_app.command("bake")(stages.ci_bake)
 app.add_typer(ci_app, name="ci")
-OutOption = Annotated[Path | None, typer.Option("--out", help="Where to write it.")]
-
-
-def _write_generated(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    out.print(f"wrote {path}")
-
-
-@ci_app.command("github")
-def ci_github(
-    ctx: typer.Context,
-    matrix: MatrixOption = None,
-    select: SelectOption = None,
-    out_path: OutOption = None,
-    shard_size: Annotated[int, typer.Option(min=1, max=fanout.MAX_JOBS)] = fanout.MAX_JOBS,
-    table_path: Annotated[
-        Path, typer.Option("--table", help="The measured kernels that choose the GPU jobs.")
-    ] = Path(compatibility.JSON_FILE),
-    gpu_runner: Annotated[
-        list[str] | None,
-        typer.Option(help="A GPU architecture with a labelled self-hosted runner; repeatable."),
-    ] = None,
-) -> None:
-    """Write .github/workflows/matrix.yml: every buildable cell a job (sharded past GitHub's
-    256-job limit) on its OS's runner, the GPU jobs the measured kernels call for (with a
-    negative control per runner), then one job that merges the results into the table."""
-    loaded, chosen = _selected(ctx, matrix, select)
-    path = out_path or Path(loaded.path).parent / fanout.WORKFLOW_PATH
-    table = _load_table(table_path) if table_path.exists() else None
-    runners = tuple(gpu_runner or fanout.GPU_RUNNERS)
-    _write_generated(path, fanout.github_workflow(loaded, chosen, shard_size, table, runners))
-
-
-@ci_app.command("bake")
-def ci_bake(
-    ctx: typer.Context,
-    matrix: MatrixOption = None,
-    select: SelectOption = None,
-    out_path: OutOption = None,
-) -> None:
-    """Write docker-bake.hcl: one target per Linux cell, for remote BuildKit builders (a uv
-    cell's context is the one `audiomatrix build --context contexts` prepares)."""
-    loaded, chosen = _selected(ctx, matrix, select)
-    _write_generated(
-        out_path or Path(loaded.path).parent / fanout.BAKE_PATH, bake.bake_file(chosen)
-    )
-
-
-@app.command()
-def tox(ctx: typer.Context, matrix: MatrixOption = None) -> None:
-    """Write tox.ini with one env per locked cell: `tox -e <cell>` runs the suite natively."""
-    loaded, _ = _selected(ctx, matrix, None)
-    root = Path(loaded.path).parent
-    try:
-        path = tox_stage.write(root, _environments(loaded))
-    except RecordError as exc:
-        raise _fail(str(exc), 1) from None
-    out.print(f"wrote {path}")
-
-
-@app.command()
-def doctor(ctx: typer.Context, matrix: MatrixOption = None) -> None:
-    """What this machine can do: uv, Docker Engine, debootstrap, GPU, package indexes."""
-    path = matrix or ctx.obj.matrix
-    try:
-        loaded: Matrix | None = load(path, ctx.obj.max_cells)
-    except MatrixError as exc:
-        err.print(f"{exc} (index checks skipped)", markup=False)
-        loaded = None
-    indexes = sorted({a.index for a in loaded.file.accelerator.values()}) if loaded else []
-    table = Table(title="doctor")
-    for column in ("what", "ok", "detail"):
-        table.add_column(column, overflow="fold")
-    for check in doctor_stage.checks(indexes):
-        table.add_row(check.what, "[green]yes[/]" if check.ok else "[red]no[/]", check.detail)
-    out.print(table)
-
-
-# The image commands (engine, build, smoke, sweep, matrix), the table's (diff, recommend,
-# show, publish, pull) and `boundaries` register themselves on `app`.
-from audiomatrix.cli import boundaries as cli_boundaries  # noqa: E402, F401
-from audiomatrix.cli import images as cli_images  # noqa: E402, F401
-from audiomatrix.cli import table as cli_table  # noqa: E402, F401
 
 INTERRUPTED = (
     "interrupted: finished work is kept and nothing was recorded for the work in progress; "
@@ -410,11 +115,8 @@ def run() -> None:
     try:
         app(prog_name="audiomatrix")
     except Interrupted:
-        err.print(INTERRUPTED, markup=False, highlight=False, soft_wrap=True)
+        say(INTERRUPTED)
         sys.exit(130)
     except OSError as exc:
-        err.print(os_error(exc), markup=False, highlight=False, soft_wrap=True)
+        say(os_error(exc))
         sys.exit(1)
-    except CatalogError as exc:
-        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)

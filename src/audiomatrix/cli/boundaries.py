@@ -19,7 +19,7 @@ from rich.table import Table
 from audiomatrix.catalog import boundaries, probes, signatures
 from audiomatrix.catalog import edit as catalogedit
 from audiomatrix.catalog import probe_venv as probevenv
-from audiomatrix.cli.app import _fail, _progress, app, out
+from audiomatrix.cli.options import fail, out, progress
 from audiomatrix.spec.selection import did_you_mean
 
 
@@ -79,7 +79,6 @@ def _updates(
     return updates
 
 
-@app.command("boundaries")
 def boundaries_command(
     entry: Annotated[
         list[str] | None,
@@ -98,26 +97,26 @@ def boundaries_command(
     entries = {e.id: e for e in signatures.load(path)}
     for name in entry or ():
         if name not in entries:
-            raise _fail(f"no catalog entry {name!r}{did_you_mean(name, list(entries))}")
+            raise fail(f"no catalog entry {name!r}{did_you_mean(name, list(entries))}")
     chosen = [e for e in entries.values() if not entry or e.id in entry]
     edges = [(e, p, c) for e in chosen for p, c in e.edges()]
     venvs = probevenv.ProbeVenvs()
     rows: list[Row] = []
-    with _progress() as progress:
-        task = progress.add_task("boundaries", total=len(edges), last="")
+    with progress() as bar:
+        task = bar.add_task("boundaries", total=len(edges), last="")
         for sig, package, clause in edges:
             name = f"{sig.id}: {package}"
-            progress.update(task, last=f"{name} {clause}")
+            bar.update(task, last=f"{name} {clause}")
 
             def seen(version: Version, verdict: str, name: str = name) -> None:
-                progress.update(task, last=f"{name} {version} {verdict}")
+                bar.update(task, last=f"{name} {version} {verdict}")
 
             try:
                 rows.append(_measure_edge(venvs, sig, package, clause, seen))
             except probevenv.DiskLow as exc:
                 rows.append(Row(sig.id, f"{package} {clause}", "stopped", str(exc)))
                 break
-            progress.update(task, advance=1)
+            bar.update(task, advance=1)
     table = Table(title="boundaries")
     for column in ("entry", "edge", "outcome", "measured", "probed"):
         table.add_column(column, overflow="fold")
@@ -130,7 +129,7 @@ def boundaries_command(
         try:
             catalogedit.write(path, updates)
         except ValueError as exc:  # CatalogError included
-            raise _fail(f"{path}: not written: {exc}", 1) from None
+            raise fail(f"{path}: not written: {exc}", 1) from None
         out.print(f"wrote {sum(map(len, updates.values()))} edges to {path}")
     if len(rows) < len(edges) or any(r.outcome in _FAILED for r in rows):
         raise typer.Exit(1)

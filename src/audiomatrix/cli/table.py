@@ -1,7 +1,6 @@
 """The commands that read a finished table: diff, recommend, show, publish and pull.
 
-They register on the `audiomatrix` app (cli.py imports this module) and share its options,
-consoles and one-line errors.
+cli.app registers them; they share cli.options' options, consoles and one-line refusals.
 """
 
 from __future__ import annotations
@@ -12,24 +11,23 @@ from typing import Annotated
 
 import typer
 
-from audiomatrix.cli.app import _fail, _load_table, _write_report, app, err, out
+from audiomatrix.cli.options import err, fail, load_table, out, show_written
 from audiomatrix.image import engine as engine_stage
 from audiomatrix.publish import registry as publish_stage
 from audiomatrix.records import compatibility, publication
 from audiomatrix.table import publications
 from audiomatrix.table import report as report_stage
-from audiomatrix.views import diff, grid
+from audiomatrix.views import diff, grid, outputs
 from audiomatrix.views import grid_text as gridtext
 from audiomatrix.views import recommend as recommend_view
 
 
-@app.command("diff")
 def diff_command(
     old: Annotated[Path, typer.Argument(help="The previous compatibility.json.")],
     new: Annotated[Path, typer.Argument(help="The new compatibility.json.")],
 ) -> None:
     """What went red or green between two tables; exit 1 when a passing check now fails."""
-    changes = diff.diff(_load_table(old), _load_table(new))
+    changes = diff.diff(load_table(old), load_table(new))
     for change in changes:
         out.print(str(change), markup=False, highlight=False)
     bad = diff.regressions(changes)
@@ -63,9 +61,9 @@ def _recommended(
     """recommend's choice, explained on stdout; exit 1 when no row qualifies."""
     unknown = sorted(set(workload or ()) - set(report_stage.WORKLOADS))
     if unknown:
-        raise _fail(f"--workload {unknown[0]}: choose from {', '.join(report_stage.WORKLOADS)}")
+        raise fail(f"--workload {unknown[0]}: choose from {', '.join(report_stage.WORKLOADS)}")
     if installer is not None and installer not in INSTALLERS:
-        raise _fail(f"--installer {installer}: choose {' or '.join(INSTALLERS)}")
+        raise fail(f"--installer {installer}: choose {' or '.join(INSTALLERS)}")
     choice = recommend_view.recommend(
         table, workload or (), python=python, gpu_arch=gpu_arch, os=os, installer=installer
     )
@@ -75,7 +73,6 @@ def _recommended(
     return choice.row
 
 
-@app.command()
 def recommend(
     table_path: TableOption = Path(compatibility.JSON_FILE),
     workload: WorkloadOption = None,
@@ -85,7 +82,7 @@ def recommend(
     installer: InstallerOption = None,
 ) -> None:
     """The best known-good cell for your constraints, and why."""
-    _recommended(_load_table(table_path), workload, python, gpu_arch, os, installer)
+    _recommended(load_table(table_path), workload, python, gpu_arch, os, installer)
 
 
 ShowWorkloadOption = Annotated[
@@ -98,7 +95,6 @@ ShowWorkloadOption = Annotated[
 ]
 
 
-@app.command()
 def show(
     table_path: TableOption = Path(compatibility.JSON_FILE),
     workload: ShowWorkloadOption = None,
@@ -106,10 +102,10 @@ def show(
 ) -> None:
     """Each workload's grid: torch down, Python across, each square's rows counted by outcome
     as installed (raw) and with compat, as on the page."""
-    found = grid.grids(_load_table(table_path))
+    found = grid.grids(load_table(table_path))
     unknown = sorted(set(workload or ()) - set(found))
     if unknown:
-        raise _fail(f"--workload {unknown[0]}: choose from {', '.join(found)}")
+        raise fail(f"--workload {unknown[0]}: choose from {', '.join(found)}")
     chosen = {name: g for name, g in found.items() if not workload or name in workload}
     if as_json:
         typer.echo(json.dumps({n: g.model_dump(mode="json") for n, g in chosen.items()}, indent=2))
@@ -132,16 +128,15 @@ RegistryOption = Annotated[
 def _registry(text: str | None, required: bool) -> publish_stage.Registry | None:
     if text is None:
         if required:
-            raise _fail("no registry: pass --registry host[:port][/namespace] or set "
+            raise fail("no registry: pass --registry host[:port][/namespace] or set "
                         "AUDIOMATRIX_REGISTRY")  # fmt: skip
         return None
     try:
         return publish_stage.Registry.parse(text)
     except publish_stage.PublishError as exc:
-        raise _fail(f"--registry: {exc}") from None
+        raise fail(f"--registry: {exc}") from None
 
 
-@app.command()
 def publish(
     cell_ids: Annotated[
         list[str] | None, typer.Argument(help="Cells to publish [every image row].")
@@ -153,15 +148,12 @@ def publish(
     digests in publications/<cell>.json and regenerate the table, which shows them."""
     target = _registry(registry, required=True)
     assert target is not None
-    table = _load_table(table_path)
+    table = load_table(table_path)
     rows = publish_stage.image_rows(table, cell_ids or ())
     unknown = sorted(set(cell_ids or ()) - {r.cell for r in rows})
     if unknown:
-        raise _fail(f"{unknown[0]}: no image row in {table_path}")
-    try:
-        engine_stage.ensure_engine()
-    except engine_stage.EngineError as exc:
-        raise _fail(str(exc), 1) from None
+        raise fail(f"{unknown[0]}: no image row in {table_path}")
+    engine_stage.ensure_engine()
     root = table_path.resolve().parent
     outcomes = []
     try:
@@ -179,12 +171,11 @@ def publish(
         if outcome.published is not None:
             publications.write(root / publication.FOLDER, outcome.published)
     if any(o.published for o in outcomes):
-        _write_report(root)
+        show_written(root, outputs.write(root))
     if len(outcomes) < len(rows) or any(o.status == "failed" for o in outcomes):
         raise typer.Exit(1)
 
 
-@app.command()
 def pull(
     cell: Annotated[str | None, typer.Argument(help="A cell id [the recommended one].")] = None,
     registry: RegistryOption = None,
@@ -198,7 +189,7 @@ def pull(
     """Pull a known-good cell's image by its published digest and tag it
     audiomatrix/cell:<cell>; where no image is published, print the native install from its
     lock. Without a cell, the one `recommend` picks for the constraints."""
-    table = _load_table(table_path)
+    table = load_table(table_path)
     if cell is None:
         cell = _recommended(table, workload, python, gpu_arch, os, installer).cell
     rows = sorted(
@@ -207,18 +198,12 @@ def pull(
     )
     mirror = _registry(registry, required=False)
     if rows and rows[0].published is not None:
-        try:
-            local = publish_stage.pull(rows[0], mirror)
-        except (publish_stage.PublishError, engine_stage.EngineError) as exc:
-            raise _fail(str(exc), 1) from None
+        local = publish_stage.pull(rows[0], mirror)
         out.print(f"pulled {rows[0].published.reference} as {local}", highlight=False)
         out.print(f"run: docker run --rm -it --network none {local} bash", highlight=False)
         return
     environments = table_path.resolve().parent / "environments"
-    try:
-        cell_lock = publish_stage.environments_lock(environments, cell)
-    except publish_stage.PublishError as exc:
-        raise _fail(str(exc), 1) from None
+    cell_lock = publish_stage.environments_lock(environments, cell)
     why = "no published image" if rows else f"no row of {table_path} stands for it yet"
     out.print(f"{cell}: {why}; its environment from the committed lock:", highlight=False)
     for line in publish_stage.native_install(cell_lock, venv=f".venv-{cell}"):

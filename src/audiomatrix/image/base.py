@@ -20,13 +20,14 @@ from typing import Any
 
 import docker.errors
 
+from audiomatrix.core.errors import AudiomatrixError
 from audiomatrix.core.files import cache_dir, sha256_bytes, write_atomic
 from audiomatrix.image.engine import LABEL, client, find_image, first_line
 
 BASE_REPO = "audiomatrix/base"
 
 
-class BaseUnavailable(Exception):
+class BaseUnavailable(AudiomatrixError):
     """The cell's base image can be neither pulled nor bootstrapped here, with why."""
 
 

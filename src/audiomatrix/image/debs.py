@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from audiomatrix.core.errors import AudiomatrixError
 from audiomatrix.core.files import cache_dir, sha256_file, write_atomic
 
 HOST_STATUS = Path("/var/lib/dpkg/status")
@@ -28,7 +29,7 @@ LIBRARY_DIRS = ("lib/*-linux-gnu", "usr/lib/*-linux-gnu")
 Echo = Callable[[str], None]
 
 
-class DebError(Exception):
+class DebError(AudiomatrixError):
     """Debian packages that cannot be had here, with the one line that says why."""
 
 

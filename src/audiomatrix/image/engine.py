@@ -19,6 +19,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from audiomatrix.core.errors import AudiomatrixError
 from audiomatrix.core.files import cache_dir
 
 LABEL = "org.audiomatrix"
@@ -26,7 +27,7 @@ LABEL = "org.audiomatrix"
 DOCKERD_PIDFILE = Path("/var/run/docker.pid")
 
 
-class EngineError(Exception):
+class EngineError(AudiomatrixError):
     """No Docker Engine answers, or it went away: one line saying what to do."""
 
 

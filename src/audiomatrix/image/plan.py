@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audiomatrix.core.errors import AudiomatrixError
 from audiomatrix.image import debs, interpreters, layers
 from audiomatrix.image.base import dpkg_status, image_python
 from audiomatrix.lock import stage as lock
@@ -25,7 +26,7 @@ from audiomatrix.spec import declared
 from audiomatrix.suite import probe
 
 
-class PlanError(Exception):
+class PlanError(AudiomatrixError):
     """A cell whose declared environment cannot be built here: a status and the reason."""
 
     def __init__(self, status: str, detail: str):

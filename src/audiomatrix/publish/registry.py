@@ -23,7 +23,7 @@ from typing import Any
 import docker.errors
 import requests
 
-from audiomatrix.core.errors import CellError
+from audiomatrix.core.errors import AudiomatrixError, CellError
 from audiomatrix.core.files import sha256_bytes, write_atomic
 from audiomatrix.image.build import CELL_REPO
 from audiomatrix.image.engine import LABEL, client, engine_call, find_image, first_line
@@ -70,7 +70,7 @@ print(json.dumps({
 """
 
 
-class PublishError(Exception):
+class PublishError(AudiomatrixError):
     """One line saying what went wrong with a registry or an image, and where."""
 
 

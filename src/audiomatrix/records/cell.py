@@ -8,6 +8,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import ConfigDict, Field
 
+from audiomatrix.core.errors import AudiomatrixError
 from audiomatrix.core.files import describe_error, read_text
 from audiomatrix.records.base import Record
 
@@ -17,7 +18,7 @@ SCHEMA = 1
 MANIFEST_SCHEMA = 1
 
 
-class RecordError(Exception):
+class RecordError(AudiomatrixError):
     """A damaged or foreign cell.json or cells.json, with the one line that says where."""
 
 

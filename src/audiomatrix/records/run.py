@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from audiomatrix.core.errors import AudiomatrixError
 from audiomatrix.core.files import describe_error, read_text
 from audiomatrix.records.base import Record
 from audiomatrix.suite.schema import CheckOutcome, Environment, Mode, RemedySplit
@@ -21,7 +22,7 @@ from audiomatrix.suite.schema import CheckOutcome, Environment, Mode, RemedySpli
 SCHEMA_VERSION = 2
 
 
-class ResultError(Exception):
+class ResultError(AudiomatrixError):
     """A results file that cannot be used, with the one line that says which and why."""
 
 

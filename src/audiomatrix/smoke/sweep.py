@@ -11,6 +11,8 @@ two images and the layers they share are on disk.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -78,6 +80,29 @@ def current_run(
     ):
         return latest
     return None
+
+
+@contextlib.contextmanager
+def peak_disk(every_s: float = 5.0) -> Iterator[Callable[[], int]]:
+    """Samples the Docker Engine's disk while the block runs: yields a function that gives
+    the peak use above the start, in bytes (what a sweep's record keeps)."""
+    with engine_call("reading where the engine keeps its images"):
+        root = client().info().get("DockerRootDir") or "/"
+    start = shutil.disk_usage(root).used
+    peak = [start]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(every_s):
+            peak[0] = max(peak[0], shutil.disk_usage(root).used)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield lambda: max(peak[0], shutil.disk_usage(root).used) - start
+    finally:
+        stop.set()
+        thread.join()
 
 
 def remove_image(tag: str) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import Requirement
 
-from audiomatrix.spec.yamlpos import MatrixError, shown
+from audiomatrix.spec.yamlpos import YamlFileError, shown
 
 if TYPE_CHECKING:
     from audiomatrix.spec.schema import MatrixFile
@@ -28,7 +28,7 @@ CONDA_GENERATED = frozenset(
 PIP_NEVER = frozenset({"torch", "torchaudio", "torchcodec"})
 """What a conda cell never takes from PyPI: a second torch over the channel's."""
 
-Fail = Callable[..., MatrixError]
+Fail = Callable[..., YamlFileError]
 """The checker's `fail(path, message, key=False)`: the error at a place in the file."""
 
 

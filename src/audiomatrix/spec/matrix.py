@@ -30,7 +30,7 @@ from audiomatrix.spec.expansion import expand
 from audiomatrix.spec.pydantic_errors import pydantic_error, type_hint
 from audiomatrix.spec.schema import Fact, MatrixFile
 from audiomatrix.spec.selection import SelectError, did_you_mean, select
-from audiomatrix.spec.yamlpos import MatrixError, Positions, load_yaml, read_text, shown
+from audiomatrix.spec.yamlpos import Positions, YamlFileError, load_yaml, read_text, shown
 
 MAX_CELLS = 10_000
 """The most cells a matrix may expand to unless the caller allows more (--max-cells): the
@@ -73,8 +73,8 @@ class _Checker:
             "stack": doc.stack,
         }
 
-    def fail(self, path: tuple[Any, ...], message: str, *, key: bool = False) -> MatrixError:
-        return MatrixError(self.file, *self.pos.of(path, key=key), message)
+    def fail(self, path: tuple[Any, ...], message: str, *, key: bool = False) -> YamlFileError:
+        return YamlFileError(self.file, *self.pos.of(path, key=key), message)
 
     def run(self) -> None:
         for axis, values in self.defined.items():
@@ -324,11 +324,11 @@ class _Checker:
 
 
 def parse(text: str, file: str = "matrix.yaml", max_cells: int = MAX_CELLS) -> Matrix:
-    """Validate matrix.yaml's text and expand it; raise MatrixError at the first mistake."""
+    """Validate matrix.yaml's text and expand it; raise YamlFileError at the first mistake."""
     data, pos = load_yaml(text, file)
     if not isinstance(data, dict):
         message = f"the top level must be a mapping of keys, got {shown(data)}"
-        raise MatrixError(file, *pos.of(()), message)
+        raise YamlFileError(file, *pos.of(()), message)
     try:
         doc = MatrixFile.model_validate(data)
     except ValidationError as exc:
@@ -342,5 +342,5 @@ def parse(text: str, file: str = "matrix.yaml", max_cells: int = MAX_CELLS) -> M
 
 
 def load(path: Path, max_cells: int = MAX_CELLS) -> Matrix:
-    """Read and parse a matrix file; a missing or undecodable file is a MatrixError too."""
+    """Read and parse a matrix file; a missing or undecodable file is a YamlFileError too."""
     return parse(read_text(path), str(path), max_cells)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from audiomatrix.spec.schema import NAME_PATTERN
 from audiomatrix.spec.selection import did_you_mean
-from audiomatrix.spec.yamlpos import MatrixError, Positions, shown
+from audiomatrix.spec.yamlpos import Positions, YamlFileError, shown
 
 
 def _fields_at(model: Any, loc: Sequence[Any]) -> list[str]:
@@ -84,7 +84,7 @@ def _data_path(data: Any, loc: Sequence[Any]) -> tuple[Any, ...]:
 
 def pydantic_error(
     exc: ValidationError, data: Any, pos: Positions, file: str, schema: type[BaseModel]
-) -> MatrixError:
+) -> YamlFileError:
     """pydantic's first error as one positioned line, in the matrix author's words."""
     errors = exc.errors(include_url=False)
     # A misspelt key is also a missing one: report the unknown key, it has the did-you-mean.
@@ -94,13 +94,13 @@ def pydantic_error(
     if kind == "extra_forbidden":
         allowed = _fields_at(schema, loc[:-1])
         msg = f"unknown key {shown(loc[-1])}{did_you_mean(loc[-1], allowed)}"
-        return MatrixError(file, *pos.of(loc, key=True), msg)
+        return YamlFileError(file, *pos.of(loc, key=True), msg)
     if kind == "missing":
-        return MatrixError(file, *pos.of(loc[:-1], key=True), f"missing key '{loc[-1]}'")
+        return YamlFileError(file, *pos.of(loc[:-1], key=True), f"missing key '{loc[-1]}'")
     if kind == "invalid_key" or err["loc"][-1] == "[key]":
         key = err["input"]  # pydantic's loc has the key as a string; YAML may have read a number
         parent = ".".join(str(p) for p in loc[:-1])
-        return MatrixError(
+        return YamlFileError(
             file,
             *pos.of((*loc[:-1], key), key=True),
             f"{parent + ': ' if parent else ''}key {shown(key)} is not valid: {_describe(err)}"
@@ -111,7 +111,7 @@ def pydantic_error(
     value = err.get("input")
     if kind == "value_error":  # a model's own check points at its key, a field's at its value
         where_at = pos.of(loc, key=isinstance(value, dict))
-        return MatrixError(file, *where_at, f"{where}: {err['ctx']['error']}")
+        return YamlFileError(file, *where_at, f"{where}: {err['ctx']['error']}")
     hint = type_hint(value) if kind == "string_type" else ""
     msg = f"{where}: {_describe(err)}, got {shown(value)}{hint}"
-    return MatrixError(file, *pos.of(loc), msg)
+    return YamlFileError(file, *pos.of(loc), msg)

@@ -14,12 +14,15 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from audiomatrix.core.errors import AudiomatrixError
 from audiomatrix.spec.cells import AXES, Cell
 from audiomatrix.spec.yamlpos import shown
 
 
-class SelectError(Exception):
-    """A --select term that names no axis or matches no cell."""
+class SelectError(AudiomatrixError):
+    """A --select term that names no axis or matches no cell: the user's input, so exit 2."""
+
+    exit_code = 2
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

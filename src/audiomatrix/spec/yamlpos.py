@@ -3,7 +3,7 @@
 PyYAML alone lets careless or hostile input out as a traceback, a hang or gigabytes of
 memory: bytes that are not UTF-8, nesting deep enough to overflow the stack, aliases that
 expand exponentially or contain themselves, scalars its constructors cannot build, tags
-that name Python objects. Here each of those is one `FILE:LINE:COL: message` MatrixError,
+that name Python objects. Here each of those is one `FILE:LINE:COL: message` YamlFileError,
 within the named limits below.
 """
 
@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from audiomatrix.core.errors import AudiomatrixError
 
 MAX_BYTES = 512 * 1024
 """The largest matrix file read: fifty times the shipped one, and parsed within seconds."""
@@ -42,8 +44,11 @@ _WIDE_BOMS = (
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class MatrixError(Exception):
-    """A mistake in matrix.yaml, with where it is."""
+class YamlFileError(AudiomatrixError):
+    """A mistake in a YAML file the tool reads (matrix.yaml, signatures.yaml), with where it
+    is: the user's input, so exit 2."""
+
+    exit_code = 2
 
     def __init__(self, file: str, line: int, col: int, message: str):
         super().__init__(f"{file}:{line}:{col}: {message}")
@@ -83,23 +88,23 @@ def read_text(path: Path) -> str:
         with path.open("rb") as stream:
             data = stream.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise MatrixError(file, 1, 1, f"cannot read: {exc.strerror}") from None
+        raise YamlFileError(file, 1, 1, f"cannot read: {exc.strerror}") from None
     if len(data) > MAX_BYTES:
         message = (
             f"the file is over {MAX_BYTES // 1024} KiB, the most a matrix file may be;"
             " is it the right file?"
         )
-        raise MatrixError(file, 1, 1, message)
+        raise YamlFileError(file, 1, 1, message)
     return decode(data, file)
 
 
 def decode(data: bytes, file: str) -> str:
-    """UTF-8 text (a UTF-8 byte order mark is dropped); anything else is a MatrixError at
+    """UTF-8 text (a UTF-8 byte order mark is dropped); anything else is a YamlFileError at
     the first byte that is not UTF-8."""
     for bom, name in _WIDE_BOMS:
         if data.startswith(bom):
             message = f"the file is {name} (it starts with its byte order mark); save it as UTF-8"
-            raise MatrixError(file, 1, 1, message)
+            raise YamlFileError(file, 1, 1, message)
     body = data.removeprefix(codecs.BOM_UTF8)
     try:
         return body.decode("utf-8")
@@ -111,7 +116,7 @@ def decode(data: bytes, file: str) -> str:
             f"byte 0x{body[exc.start]:02x} is not UTF-8 (is the file Latin-1 or Windows-1252?);"
             " save the file as UTF-8"
         )
-        raise MatrixError(file, line, col, message) from None
+        raise YamlFileError(file, line, col, message) from None
 
 
 # --------------------------------------------------------------------------- text -> nodes
@@ -136,7 +141,7 @@ class _Limits:
         if self.depth == MAX_DEPTH or self.nodes > MAX_VALUES:
             mark = self.peek_event().start_mark
             message = _too_deep("this value") if self.depth == MAX_DEPTH else _TOO_MANY
-            raise MatrixError(self.file, mark.line + 1, mark.column + 1, message)
+            raise YamlFileError(self.file, mark.line + 1, mark.column + 1, message)
         self.depth += 1
         try:
             return super().compose_node(parent, index)  # type: ignore[misc]
@@ -215,7 +220,7 @@ def _check_expansion(root: yaml.Node, file: str) -> None:
         key = id(node)
         if key in open_nodes:
             message = "an alias inside this value refers back to it; a matrix cannot contain itself"
-            raise MatrixError(file, *_mark(node), f"{message}: remove that alias")
+            raise YamlFileError(file, *_mark(node), f"{message}: remove that alias")
         if key in measured:  # an alias: its own place is checked by the value holding it
             return measured[key]
         open_nodes.add(key)
@@ -224,9 +229,9 @@ def _check_expansion(root: yaml.Node, file: str) -> None:
         values = 1 + sum(p[0] for p in parts)
         levels = 1 + max((p[1] for p in parts), default=0)
         if values > MAX_VALUES:
-            raise MatrixError(file, *_mark(node), _TOO_MANY)
+            raise YamlFileError(file, *_mark(node), _TOO_MANY)
         if level + levels - 1 > MAX_DEPTH:
-            raise MatrixError(file, *_mark(node), _too_deep("through aliases, this value"))
+            raise YamlFileError(file, *_mark(node), _too_deep("through aliases, this value"))
         measured[key] = (values, levels)
         return values, levels
 
@@ -250,11 +255,11 @@ def _check_tag(node: yaml.Node, file: str) -> None:
             f"unsupported tag {tag}: a matrix holds plain mappings, lists, strings,"
             " numbers and booleans; remove the tag"
         )
-        raise MatrixError(file, *_mark(node), message)
+        raise YamlFileError(file, *_mark(node), message)
 
 
 def _scalar(node: yaml.ScalarNode, loader: _Loader) -> Any:
-    """The scalar's value; a value its tag's constructor refuses is a MatrixError there."""
+    """The scalar's value; a value its tag's constructor refuses is a YamlFileError there."""
     _check_tag(node, loader.file)
     try:
         value = loader.construct_object(node)
@@ -271,13 +276,13 @@ def _scalar(node: yaml.ScalarNode, loader: _Loader) -> Any:
             message = (
                 f"{shown(node.value)} is not {_KINDS[kind]}; fix it, or remove the !!{kind} tag"
             )
-        raise MatrixError(loader.file, *_mark(node), message) from None
+        raise YamlFileError(loader.file, *_mark(node), message) from None
     if isinstance(value, str) and _SURROGATE.search(value):
         message = (
             "an escape here makes half a UTF-16 surrogate pair, which is no character;"
             " write the character itself"
         )
-        raise MatrixError(loader.file, *_mark(node), message)
+        raise YamlFileError(loader.file, *_mark(node), message)
     return value
 
 
@@ -292,12 +297,12 @@ def _construct(node: yaml.Node, path: tuple[Any, ...], pos: Positions, loader: _
     out: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         if not isinstance(key_node, yaml.ScalarNode):
-            raise MatrixError(file, *_mark(key_node), "a key must be a plain value")
+            raise YamlFileError(file, *_mark(key_node), "a key must be a plain value")
         if key_node.tag == _STANDARD + "merge":
-            raise MatrixError(file, *_mark(key_node), "merge keys (<<) are not supported")
+            raise YamlFileError(file, *_mark(key_node), "merge keys (<<) are not supported")
         key = _scalar(key_node, loader)
         if key in out:
-            raise MatrixError(file, *_mark(key_node), f"duplicate key {shown(key)}")
+            raise YamlFileError(file, *_mark(key_node), f"duplicate key {shown(key)}")
         pos.keys[(*path, key)] = _mark(key_node)
         out[key] = _construct(value_node, (*path, key), pos, loader)
     return out
@@ -306,7 +311,7 @@ def _construct(node: yaml.Node, path: tuple[Any, ...], pos: Positions, loader: _
 # --------------------------------------------------------------------------- errors
 
 
-def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> MatrixError:
+def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> YamlFileError:
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     message = f"invalid YAML: {exc.problem}"
@@ -324,10 +329,10 @@ def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> MatrixError:
     if exc.context and start and (start.line, start.column) != (line - 1, col - 1):
         # Where the unclosed bracket or the mapping with the bad indentation begins.
         message += f" ({exc.context} started at line {start.line + 1}, column {start.column + 1})"
-    return MatrixError(file, line, col, message)
+    return YamlFileError(file, line, col, message)
 
 
-def _reader_error(exc: yaml.reader.ReaderError, text: str, file: str) -> MatrixError:
+def _reader_error(exc: yaml.reader.ReaderError, text: str, file: str) -> YamlFileError:
     """A character YAML does not allow: PyYAML gives an offset into the text, not a mark."""
     line = text.count("\n", 0, exc.position) + 1
     col = exc.position - text.rfind("\n", 0, exc.position)
@@ -336,7 +341,7 @@ def _reader_error(exc: yaml.reader.ReaderError, text: str, file: str) -> MatrixE
         message += "; is the file binary, or UTF-16 without a byte order mark? save it as UTF-8"
     else:
         message += "; delete it"
-    return MatrixError(file, line, col, message)
+    return YamlFileError(file, line, col, message)
 
 
 def _compose(loader: _Loader) -> yaml.Node | None:
@@ -345,7 +350,7 @@ def _compose(loader: _Loader) -> yaml.Node | None:
     except (ValueError, OverflowError):  # PyYAML's chr() of an escape past U+10FFFF
         mark = loader.get_mark()
         message = "invalid YAML: this escape names no character (the last is \\U0010ffff)"
-        raise MatrixError(loader.file, mark.line + 1, mark.column + 1, message) from None
+        raise YamlFileError(loader.file, mark.line + 1, mark.column + 1, message) from None
 
 
 def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
@@ -362,7 +367,7 @@ def _load_python(text: str, file: str) -> tuple[Any, Positions]:
     try:
         root = _compose(loader)
         if root is None:
-            raise MatrixError(file, 1, 1, "the file is empty")
+            raise YamlFileError(file, 1, 1, "the file is empty")
         _check_expansion(root, file)
         pos = Positions()
         return _construct(root, (), pos, loader), pos
@@ -385,7 +390,7 @@ def _load_fast(text: str, file: str) -> tuple[Any, Positions] | None:
         _check_expansion(root, file)
         pos = Positions()
         return _construct(root, (), pos, loader), pos
-    except (yaml.YAMLError, MatrixError, ValueError, OverflowError, RecursionError):
+    except (yaml.YAMLError, YamlFileError, ValueError, OverflowError, RecursionError):
         return None
     finally:
         loader.dispose()

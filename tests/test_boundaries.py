@@ -9,8 +9,7 @@ import pytest
 from packaging.specifiers import Specifier
 from packaging.version import Version
 
-from audiomatrix.catalog import probe_venv as probevenv
-from audiomatrix.catalog import probes, signatures
+from audiomatrix.catalog import probe_runs, probes, signatures
 from audiomatrix.catalog.boundaries import (
     MAX_PROBES,
     EdgeNotFound,
@@ -153,13 +152,15 @@ def test_every_edge_of_the_catalog_is_measured_or_says_why_not():
 
 
 def test_too_little_disk_stops_before_anything_is_installed():
-    venvs = probevenv.ProbeVenvs(min_free_bytes=10**18)
+    venvs = probe_runs.ProbeVenvs(min_free_bytes=10**18)
     probe = probes.probe_for("setuptools-pkg-resources-removed", "setuptools")
     entry = signatures.by_id("setuptools-pkg-resources-removed")
-    with pytest.raises(probevenv.DiskLow, match=r"GB free where .*under the 1000000000 GB"):
+    with pytest.raises(probe_runs.DiskLow, match=r"GB free where .*under the 1000000000 GB"):
         venvs.verdict(probe, entry, Version("81.0.0"))
 
 
 def test_a_python_this_machine_lacks_is_unmeasurable():
-    with pytest.raises(probevenv.Unmeasurable, match=r"^no CPython 3.99 on the measuring machine$"):
-        probevenv.ProbeVenvs().interpreter("3.99")
+    with pytest.raises(
+        probe_runs.Unmeasurable, match=r"^no CPython 3.99 on the measuring machine$"
+    ):
+        probe_runs.ProbeVenvs().interpreter("3.99")

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from audiomatrix.catalog import probe_venv as probevenv
-from audiomatrix.catalog import probes, signatures
+from audiomatrix.catalog import probe_runs, probes, signatures
 
 pytestmark = pytest.mark.boundary
 
@@ -27,9 +26,9 @@ def test_a_recorded_boundary_still_holds_on_the_index(entry_id: str, package: st
     probe = probes.probe_for(entry_id, package)
     assert probe is not None and probe.id == edge.probe
     try:
-        problems = probevenv.recheck(probevenv.ProbeVenvs(), probe, entry, edge)
-    except probevenv.IndexUnreachable as exc:
+        problems = probe_runs.recheck(probe_runs.ProbeVenvs(), probe, entry, edge)
+    except probe_runs.IndexUnreachable as exc:
         pytest.skip(f"the package index cannot be reached: {exc}")
-    except probevenv.DiskLow as exc:
+    except probe_runs.DiskLow as exc:
         pytest.skip(str(exc))
     assert problems == []

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audiomatrix.catalog.boundaries import EdgeNotFound, NoVerdict
-from audiomatrix.catalog.probe_venv import DiskLow
+from audiomatrix.catalog.probe_runs import DiskLow
 from audiomatrix.catalog.signatures import CatalogError
 from audiomatrix.cli import images
 from audiomatrix.cli.app import app

@@ -18,7 +18,7 @@ from audiomatrix.spec import matrix as spec
 from audiomatrix.spec.yamlpos import YamlFileError
 from audiomatrix.suite import golden
 from audiomatrix.suite.schema import CheckOutcome, Fingerprint, Provenance
-from audiomatrix.table import goldens, report
+from audiomatrix.table import golden_comparison, report
 from audiomatrix.views import markdown
 from support import run_result, write_cell_json
 
@@ -72,7 +72,9 @@ def test_the_draws_are_pcg64s_raw_words_keyed_by_name() -> None:
 @pytest.mark.parametrize("relative", [1e-6, 1e-3, 0.1])
 def test_a_fingerprint_distance_estimates_the_outputs_relative_error(relative: float) -> None:
     samples = signal()
-    estimate = goldens.relative_error(fingerprint(moved(samples, relative)), fingerprint(samples))
+    estimate = golden_comparison.relative_error(
+        fingerprint(moved(samples, relative)), fingerprint(samples)
+    )
     assert estimate is not None and 0.5 * relative < estimate < 1.5 * relative
 
 
@@ -89,7 +91,7 @@ def test_the_tone_every_check_starts_from_is_the_same_in_every_cell() -> None:
 
 def test_rounding_noise_matches_and_the_control_proves_it_could_fail() -> None:
     samples = signal()
-    found = goldens.compare(outputs(moved(samples, 1e-7)), outputs(samples), REFERENCE)
+    found = golden_comparison.compare(outputs(moved(samples, 1e-7)), outputs(samples), REFERENCE)
     assert found is not None and found.verdict == "match" and found.detail is None
     assert found.error is not None and found.error < TOLERANCE < (found.control or 0)
     assert (found.reference, found.outputs) == (REFERENCE, ["stems"])
@@ -97,7 +99,7 @@ def test_rounding_noise_matches_and_the_control_proves_it_could_fail() -> None:
 
 def test_an_output_moved_beyond_the_tolerance_drifts_with_the_measured_error() -> None:
     samples = signal()
-    found = goldens.compare(outputs(moved(samples, 1e-2)), outputs(samples), REFERENCE)
+    found = golden_comparison.compare(outputs(moved(samples, 1e-2)), outputs(samples), REFERENCE)
     assert found is not None and found.verdict == "drift"
     assert found.error is not None and 5e-3 < found.error < 2e-2
     assert found.detail and found.detail.startswith("stems: relative error")
@@ -105,18 +107,18 @@ def test_an_output_moved_beyond_the_tolerance_drifts_with_the_measured_error() -
 
 def test_another_shape_drifts_whatever_the_samples() -> None:
     samples = signal()
-    found = goldens.compare(outputs(samples[:-1]), outputs(samples), REFERENCE)
+    found = golden_comparison.compare(outputs(samples[:-1]), outputs(samples), REFERENCE)
     assert found is not None and found.verdict == "drift" and found.error is None
     assert found.detail == "stems: shape [19999], the reference's [20000]"
 
 
 def test_a_control_inside_the_tolerance_leaves_the_match_unproven() -> None:
     samples = signal()
-    weak = goldens.compare(outputs(samples, control=1e-6), outputs(samples), REFERENCE)
+    weak = golden_comparison.compare(outputs(samples, control=1e-6), outputs(samples), REFERENCE)
     assert weak is not None and weak.verdict == "unproven"
     alone = {"stems": fingerprint(samples)}
-    assert goldens.compare(alone, outputs(samples), REFERENCE).verdict == "unproven"
-    assert goldens.compare({}, outputs(samples), REFERENCE) is None
+    assert golden_comparison.compare(alone, outputs(samples), REFERENCE).verdict == "unproven"
+    assert golden_comparison.compare({}, outputs(samples), REFERENCE) is None
 
 
 def outcome(check: str, status: str, prints: dict[str, Fingerprint]) -> CheckOutcome:
@@ -129,9 +131,9 @@ def test_each_check_takes_the_first_reference_whose_run_of_it_passed() -> None:
         (REFERENCE, {"raw": [outcome("demucs", "fail", outputs(samples))]}),
         (SECOND, {"raw": [outcome("demucs", "pass", outputs(samples))]}),
     ]
-    found = goldens.references(runs, [REFERENCE, SECOND])
+    found = golden_comparison.references(runs, [REFERENCE, SECOND])
     assert list(found) == [("demucs", "raw")] and found[("demucs", "raw")][0] == SECOND
-    judged = goldens.judge({"raw": [outcome("demucs", "pass", outputs(samples))]}, found)
+    judged = golden_comparison.judge({"raw": [outcome("demucs", "pass", outputs(samples))]}, found)
     assert judged[("demucs", "raw")].verdict == "match"
 
 

@@ -22,8 +22,7 @@ from audiomatrix.lock import cell_lock
 from audiomatrix.records import run as run_record
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.spec import matrix as spec
-from audiomatrix.table import goldens, report
-from audiomatrix.table import remedy_split as remedysplit
+from audiomatrix.table import compat_split, golden_comparison, report
 from support import this_host
 
 pytestmark = pytest.mark.smoke
@@ -174,7 +173,7 @@ def test_both_stacks_separate_the_golden_track_alike(run) -> None:  # type: igno
             next(c for c in r.modes[mode] if c.check == "demucs").fingerprints
             for r in (current, legacy)
         )
-        found = goldens.compare(ours, theirs, LEGACY)
+        found = golden_comparison.compare(ours, theirs, LEGACY)
         assert found is not None and found.verdict == "match", found
         assert found.control is not None and found.control > 10 * found.tolerance
     service = next(c for c in legacy.modes["raw"] if c.check == "xtts_service")
@@ -207,8 +206,8 @@ def test_each_fix_of_compat_is_proven_with_the_fewest_remedies(run) -> None:  # 
         report.current_provenance(),
         {},
     )
-    assert remedysplit.summary(row.checks["torch_load"].remedies) == (
+    assert compat_split.summary(row.checks["torch_load"].remedies) == (
         "proven alone: `checkpoint_globals`"
     )
     for check in ("diffrhythm_write", "torchaudio_io"):  # info is checked where it exists
-        assert remedysplit.summary(row.checks[check].remedies) == "proven alone: `torchaudio_save`"
+        assert compat_split.summary(row.checks[check].remedies) == "proven alone: `torchaudio_save`"

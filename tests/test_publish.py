@@ -27,7 +27,7 @@ from audiomatrix.publish import sbom
 from audiomatrix.records import compatibility, publication
 from audiomatrix.records import run as run_record
 from audiomatrix.smoke import container
-from audiomatrix.table import publications, report
+from audiomatrix.table import report
 from audiomatrix.views import markdown, writers
 from support import TrackedImages, environment, small_cell, start_registry
 
@@ -118,12 +118,12 @@ def test_sbom_is_valid_cyclonedx_with_package_urls() -> None:
 def test_a_publication_belongs_to_the_row_of_the_same_image_only() -> None:
     same, other = _row(image_id="sha256:1"), _row(image_id="sha256:2")
     found = {same.cell: _published("sha256:1")}
-    assert publications.for_row(found, same) == _published("sha256:1")
-    assert publications.for_row(found, other) is None
+    assert report.publication_for(found, same) == _published("sha256:1")
+    assert report.publication_for(found, other) is None
     native = same.model_copy(
         update={"where": same.where.model_copy(update={"kind": "native", "image": None})}
     )
-    assert publications.for_row(found, native) is None
+    assert report.publication_for(found, native) is None
     table = compatibility.Compatibility(
         provenance=report.current_provenance(), checks=[], workloads={},
         rows=[same.model_copy(update={"published": found[same.cell]}), native], apart=[],

@@ -18,8 +18,7 @@ from audiomatrix.smoke import results
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.suite import run as runner
 from audiomatrix.suite import schema
-from audiomatrix.table import remedy_split as remedysplit
-from audiomatrix.table import report
+from audiomatrix.table import compat_split, report
 from audiomatrix.views import markdown, recommend
 from audiomatrix.views import page as page_view
 from support import environment, record_model, run_result, write_cell_json
@@ -143,14 +142,14 @@ def test_the_report_names_each_checks_minimal_sets_and_their_runs(table) -> None
 
 
 def test_a_run_from_before_the_split_claims_nothing() -> None:
-    assert remedysplit.proof(None, "torch_load", "fail", "pass", "results/c") is None
+    assert compat_split.proof(None, "torch_load", "fail", "pass", "results/c") is None
 
 
 def test_a_split_where_no_remedy_applies_says_so() -> None:
     nothing = schema.RemedySplit(schema=2, started=1, finished=2, applicable=[], checks=[])
-    found = remedysplit.proof(nothing, "xtts", "fail", "pass", "results/c")
+    found = compat_split.proof(nothing, "xtts", "fail", "pass", "results/c")
     assert found == compatibility.RemedyProof(applicable=[], minimal=[], tried=0)
-    assert remedysplit.summary(found) == (
+    assert compat_split.summary(found) == (
         "no set smaller than all of compat proven (compat says none applies here)"
     )
 
@@ -159,8 +158,8 @@ def test_together_and_alternatives_read_as_such() -> None:
     pair = compatibility.ProvenSet(remedies=["a", "b"], log="results/c/x.log")
     other = compatibility.ProvenSet(remedies=["a", "c"])
     found = compatibility.RemedyProof(applicable=["a", "b", "c"], minimal=[pair, other], tried=6)
-    assert remedysplit.summary(found) == "proven together: `a` + `b` or `a` + `c`"
-    assert remedysplit.summary(found, link=True) == (
+    assert compat_split.summary(found) == "proven together: `a` + `b` or `a` + `c`"
+    assert compat_split.summary(found, link=True) == (
         "proven together: [`a` + `b`](results/c/x.log) or `a` + `c`"
     )
 

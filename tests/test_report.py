@@ -11,11 +11,12 @@ import pytest
 
 from audiomatrix.catalog import signatures
 from audiomatrix.lock import stage as lock
+from audiomatrix.publish import registry
 from audiomatrix.records import cell as cell_file
 from audiomatrix.records import compatibility, json_schemas, publication
 from audiomatrix.smoke import results
 from audiomatrix.spec import matrix as spec
-from audiomatrix.table import publications, report
+from audiomatrix.table import report
 from audiomatrix.views import markdown, writers
 from audiomatrix.views import page as page_view
 from support import LOCK, run_result, write_cell_json
@@ -298,11 +299,11 @@ def test_a_publication_shows_only_on_the_row_of_its_image(repo: Path) -> None:
                                components=3),
     )  # fmt: skip
     folder = repo / publication.FOLDER
-    publications.write(folder, published)
+    registry.write_publication(folder, published)
     rows = {(r.cell, r.where.kind): r.published for r in table(repo).rows}
     assert rows[(OLD, "image")] == published and rows[(OLD, "native")] is None
     rebuilt = published.model_copy(update={"image_id": "sha256:" + "2" * 64})
-    publications.write(folder, rebuilt)
+    registry.write_publication(folder, rebuilt)
     assert all(r.published is None for r in table(repo).rows)
     (folder / f"{NEW}.json").write_text(rebuilt.model_dump_json())
     assert f"publications/{NEW}.json" in {d.path for d in table(repo).damaged}

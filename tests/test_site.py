@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from audiomatrix.catalog import signatures
+from audiomatrix.publish import registry
 from audiomatrix.records import compatibility, publication
 from audiomatrix.smoke import results
-from audiomatrix.table import publications, report
+from audiomatrix.table import report
 from audiomatrix.views import diff, grid, writers
 from support import run_result
 from test_report import ALL_PASS, BROKEN, NEW, OLD, repo, table  # noqa: F401
@@ -298,7 +299,7 @@ def test_detail_panel_names_the_published_image(browser, repo: Path, tmp_path: P
             path=f"sboms/{row.cell}.cdx.json", reference="r", digest=digest, components=3
         ),
     )
-    publications.write(repo / publication.FOLDER, published)
+    registry.write_publication(repo / publication.FOLDER, published)
     site = writers.write_all(table(repo), tmp_path)[2]
     problems: list[str] = []
     page = _open(browser, site, problems)

@@ -1,6 +1,6 @@
 """Where a catalogued failure starts, searched over the index's real releases: the release that
 works and the adjacent one that fails. This module is the pure part (versions, the search, a
-probe run's verdict); audiomatrix.catalog.probe_venv installs and runs the probes.
+probe run's verdict); audiomatrix.catalog.probe_runs installs and runs the probes.
 
 A range in `affects` is copied from threads. The search starts at the range's edge (the last
 release outside it and the first inside), gallops outwards when a verdict contradicts the

@@ -1,5 +1,5 @@
 """`audiomatrix boundaries`: measure where each catalogued failure starts, and with --write
-record it in signatures.yaml (audiomatrix.catalog.probe_venv does the work; here it gets progress, a
+record it in signatures.yaml (audiomatrix.catalog.probe_runs does the work; here it gets progress, a
 table and one-line errors)."""
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from packaging.version import Version
 from rich.markup import escape
 from rich.table import Table
 
-from audiomatrix.catalog import boundaries, probes, signatures
+from audiomatrix.catalog import boundaries, probe_runs, probes, signatures
 from audiomatrix.catalog import edit as catalogedit
-from audiomatrix.catalog import probe_venv as probevenv
 from audiomatrix.cli.options import fail, out, progress
 from audiomatrix.spec.selection import did_you_mean
 
@@ -39,7 +38,7 @@ _FAILED = ("no probe", "no verdict", "range differs", "stopped")
 
 
 def _measure_edge(
-    venvs: probevenv.ProbeVenvs,
+    venvs: probe_runs.ProbeVenvs,
     entry: signatures.Signature,
     package: str,
     clause: Specifier,
@@ -50,8 +49,8 @@ def _measure_edge(
     if probe is None:
         return Row(entry.id, edge, "no probe", "add one to audiomatrix.catalog.probes")
     try:
-        found = probevenv.measure(venvs, probe, entry, clause, on_verdict)
-    except probevenv.Unmeasurable as exc:
+        found = probe_runs.measure(venvs, probe, entry, clause, on_verdict)
+    except probe_runs.Unmeasurable as exc:
         record = signatures.Boundary(package=package, bound=str(clause), unmeasured=str(exc))
         return Row(entry.id, edge, "unmeasured", str(exc), record=record)
     except (boundaries.NoVerdict, boundaries.EdgeNotFound) as exc:
@@ -100,7 +99,7 @@ def boundaries_command(
             raise fail(f"no catalog entry {name!r}{did_you_mean(name, list(entries))}")
     chosen = [e for e in entries.values() if not entry or e.id in entry]
     edges = [(e, p, c) for e in chosen for p, c in e.edges()]
-    venvs = probevenv.ProbeVenvs()
+    venvs = probe_runs.ProbeVenvs()
     rows: list[Row] = []
     with progress() as bar:
         task = bar.add_task("boundaries", total=len(edges), last="")
@@ -113,7 +112,7 @@ def boundaries_command(
 
             try:
                 rows.append(_measure_edge(venvs, sig, package, clause, seen))
-            except probevenv.DiskLow as exc:
+            except probe_runs.DiskLow as exc:
                 rows.append(Row(sig.id, f"{package} {clause}", "stopped", str(exc)))
                 break
             bar.update(task, advance=1)

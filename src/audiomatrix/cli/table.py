@@ -15,7 +15,6 @@ from audiomatrix.cli.options import err, fail, load_table, out, show_written
 from audiomatrix.image import engine as engine_stage
 from audiomatrix.publish import registry as publish_stage
 from audiomatrix.records import compatibility, publication
-from audiomatrix.table import publications
 from audiomatrix.table import report as report_stage
 from audiomatrix.views import diff, grid, outputs
 from audiomatrix.views import grid_text as gridtext
@@ -169,7 +168,7 @@ def publish(
         err.print(str(exc), markup=False, soft_wrap=True)
     for outcome in outcomes:
         if outcome.published is not None:
-            publications.write(root / publication.FOLDER, outcome.published)
+            publish_stage.write_publication(root / publication.FOLDER, outcome.published)
     if any(o.published for o in outcomes):
         show_written(root, outputs.write(root))
     if len(outcomes) < len(rows) or any(o.status == "failed" for o in outcomes):

@@ -384,3 +384,15 @@ def environments_lock(environments: Path, cell: str) -> cell_lock.CellLock:
         return cell_lock.read_lock(environments, cell)
     except CellError as exc:
         raise PublishError(str(exc)) from None
+
+
+def publication_path(folder: Path, cell: str) -> Path:
+    return folder / f"{cell}.json"
+
+
+def write_publication(folder: Path, published: Published) -> Path:
+    """publications/<cell>.json: where this stage pushed a cell's tested image (its shape and
+    reader: audiomatrix.records.publication; the report merges it into the row)."""
+    path = publication_path(folder, published.cell)
+    write_atomic(path, published.model_dump_json(indent=2) + "\n")
+    return path

@@ -44,14 +44,14 @@ from audiomatrix.records.compatibility import (
     Row,
     SignatureEntry,
 )
-from audiomatrix.records.publication import read_all
+from audiomatrix.records.publication import Published, read_all
 from audiomatrix.records.run import ResultError, RunResult, read
 from audiomatrix.smoke import evidence
 from audiomatrix.suite import probe
 from audiomatrix.suite.schema import CHECKS as SUITE_CHECKS
 from audiomatrix.suite.schema import FAILED, MODES, CheckOutcome, workloads
-from audiomatrix.table import goldens, gpu, publications, remedies
-from audiomatrix.table.remedy_split import proof
+from audiomatrix.table import golden_comparison, gpu, remedy_cells
+from audiomatrix.table.compat_split import proof
 
 CHECKS: tuple[str, ...] = tuple(c.name for c in SUITE_CHECKS)
 """The smoke checks in table order; checks found in results but not named here come after."""
@@ -307,6 +307,14 @@ def missing_cells(
     return missing
 
 
+def publication_for(found: dict[str, Published], row: Row) -> Published | None:
+    """The publication of exactly the image this row ran in, if there is one."""
+    published = found.get(row.cell)
+    if published and row.where.kind == "image" and published.image_id == row.where.image_digest:
+        return published
+    return None
+
+
 def build(results_root: Path, environments: Path, published: Path) -> Compatibility:
     """The table from results/, environments/ and publications/."""
     made_with = current_provenance()
@@ -320,8 +328,8 @@ def build(results_root: Path, environments: Path, published: Path) -> Compatibil
     for path, run in latest:
         pins = lock_pins(environments, run.cell)
         row = make_row(path, run, records.get(run.cell), results_root, made_with, pins)
-        made.append((row.model_copy(update={"published": publications.for_row(pushed, row)}), run))
-    rows = goldens.compare_rows(made, manifest.reference)
+        made.append((row.model_copy(update={"published": publication_for(pushed, row)}), run))
+    rows = golden_comparison.compare_rows(made, manifest.reference)
     rows.sort(key=lambda r: sort_key(r.axes, r.where.kind))
     standing = [r for r in rows if not r.differs]
     declared = {c.id: c for c in manifest.cells}
@@ -338,7 +346,7 @@ def build(results_root: Path, environments: Path, published: Path) -> Compatibil
             damaged + bad_records + bad_manifest + bad_publications, key=lambda d: d.path
         ),
         signatures=legend(rows),
-        remedies=remedies.derive(standing, records),
+        remedies=remedy_cells.derive(standing, records),
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from audiomatrix.records.base import Damaged
 from audiomatrix.records.compatibility import CheckRow, Compatibility, Missing, Outcome, Remedy, Row
-from audiomatrix.table import remedy_split as remedysplit
+from audiomatrix.table import compat_split
 from audiomatrix.table.report import NOT_BUILDABLE
 from audiomatrix.views.labels import (
     NONE,
@@ -40,7 +40,7 @@ def _check_md(row: CheckRow | None) -> str:
     text = " → ".join(o.status if o else NONE for o in outcomes)
     sigs = list(dict.fromkeys(o.signature for o in outcomes if o and o.signature))
     text += f" ({', '.join(f'[{s}](#{s})' for s in sigs)})" if sigs else ""
-    return text + (f"; {remedysplit.summary(row.remedies, link=True)}" if row.remedies else "")
+    return text + (f"; {compat_split.summary(row.remedies, link=True)}" if row.remedies else "")
 
 
 def _row_md(row: Row, checks: Sequence[str]) -> list[str]:

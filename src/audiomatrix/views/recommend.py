@@ -14,7 +14,7 @@ from typing import Any
 from audiomatrix.core.versions import version_key
 from audiomatrix.records.compatibility import CheckRow, Compatibility, Remedy, Row
 from audiomatrix.suite.schema import FAILED, MODES, Mode
-from audiomatrix.table import remedy_split as remedysplit
+from audiomatrix.table import compat_split
 from audiomatrix.table.report import WORKLOADS
 from audiomatrix.views.labels import GPU_WORDS, stack_label, where_label
 
@@ -161,7 +161,7 @@ def _newer_with_compat(
 def _remedies_needed(row: Row, checks: Sequence[str]) -> list[str]:
     """Which of compat's remedies each asked check that fails raw was proven to need."""
     proven = {
-        name: remedysplit.summary(found)
+        name: compat_split.summary(found)
         for name in dict.fromkeys(checks)
         if (found := (row.checks.get(name) or CheckRow()).remedies) is not None
     }

@@ -47,6 +47,8 @@ from audiomatrix.image import build as imagebuild
 from audiomatrix.image import engine
 from audiomatrix.image.wheelhouse import fill_wheelhouse
 from audiomatrix.lock import cell_lock, uvtool
+from audiomatrix.records.sweep import SweepEntry
+from audiomatrix.records.sweep import read as read_sweep
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.table import report
 
@@ -55,12 +57,12 @@ RECORD = ROOT / "benchmarks" / "results" / "sweep.json"
 OUT = ROOT / "benchmarks" / "results" / "images.json"
 
 
-def disk(cells: list[dict[str, Any]]) -> dict[str, float]:
+def disk(cells: list[SweepEntry]) -> dict[str, float]:
     """Shared (the union of the images' layers) against naive (each image whole), in GB."""
     union: dict[str, int] = {}
     naive = 0
     for cell in cells:
-        for layer_id, size in cell["layers"]:
+        for layer_id, size in cell.layers:
             naive += size
             union[layer_id] = size
     shared = sum(union.values())
@@ -72,16 +74,16 @@ def disk(cells: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def representative(cells: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+def representative(cells: list[SweepEntry]) -> list[SweepEntry] | None:
     """Two cells of each of three torch versions of the CUDA line with the most torch
     versions, and one cell of another line; None when the record holds no such set."""
-    by_line: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    by_line: dict[str, dict[str, list[SweepEntry]]] = defaultdict(lambda: defaultdict(list))
     for cell in cells:
-        axes = report.axes_from_id(cell["cell"])
+        axes = report.axes_from_id(cell.cell)
         by_line[axes.accelerator][axes.torch].append(cell)
     line = max(by_line, key=lambda name: (len(by_line[name]), name))
     torches = sorted(by_line[line], key=version_key)[-3:]
-    chosen = [c for t in torches for c in sorted(by_line[line][t], key=lambda c: c["cell"])[:2]]
+    chosen = [c for t in torches for c in sorted(by_line[line][t], key=lambda c: c.cell)[:2]]
     other = next((c for name in sorted(by_line) if name != line
                   for t in sorted(by_line[name]) for c in by_line[name][t]), None)  # fmt: skip
     if len(chosen) < 6 or other is None:
@@ -95,16 +97,16 @@ def unpacked_bytes(wheel: Path) -> int:
         return sum(info.file_size for info in archive.infolist())
 
 
-def disk_floor(cells: list[dict[str, Any]], wheelhouse: Path) -> dict[str, Any] | str:
+def disk_floor(cells: list[SweepEntry], wheelhouse: Path) -> dict[str, Any] | str:
     """Each distinct wheel of the cells' locks once against every cell's own, from the
     wheelhouse's record of the files each lock installs (written when its image was built)."""
     sizes: dict[str, int] = {}
     per_cell = 0
     for entry in cells:
-        cell = cell_lock.read_lock(ROOT / "environments", entry["cell"])
+        cell = cell_lock.read_lock(ROOT / "environments", entry.cell)
         names = wheelhouse / ".locks" / cell.lock_sha256
         if not names.is_file():
-            return f"not measured: the wheelhouse has no record of {entry['cell']}'s files"
+            return f"not measured: the wheelhouse has no record of {entry.cell}'s files"
         for name in names.read_text().split():
             if name.endswith(".whl"):
                 size = sizes.setdefault(name, unpacked_bytes(wheelhouse / name))
@@ -217,8 +219,10 @@ def main() -> int:
     parser.add_argument("--cold", default="bookworm-py3.11-torch2.9.1-cu128-maintained")
     parser.add_argument("--no-cold", action="store_true")
     args = parser.parse_args()
-    sweep = json.loads(args.record.read_text())
-    built = [c for c in sweep["per_cell"] if c.get("layers")]
+    sweep = read_sweep(args.record)
+    if sweep is None:
+        raise SystemExit(f"{args.record}: no sweep record; run `audiomatrix sweep --record`")
+    built = [c for c in sweep.per_cell if c.layers]
     chosen = representative(built)
     unmeasured = (
         f"not measured: the record holds {len(built)} built cells, not two of each of three "
@@ -226,19 +230,19 @@ def main() -> int:
         "over such a set"
     )
     figures: dict[str, Any] = {
-        "representative": [c["cell"] for c in chosen or ()],
+        "representative": [c.cell for c in chosen or ()],
         "disk": disk(chosen) if chosen else unmeasured,
         "disk_sweep": disk(built) if chosen else unmeasured,
-        "sweep_wall_s": sweep["wall_s"],
-        "sweep_peak_disk_gb": sweep["peak_disk_gb"],
-        "sweep_cells": sweep["cells"],
-        "sweep_statuses": sweep["statuses"],
+        "sweep_wall_s": sweep.wall_s,
+        "sweep_peak_disk_gb": sweep.peak_disk_gb,
+        "sweep_cells": sweep.cells,
+        "sweep_statuses": sweep.statuses,
     }
     figures["disk_ratio"] = figures["disk"]["ratio"] if chosen else None
     figures["disk_floor"] = disk_floor(chosen, cache_dir() / "wheelhouse") if chosen else unmeasured
     if not args.no_cold:
         figures |= cold_build(args.cold)
-    selection = [a for c in chosen or built for a in ("--select", c["cell"])]
+    selection = [a for c in chosen or built for a in ("--select", c.cell)]
     figures["noop_s"] = fresh_process(str(ROOT / ".venv/bin/audiomatrix"), "sweep", *selection)
     figures["make_matrix_noop_s"] = fresh_process("make", "matrix")
     write_json(OUT, figures)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from audiomatrix.records import cell, json_schemas, publication, run
+from audiomatrix.core.files import json_text
+from audiomatrix.records import cell, json_schemas, publication, run, sweep
 from audiomatrix.records.cell import CellRecord, Manifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,6 +34,9 @@ def test_every_committed_record_reads_as_its_model() -> None:
     found, damaged = publication.read_all(REPO / publication.FOLDER)
     assert not damaged
     assert all(cell == p.cell for cell, p in found.items())
+    record = REPO / "benchmarks" / "results" / "sweep.json"
+    swept = sweep.read(record)
+    assert swept is not None and json_text(swept.model_dump(mode="json")) == record.read_text()
 
 
 def test_no_manifest_yet_is_an_empty_one(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from audiomatrix.records.cell import CellRecord, Manifest
 from audiomatrix.records.compatibility import Compatibility
 from audiomatrix.records.publication import Published
 from audiomatrix.records.run import RunResult
+from audiomatrix.records.sweep import SweepRecord
 
 MODELS: dict[str, type[Record]] = {
     "cell": CellRecord,
@@ -20,6 +21,7 @@ MODELS: dict[str, type[Record]] = {
     "run": RunResult,
     "publication": Published,
     "compatibility": Compatibility,
+    "sweep": SweepRecord,
 }
 """Each record's schema name (records/schemas/<name>.schema.json) and model."""
 

@@ -17,6 +17,7 @@ from audiomatrix.image import engine
 from audiomatrix.lock import cell_lock
 from audiomatrix.lock import run as lock_run
 from audiomatrix.lock import stage as lock_stage
+from audiomatrix.records import sweep as sweep_record_file
 from audiomatrix.smoke import sweep as sweep_stage
 from audiomatrix.smoke import sweep_record
 from audiomatrix.spec.cells import Cell
@@ -122,7 +123,7 @@ def _images(run: Run) -> bool:
     results_root = run.root / "results"
     steps: list[sweep_stage.Step] = []
     started = time.monotonic()
-    earlier = sweep_record.load(run.record) if run.record else None
+    earlier = sweep_record_file.read(run.record) if run.record else None
     with (
         sweep_stage.peak_disk() as peak,
         run.display.progress("images", len(locks), eta=True) as bar,

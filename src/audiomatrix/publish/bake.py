@@ -29,8 +29,7 @@ def bake_target(cell: Cell) -> str:
 
 def _target(cell: Cell) -> tuple[str, str, dict[str, str]]:
     """(context, dockerfile, args) of a cell's target."""
-    data = cell.to_dict()
-    args = {"BASE": str(data["base"]), "PYTHON": cell.python, "CELL": cell.id}
+    args = {"BASE": str(cell.os_value.base), "PYTHON": cell.python, "CELL": cell.id}
     if cell.installer == "conda":
         folder = f"environments/{cell.id}"
         sub = conda.subdir(cell.os_value.platform) or ""

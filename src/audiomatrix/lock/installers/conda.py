@@ -37,6 +37,7 @@ import yaml
 from audiomatrix.core.files import sha256_file, sha256_json, write_atomic, write_json
 from audiomatrix.lock import stage as lock
 from audiomatrix.lock import uvtool
+from audiomatrix.lock.resolved import resolved_cell
 from audiomatrix.records.cell import CELL_FILE, SCHEMA
 from audiomatrix.spec.cells import Cell
 from audiomatrix.spec.declared import cuda_of_variant
@@ -94,6 +95,19 @@ def subdir(platform: str) -> str | None:
     if arch == "x86_64":
         return f"{system}-64"
     return f"{system}-{'aarch64' if system == 'linux' else 'arm64'}"
+
+
+def record_additions(cell: Cell) -> dict[str, Any]:
+    """Its channels and specs; FFmpeg comes from the channel on every OS, its major known
+    once locked."""
+    stack = cell.stack_value
+    return {
+        "installer": "conda",
+        "channels": list(stack.channels),
+        "conda": list(stack.conda),
+        "ffmpeg": stack.ffmpeg,
+        "ffmpeg_major": None,
+    }
 
 
 def cuda(cell: Cell) -> str | None:
@@ -193,6 +207,10 @@ class CondaPlan:
     @cached_property
     def input_sha256(self) -> str:
         return sha256_json(self.inputs)
+
+    @property
+    def cell_data(self) -> dict[str, Any]:
+        return resolved_cell(self.cell, record_additions(self.cell))
 
     @property
     def lock_file(self) -> str:

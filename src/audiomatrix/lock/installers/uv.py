@@ -23,6 +23,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from audiomatrix.core.files import sha256_file, sha256_json, write_atomic, write_json
+from audiomatrix.lock.resolved import resolved_cell
 from audiomatrix.lock.stage import (
     LockResult,
     Status,
@@ -77,6 +78,16 @@ class LockPlan:
     @property
     def lock_file(self) -> str:
         return LOCK_FILE
+
+    @property
+    def cell_data(self) -> dict[str, Any]:
+        return resolved_cell(self.cell, record_additions(self.cell))
+
+
+def record_additions(cell: Cell) -> dict[str, Any]:
+    """Nothing: a uv cell's record is the installer-less one it always was (no `installer`
+    key, which reads as uv)."""
+    return {}
 
 
 def requirements_for(cell: Cell, smoke_requirements: Iterable[str]) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from audiomatrix.lock.installers import cell_data
 from audiomatrix.spec import matrix as spec
 from audiomatrix.spec.cells import Cell, cell_id, unbuildable_reason
 from audiomatrix.spec.schema import AcceleratorValue, Fact, OsValue, StackValue, TorchValue
@@ -151,7 +152,7 @@ def test_python_312_with_legacy_stack_is_never_buildable(cells: dict[str, Cell])
     assert not any(c.buildable for c in legacy_312)
     assert cells["bookworm-py3.12-torch2.5.1-cpu-legacy"].unbuildable == TTS_REASON
     assert cells["noble-py3.12-torch2.9.1-cu128-legacy"].unbuildable == TTS_REASON
-    data = cells["bookworm-py3.12-torch2.5.1-cpu-legacy"].to_dict()
+    data = cell_data(cells["bookworm-py3.12-torch2.5.1-cpu-legacy"])
     assert (data["buildable"], data["reason"]) == (False, TTS_REASON)
 
 
@@ -174,16 +175,16 @@ def test_no_torchcodec_when_torch_pairs_none(cells: dict[str, Cell]) -> None:
     cell = cells["bookworm-py3.11-torch2.5.1-cu124-maintained"]
     assert cell.stack_value.torchcodec is True
     assert cell.torchcodec is None
-    assert cell.to_dict()["torchcodec"] is None
+    assert cell_data(cell)["torchcodec"] is None
 
 
 def test_ffmpeg_only_in_images(cells: dict[str, Cell]) -> None:
-    assert cells["bookworm-py3.11-torch2.9.1-cu128-maintained"].to_dict()["ffmpeg"] is True
+    assert cell_data(cells["bookworm-py3.11-torch2.9.1-cu128-maintained"])["ffmpeg"] is True
     assert (
-        cells["bookworm-py3.11-torch2.9.1-cu128-maintained-noffmpeg"].to_dict()["ffmpeg"] is False
+        cell_data(cells["bookworm-py3.11-torch2.9.1-cu128-maintained-noffmpeg"])["ffmpeg"] is False
     )
     # Native cells build no image, so no FFmpeg goes into one.
-    assert cells["macos-py3.11-torch2.9.1-mps-maintained"].to_dict()["ffmpeg"] is False
+    assert cell_data(cells["macos-py3.11-torch2.9.1-mps-maintained"])["ffmpeg"] is False
 
 
 # --------------------------------------------------------------------------- select
@@ -340,8 +341,8 @@ def test_shipped_torch_291_with_and_without_torchcodec(cells: dict[str, Cell]) -
 def test_shipped_blackwell_cell(cells: dict[str, Cell]) -> None:
     cell = cells["bookworm-py3.12-torch2.10.0-cu130-maintained"]
     assert cell.buildable
-    assert "sm_120" in cell.to_dict()["gpu_arch"]
-    assert cell.to_dict()["base"] == "debian:bookworm-slim"
+    assert "sm_120" in cell_data(cell)["gpu_arch"]
+    assert cell_data(cell)["base"] == "debian:bookworm-slim"
 
 
 def test_shipped_diffrhythm_pin(matrix: spec.Matrix) -> None:
@@ -353,7 +354,7 @@ def test_shipped_diffrhythm_pin(matrix: spec.Matrix) -> None:
 def test_shipped_macos_mps_maintained(cells: dict[str, Cell]) -> None:
     cell = cells["macos-py3.11-torch2.9.1-mps-maintained"]
     assert cell.buildable
-    data = cell.to_dict()
+    data = cell_data(cell)
     assert (data["family"], data["device"], data["base"]) == ("macos", "mps", None)
     assert data["platform"] == "aarch64-apple-darwin"
 
@@ -361,7 +362,7 @@ def test_shipped_macos_mps_maintained(cells: dict[str, Cell]) -> None:
 def test_shipped_windows(matrix: spec.Matrix) -> None:
     windows = matrix.select(["os=windows"])
     assert [c for c in windows if c.buildable]
-    assert all(c.to_dict()["platform"] == "x86_64-pc-windows-msvc" for c in windows)
+    assert all(cell_data(c)["platform"] == "x86_64-pc-windows-msvc" for c in windows)
 
 
 def test_shipped_facts_hold_on_buildable_cells(matrix: spec.Matrix) -> None:

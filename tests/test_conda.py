@@ -17,7 +17,7 @@ from audiomatrix.core.files import sha256_file
 from audiomatrix.lock import cell_lock
 from audiomatrix.lock import run as lock_run
 from audiomatrix.lock import stage as lock
-from audiomatrix.lock.installers import conda
+from audiomatrix.lock.installers import cell_data, conda
 from audiomatrix.records import cell as cell_file
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.spec import matrix as spec
@@ -96,11 +96,11 @@ def test_ids_say_conda_and_uv_cells_are_as_before(matrix: spec.Matrix) -> None:
     assert by_id[CUDA].installer == "conda" and by_id[CUDA].id.endswith("-conda")
     uv = by_id["bookworm-py3.11-torch2.9.1-cpu-wheels"]
     assert uv.installer == "uv"
-    assert not {"installer", "channels", "conda"} & set(uv.to_dict())
-    data = by_id[CUDA].to_dict()
+    assert not {"installer", "channels", "conda"} & set(cell_data(uv))
+    data = cell_data(by_id[CUDA])
     assert (data["installer"], data["channels"]) == ("conda", conda_channels(matrix))
     # A native conda cell's FFmpeg comes with its environment.
-    assert by_id[MAC].to_dict()["ffmpeg"] is True
+    assert cell_data(by_id[MAC])["ffmpeg"] is True
 
 
 def test_environment_yml_for_cuda_cpu_and_pip(matrix: spec.Matrix, channel: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from audiomatrix.lock.installers import cell_data
 from audiomatrix.records import compatibility
 from audiomatrix.smoke import results
 from audiomatrix.spec import matrix as spec
@@ -39,7 +40,7 @@ def test_the_change_lists_added_and_dropped_requirements_and_switches() -> None:
 
 
 def test_a_remedy_cell_records_its_parent_cell_and_the_change() -> None:
-    cells = {c.id: c.to_dict() for c in spec.load(GOOD).cells}
+    cells = {c.id: cell_data(c) for c in spec.load(GOOD).cells}
     assert cells["bookworm-py3.11-torch2.9.1-cpu-maintained-six"]["remedy_of"] == {
         "cell": "bookworm-py3.11-torch2.9.1-cpu-maintained",
         "change": ["+six"],

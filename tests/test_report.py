@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from audiomatrix.catalog import signatures
-from audiomatrix.lock import stage as lock
+from audiomatrix.lock import run as lock_run
 from audiomatrix.publish import registry
 from audiomatrix.records import cell as cell_file
 from audiomatrix.records import compatibility, json_schemas, publication
@@ -263,7 +263,7 @@ def test_cells_the_matrix_rules_out_are_listed_with_their_reason(repo: Path) -> 
     """Unbuildable cells never get a folder; the lock stage's manifest still names them."""
     matrix = spec.load(REPO / "matrix.yaml")
     envs = repo / "environments"
-    lock.write_manifest(matrix, envs)
+    lock_run.write_manifest(matrix, envs)
     built = table(repo)
     ruled_out = [c for c in matrix.cells if not c.buildable]
     listed = {m.cell: m for m in built.missing if m.status == report.NOT_BUILDABLE}
@@ -281,7 +281,7 @@ def test_cells_the_matrix_rules_out_are_listed_with_their_reason(repo: Path) -> 
 
 def test_a_damaged_cell_json_of_an_undeclared_cell_is_listed(repo: Path) -> None:
     envs = repo / "environments"
-    lock.write_manifest(spec.load(REPO / "matrix.yaml"), envs)
+    lock_run.write_manifest(spec.load(REPO / "matrix.yaml"), envs)
     (envs / "gone-cell").mkdir()
     (envs / "gone-cell" / cell_file.CELL_FILE).write_text("{ damaged")
     built = table(repo)

@@ -22,6 +22,7 @@ from audiomatrix.cli.options import (
     selected,
     show_written,
 )
+from audiomatrix.lock.installers import cell_data
 from audiomatrix.publish import bake, fanout
 from audiomatrix.publish import tox as tox_stage
 from audiomatrix.records import compatibility
@@ -40,7 +41,7 @@ def cells(
     """List the expanded cells; unbuildable ones with the reason and its source."""
     loaded, chosen = selected(ctx, matrix, select)
     if as_json:
-        typer.echo(json.dumps([c.to_dict() for c in chosen], indent=2))
+        typer.echo(json.dumps([cell_data(c) for c in chosen], indent=2))
         return
     table = Table(title=f"{len(chosen)} cells from {loaded.path}")
     table.add_column("cell", no_wrap=True)

@@ -13,6 +13,7 @@ import typer
 
 from audiomatrix.cli.options import err, fail, load_table, out, show_written
 from audiomatrix.image import engine as engine_stage
+from audiomatrix.lock.installers import INSTALLERS
 from audiomatrix.publish import registry as publish_stage
 from audiomatrix.records import compatibility, publication
 from audiomatrix.table import report as report_stage
@@ -45,7 +46,6 @@ OsOption = Annotated[str | None, typer.Option(help="An os value or family (linux
 InstallerOption = Annotated[
     str | None, typer.Option(help="uv (PyPI's wheels) or conda (a conda channel's builds).")
 ]
-INSTALLERS = ("uv", "conda")
 TableOption = Annotated[Path, typer.Option("--table", help="The compatibility.json to read.")]
 
 

@@ -41,14 +41,11 @@ from audiomatrix.image.plan import Plan
 from audiomatrix.image.wheelhouse import fill_wheelhouse, serve
 from audiomatrix.lock import uvtool
 from audiomatrix.lock.cell_lock import CellLock
-from audiomatrix.lock.installers import conda
+from audiomatrix.lock.installers import conda, installer
+from audiomatrix.lock.installers.steps import ImageSteps, repository_path
 from audiomatrix.suite import probe
 
 REPO = Path(__file__).resolve().parents[3]
-DOCKERFILE = "docker/Dockerfile"
-CONDA_DOCKERFILE = "docker/conda.Dockerfile"
-INSTALLER = "docker/install.sh"
-CONDA_INSTALLER = "docker/conda-install.sh"
 PACKAGE_FILES = ("src/audiomatrix/__init__.py", "src/audiomatrix/compat.py")
 CA_PATH = "_audiomatrix/proxy-ca.pem"
 """Where the wheelhouse server offers a build's extra CA bundle (the Dockerfile's CA_URL): a
@@ -121,25 +118,35 @@ def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
+TOOL_IMAGES: dict[str, Callable[[], Tool | None]] = {
+    "uv": ensure_uv_image,
+    "micromamba": ensure_micromamba_image,
+}
+"""The one-file image of each tool an installer's image copies (ImageSteps.tool); None where
+this machine has no such tool."""
+
+
+def image_steps(cell: CellLock) -> ImageSteps:
+    return installer(cell.installer).IMAGE
+
+
 def dockerfile(cell: CellLock) -> str:
-    return CONDA_DOCKERFILE if cell.installer == "conda" else DOCKERFILE
-
-
-def installer(cell: CellLock) -> str:
-    return CONDA_INSTALLER if cell.installer == "conda" else INSTALLER
+    return image_steps(cell).dockerfile
 
 
 def context_path(cell: CellLock, path: Path) -> str:
     """A lock file's path in the context: environments/<cell>/<name>, as in the repository."""
-    return f"environments/{cell.cell}/{path.name}"
+    return repository_path(cell.cell, path.name)
 
 
 def context_files(cell: CellLock) -> dict[str, Path]:
     """The repository's files in the cell's build context, by path in the context (it mirrors
-    the repository): a conda cell's lock files too (a uv cell's lock comes as parts, see
-    generated_files). Never a CA bundle: a build fetches that from the loopback server."""
-    files = {dockerfile(cell): REPO / dockerfile(cell), installer(cell): REPO / installer(cell)}
-    if cell.installer == "conda":
+    the repository): the lock files too where the installer's image reads them as they are (a
+    conda cell's; a uv cell's lock comes as parts, see generated_files). Never a CA bundle: a
+    build fetches that from the loopback server."""
+    steps = image_steps(cell)
+    files = {name: REPO / name for name in (steps.dockerfile, steps.install_script)}
+    if not steps.prepared_by_host:
         files.update({context_path(cell, path): path for path in cell.lock_files})
     for name in PACKAGE_FILES:
         files[name] = REPO / name
@@ -189,12 +196,13 @@ def _context_tar(files: Mapping[str, Path], plan: Plan | None) -> io.BytesIO:
 
 def content_hash(cell: CellLock, base_id: str, tool_id: str, plan: Plan | None) -> str:
     """The hash an image is tagged by: everything it is made of, nothing about when. The tool
-    is the image uv (a conda cell: micromamba) is copied from."""
+    is the image its installer's tool (uv, or a conda cell's micromamba) is copied from, keyed
+    by the tool's name."""
     files = context_files(cell)
     archive = plan.python.archive if plan else None
     made_of = {
         "base": base_id,
-        "micromamba" if cell.installer == "conda" else "uv": tool_id,
+        image_steps(cell).tool: tool_id,
         "python": cell.python,
         "interpreter": interpreters.manifest(archive) if archive else None,
         "debs": [p.name for p in plan.debs] if plan else [],
@@ -225,7 +233,7 @@ class Prepared:
     cell: CellLock
     base: str
     tool: str
-    """The image uv (a conda cell: micromamba) is copied from."""
+    """The image the installer's tool (uv, a conda cell's micromamba) is copied from."""
     plan: Plan | None
     """A uv cell's lock parts, interpreter and FFmpeg packages; None for a conda cell."""
     tag: str
@@ -244,39 +252,34 @@ def prepare(cell: CellLock, echo: Callable[[str], None] = print) -> Prepared | B
             base, base_image = ensure_base(cell.record.cell.base, echo)
         except BaseUnavailable as exc:
             return refused("base unavailable", str(exc))
-        made = None
-        if cell.installer == "conda":
-            tool = ensure_micromamba_image()
-            if tool is None:
-                return refused("failed", "no micromamba on PATH: a conda cell's image installs "
-                                         "its lock with it; install micromamba")  # fmt: skip
-        else:
+        steps, made = image_steps(cell), None
+        if steps.prepared_by_host:
             try:
                 made = imageplan.plan(cell, base, base_image, echo)
             except imageplan.PlanError as exc:
                 return refused(exc.status, exc.detail)
-            tool = ensure_uv_image()
+        tool = TOOL_IMAGES[steps.tool]()
+        if tool is None:
+            missing = f"no {steps.tool} on PATH: a {cell.installer} cell's image installs its lock"
+            return refused("failed", f"{missing} with it; install {steps.tool}")
         digest = content_hash(cell, base_image.id, tool.id, made)
     return Prepared(cell, base, tool.tag, made, cell_tag(cell.cell, digest))
 
 
 def lock_args(cell: CellLock) -> dict[str, str]:
-    """The build args that name a conda cell's lock files in the context (what
-    conda.Dockerfile COPYs); a uv cell's lock comes as generated parts instead."""
-    if cell.installer != "conda":
-        return {}
-    explicit, pip = (context_path(cell, p) for p in cell.lock_files)
-    return {"CONDA_LOCK": explicit, "PIP_LOCK": pip}
+    """The build args that name the cell's lock files in the context (what conda.Dockerfile
+    COPYs); none where the host prepared the image (a uv cell's lock comes as parts)."""
+    return image_steps(cell).lock_build_args(cell.cell, (p.name for p in cell.lock_files))
 
 
 def build_args(ready: Prepared) -> dict[str, str]:
     """The cell's build args, but for the loopback server's (WHEELS, CA_URL)."""
     cell, made = ready.cell, ready.plan
+    own = {image_steps(cell).tool_arg: ready.tool}
     if made is None:
-        own = {"MICROMAMBA_IMAGE": ready.tool, **lock_args(cell)}
+        own |= lock_args(cell)
     else:
-        own = {"UV_IMAGE": ready.tool, "PYTHON_SOURCE": made.python.source,
-               "DEBS": " ".join(p.name for p in made.debs)}  # fmt: skip
+        own |= {"PYTHON_SOURCE": made.python.source, "DEBS": " ".join(p.name for p in made.debs)}
     return {
         "BASE": ready.base,
         "PYTHON": cell.python,
@@ -383,7 +386,7 @@ def _run_build(
     tag: str,
     args: Mapping[str, str],
     progress: Callable[[str], None],
-    file: str = DOCKERFILE,
+    file: str,
     nocache: bool = False,
 ) -> str | None:
     """Run the classic builder; None on success, else one line: the failing step, its exit

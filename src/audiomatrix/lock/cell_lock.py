@@ -8,7 +8,7 @@ from pathlib import Path
 
 from audiomatrix.core.errors import CellError
 from audiomatrix.lock import stage as lock
-from audiomatrix.lock.installers import conda, uv
+from audiomatrix.lock.installers import conda, installer, uv
 from audiomatrix.records.cell import CELL_FILE, CellRecord, RecordError, read_record
 
 
@@ -35,11 +35,10 @@ class CellLock:
 
     @property
     def lock_files(self) -> list[Path]:
-        """What an install reads: the uv lock, or a conda lock's two renders."""
-        if self.installer == "conda":
-            names = [conda.explicit_file(self.subdir), conda.pip_file(self.subdir)]
-            return [self.folder / name for name in names]
-        return [self.requirements]
+        """What an install reads, as the cell's installer says (a uv lock, a conda lock's two
+        renders)."""
+        names = installer(self.installer).lock_files(self.record.cell.platform)
+        return [self.folder / name for name in names]
 
     @property
     def python(self) -> str:

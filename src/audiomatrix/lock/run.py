@@ -1,4 +1,5 @@
-"""`audiomatrix lock`: the selected cells locked side by side, each by its own installer."""
+"""`audiomatrix lock`: the manifest of every declared cell, and the selected cells locked side
+by side, each by its own installer."""
 
 from __future__ import annotations
 
@@ -6,10 +7,25 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from audiomatrix.lock.installers import INSTALLERS, Locker, installer
-from audiomatrix.lock.stage import LockResult, Plan, Status, Stopper, write_manifest
+from audiomatrix.core.files import json_text, write_atomic
+from audiomatrix.lock.installers import INSTALLERS, Locker, cell_data, installer
+from audiomatrix.lock.stage import LockResult, Plan, Status, Stopper
+from audiomatrix.records.cell import MANIFEST_FILE, MANIFEST_SCHEMA
 from audiomatrix.spec.cells import Cell
 from audiomatrix.spec.matrix import Matrix
+
+
+def write_manifest(matrix: Matrix, root: Path) -> Path:
+    """environments/cells.json: every cell the matrix declares, with why it cannot be built,
+    so that the report accounts for cells that never get a folder of their own."""
+    path = root / MANIFEST_FILE
+    cells = sorted((cell_data(c) for c in matrix.cells), key=lambda c: c["id"])
+    text = json_text(
+        {"schema": MANIFEST_SCHEMA, "cells": cells, "reference": list(matrix.file.reference)}
+    )
+    if not path.exists() or path.read_text() != text:
+        write_atomic(path, text)
+    return path
 
 
 def lock_cells(

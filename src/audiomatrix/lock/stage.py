@@ -1,7 +1,6 @@
 """cells -> environments/<cell>/: what every installer's lock of a cell shares (each installer
-in audiomatrix.lock.installers): the outcome of locking it, the record it leaves in cell.json,
-the manifest of every declared cell, and the stopper that lets an interruption reach the
-locking tools."""
+in audiomatrix.lock.installers): the outcome of locking it, the record it leaves in cell.json
+and the stopper that lets an interruption reach the locking tools."""
 
 from __future__ import annotations
 
@@ -18,17 +17,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from audiomatrix.core.files import (
-    json_text,
-    sha256_file,
-    write_atomic,
-    write_json,
-)
+from audiomatrix.core.files import sha256_file, write_json
 from audiomatrix.lock.uvtool import clean_environment
 from audiomatrix.records.cell import (
     CELL_FILE,
-    MANIFEST_FILE,
-    MANIFEST_SCHEMA,
     SCHEMA,
     CellData,
     CellRecord,
@@ -36,7 +28,6 @@ from audiomatrix.records.cell import (
     read_record,
 )
 from audiomatrix.spec.cells import Cell
-from audiomatrix.spec.matrix import Matrix
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -77,19 +68,6 @@ def url_problem(probe: str, name: str) -> str | None:
         return f"{name} does not answer ({reason})"
 
 
-def write_manifest(matrix: Matrix, root: Path) -> Path:
-    """environments/cells.json: every cell the matrix declares, with why it cannot be built,
-    so that the report accounts for cells that never get a folder of their own."""
-    path = root / MANIFEST_FILE
-    cells = sorted((c.to_dict() for c in matrix.cells), key=lambda c: c["id"])
-    text = json_text(
-        {"schema": MANIFEST_SCHEMA, "cells": cells, "reference": list(matrix.file.reference)}
-    )
-    if not path.exists() or path.read_text() != text:
-        write_atomic(path, text)
-    return path
-
-
 def _own_record(folder: Path) -> CellRecord | None:
     """This stage's previous record of a cell; a damaged one is simply relocked."""
     try:
@@ -118,12 +96,16 @@ class Plan(Protocol):
     def input_sha256(self) -> str: ...
     @property
     def lock_file(self) -> str: ...
+    @property
+    def cell_data(self) -> dict[str, Any]:
+        """The resolved cell as its record holds it (its installer's additions in)."""
+        ...
 
 
 def new_record(plan: Plan, status: Status, reason: str | None, lock_sha: str | None) -> dict:
     return {
         "schema": SCHEMA,
-        "cell": plan.cell.to_dict(),
+        "cell": plan.cell_data,
         "status": str(status),
         "reason": reason,
         "lock": plan.lock_file if lock_sha else None,
@@ -153,8 +135,8 @@ def unreachable(
 def unchanged(plan: Plan, folder: Path, previous: CellRecord) -> LockResult:
     """The lock stands; the record follows the cell's attributes (a reason, a runner), and
     is left untouched when they are the same (the record as read has its defaults filled)."""
-    if previous.cell != CellData.model_validate(plan.cell.to_dict()):
-        record = {**previous.model_dump(by_alias=True), "cell": plan.cell.to_dict()}
+    if previous.cell != CellData.model_validate(plan.cell_data):
+        record = {**previous.model_dump(by_alias=True), "cell": plan.cell_data}
         write_json(folder / CELL_FILE, record)
     return LockResult(plan.cell.id, Status.UNCHANGED)
 

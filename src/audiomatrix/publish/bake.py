@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from audiomatrix.lock.installers import conda
+from audiomatrix.lock.installers import installer
 from audiomatrix.spec.cells import Cell
 
 CONTEXTS = "contexts"
@@ -28,16 +28,16 @@ def bake_target(cell: Cell) -> str:
 
 
 def _target(cell: Cell) -> tuple[str, str, dict[str, str]]:
-    """(context, dockerfile, args) of a cell's target."""
-    data = cell.to_dict()
-    args = {"BASE": str(data["base"]), "PYTHON": cell.python, "CELL": cell.id}
-    if cell.installer == "conda":
-        folder = f"environments/{cell.id}"
-        sub = conda.subdir(cell.os_value.platform) or ""
-        args |= {"CONDA_LOCK": f"{folder}/{conda.explicit_file(sub)}",
-                 "PIP_LOCK": f"{folder}/{conda.pip_file(sub)}"}  # fmt: skip
-        return ".", "docker/conda.Dockerfile", args
-    return f"{CONTEXTS}/{cell.id}", "docker/Dockerfile", args
+    """(context, dockerfile, args) of a cell's target, as its installer's image is made: the
+    context the host prepares, or the repository with build args naming the committed lock
+    files."""
+    found = installer(cell.installer)
+    steps = found.IMAGE
+    args = {"BASE": str(cell.os_value.base), "PYTHON": cell.python, "CELL": cell.id}
+    if steps.prepared_by_host:
+        return f"{CONTEXTS}/{cell.id}", steps.dockerfile, args
+    names = found.lock_files(cell.os_value.platform)
+    return ".", steps.dockerfile, args | steps.lock_build_args(cell.id, names)
 
 
 def bake_file(cells: Sequence[Cell]) -> str:

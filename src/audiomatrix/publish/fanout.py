@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from audiomatrix.core.versions import version_key
+from audiomatrix.lock.installers import installer
 from audiomatrix.records.compatibility import Compatibility
 from audiomatrix.spec.cells import Cell
 from audiomatrix.spec.conda_checks import CONDA_SUFFIX
@@ -109,7 +110,7 @@ def _entry(cell: Cell, gpu: str = "", expect: str = "") -> dict[str, Any]:
         "artifact": f"{cell.id}@{gpu}" if gpu else cell.id,
         "python": cell.python,
         "native": cell.os_value.native,
-        "conda": cell.installer == "conda",
+        "conda": installer(cell.installer).LOCKED_IN_CI,
         "runs-on": gpu_runner(gpu) if gpu else cell.os_value.runner,
         "gpu": gpu,
         "expect": expect,
@@ -340,7 +341,7 @@ def workflow(
     gpu = chunks(gpu_entries(cells, table, runners), shard_size)
     groups = {f"shard_{i}": [_entry(c) for c in g] for i, g in enumerate(cpu)}
     groups |= {f"gpu_{i}": g for i, g in enumerate(gpu)}
-    conda_cells = any(c.installer == "conda" and c.buildable for c in cells)
+    conda_cells = any(installer(c.installer).LOCKED_IN_CI and c.buildable for c in cells)
     jobs: dict[str, Any] = {"plan": _plan_job(groups)}
     names = list(groups)
     for name in names:

@@ -28,9 +28,9 @@ from audiomatrix.core.files import sha256_bytes, write_atomic
 from audiomatrix.image.build import CELL_REPO
 from audiomatrix.image.engine import LABEL, client, engine_call, find_image, first_line
 from audiomatrix.lock import cell_lock
+from audiomatrix.lock.installers import installer
 from audiomatrix.records.compatibility import Compatibility, Row
 from audiomatrix.records.publication import Published, Sbom
-from audiomatrix.smoke import runner as smoke
 
 REPOSITORY = "audiomatrix/cell"
 """The path of the cell images under the registry (and its namespace, if any)."""
@@ -140,15 +140,12 @@ def sbom_tag(digest: str) -> str:
 
 
 def native_install(cell: cell_lock.CellLock, venv: str = ".venv") -> list[str]:
-    """The commands that make this cell's environment natively from its committed lock (a
-    conda cell's: conda-lock's own install, which takes the lock's pip part too)."""
-    if cell.installer == "conda":
-        lock_file = f"environments/{cell.cell}/{cell.record.lock}"
-        return [shlex.join(["conda-lock", "install", "--prefix", venv, lock_file])]
-    return [
-        shlex.join(step)
-        for step in smoke.install_steps(cell, Path(venv), cell.python, uv="uv", relative=True)
-    ]
+    """The commands that make this cell's environment natively from its committed lock, as
+    its installer gives them (a conda cell's: conda-lock's own install, which takes the lock's
+    pip part too)."""
+    folder = Path("environments", cell.cell)
+    steps = installer(cell.installer).install_commands(folder, cell.record, Path(venv))
+    return [shlex.join(step) for step in steps]
 
 
 # --------------------------------------------------------------------------- the registry

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from audiomatrix.core.files import write_atomic
 from audiomatrix.lock import stage as lock
-from audiomatrix.lock.installers import uv
+from audiomatrix.lock.installers import installer, uv
 from audiomatrix.records.cell import CELL_FILE, read_record
 
 HEADER = """\
@@ -40,7 +40,11 @@ def locked_cells(environments: Path) -> list[tuple[str, str]]:
     for record_path in sorted(environments.glob(f"*/{CELL_FILE}")):
         record = read_record(record_path.parent)
         # tox-uv installs wheels: a conda cell's lock is not for it.
-        if record and record.status == lock.Status.LOCKED and record.cell.installer == "uv":
+        if (
+            record
+            and record.status == lock.Status.LOCKED
+            and installer(record.cell.installer).NATIVE.tox
+        ):
             found.append((record.cell.id, record.cell.python))
     return found
 

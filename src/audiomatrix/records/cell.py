@@ -36,7 +36,7 @@ class RemedyOf(_Strict):
 
 
 class CellData(_Strict):
-    """A resolved cell as `Cell.to_dict` writes it."""
+    """A resolved cell as `lock.installers.cell_data` writes it."""
 
     id: str
     os: str

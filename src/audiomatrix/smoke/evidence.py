@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
+from audiomatrix.lock.installers import installer
 from audiomatrix.records.cell import CellRecord
 from audiomatrix.spec.declared import comparable_distribution, cuda_of_variant, distribution_of_base
 from audiomatrix.suite.probe import normalise
@@ -52,12 +53,16 @@ def declaration(record: CellRecord) -> Declaration:
 
 
 def cuda_matches(declared: Declaration, measured: str | None) -> bool:
-    """A wheel cell's torch is built for its CUDA exactly. A conda cell's lock targets a driver
-    that offers its CUDA (__cuda), so a build for that major up to it serves as well."""
-    if declared.installer != "conda" or declared.cuda is None or measured is None:
+    """A cell's torch is the build for its CUDA exactly, unless its installer says a build for
+    that major up to it serves (CUDA_UP_TO: a conda lock targets a driver that offers it)."""
+    if not _up_to(declared) or declared.cuda is None or measured is None:
         return measured == declared.cuda
     same_major = measured.split(".")[0] == declared.cuda.split(".")[0]
     return same_major and Version(measured) <= Version(declared.cuda)
+
+
+def _up_to(declared: Declaration) -> bool:
+    return installer(declared.installer).CUDA_UP_TO
 
 
 def lock_drift(pins: Mapping[str, str], installed: Mapping[str, str]) -> list[str]:
@@ -111,7 +116,7 @@ def differences(
             f"measured {facts.torchcodec or 'none'}"
         )
     if not cuda_matches(declared, facts.cuda):
-        upto = "up to " if declared.installer == "conda" and declared.cuda else ""
+        upto = "up to " if _up_to(declared) and declared.cuda else ""
         found.append(
             f"accelerator build: declared CUDA {upto}{declared.cuda or 'none'}, "
             f"torch.version.cuda is {facts.cuda or 'none'}"

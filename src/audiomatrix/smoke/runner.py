@@ -30,7 +30,7 @@ from audiomatrix.core.files import cache_dir, current_umask, describe_error
 from audiomatrix.image import debs, interpreters
 from audiomatrix.lock import uvtool
 from audiomatrix.lock.cell_lock import CellLock
-from audiomatrix.lock.installers import conda
+from audiomatrix.lock.installers import conda, installer, uv
 from audiomatrix.records.run import RunResult, Where
 from audiomatrix.smoke import evidence, results
 from audiomatrix.suite import schema
@@ -166,25 +166,6 @@ def uv_environment() -> dict[str, str]:
     return {**uvtool.clean_environment(os.environ), "UV_PYTHON_DOWNLOADS": "never"}
 
 
-def install_steps(
-    cell: CellLock, venv: Path, python: str, uv: str, relative: bool = False
-) -> list[list[str]]:
-    """uv venv + uv pip sync of the cell's lock with its hashes, compiled to bytecode as in
-    the images (else each first import compiles TTS anew): what `smoke --native` runs, and
-    what `audiomatrix pull` prints (`relative`: the lock as environments/<cell>/...)."""
-    requirements = (
-        Path("environments", cell.cell, cell.requirements.name) if relative else cell.requirements
-    )
-    return [
-        [uv, "venv", "--quiet", "--clear", "--python", python, str(venv)],
-        [
-            uv, "pip", "sync", "--quiet", "--require-hashes", "--compile-bytecode",
-            "--python", str(venv), *(["--extra-index-url", cell.index] if cell.index else []),
-            str(requirements),
-        ],
-    ]  # fmt: skip
-
-
 def interpreter_for(cell: CellLock) -> str:
     """This machine's CPython of the cell's version (found where pyenv keeps its builds too,
     whose shims uv cannot use), else the version for uv to find."""
@@ -198,7 +179,10 @@ def ensure_venv(cell: CellLock, venv: Path) -> Path:
     marker = venv / LOCK_MARKER
     if interpreter.exists() and marker.exists() and marker.read_text() == cell.lock_sha256:
         return interpreter
-    for step in install_steps(cell, venv, interpreter_for(cell), uv=uvtool.uv_binary()):
+    steps = uv.venv_commands(
+        cell.requirements, venv, interpreter_for(cell), cell.index, uv=uvtool.uv_binary()
+    )
+    for step in steps:
         proc = subprocess.run(step, capture_output=True, text=True, env=uv_environment())
         if proc.returncode != 0:
             raise CellError(
@@ -208,19 +192,37 @@ def ensure_venv(cell: CellLock, venv: Path) -> Path:
     return interpreter
 
 
+def conda_interpreter(prefix: Path, platform: str) -> Path:
+    """The Python of a conda environment on its platform."""
+    return prefix / "python.exe" if platform.startswith("win-") else prefix / "bin" / "python"
+
+
+def conda_records(lock_path: Path, platform: str) -> list[Any]:
+    """The lock's conda packages for one platform as rattler's records (rattler reads
+    conda-lock.yml itself): what an install links, with their URLs and hashes."""
+    from rattler import LockFile
+
+    env = LockFile.from_path(lock_path).default_environment()
+    owned = [p for p in env.platforms() if p.name == platform] if env else []
+    found = env.conda_repodata_records_for_platform(owned[0]) if env and owned else None
+    if not found:
+        raise ValueError(f"{lock_path} holds no conda packages for {platform}")
+    return list(found)
+
+
 def ensure_conda_environment(cell: CellLock, prefix: Path) -> Path:
     """A conda environment holding exactly the cell's lock for its platform, rebuilt only
     when the lock changed: rattler links the conda part (its records read from conda-lock.yml,
     downloads checked against their hashes), the environment's pip the pip part."""
     import rattler
 
-    python = conda.interpreter(prefix, cell.subdir)
+    python = conda_interpreter(prefix, cell.subdir)
     marker = prefix / LOCK_MARKER
     if python.exists() and marker.exists() and marker.read_text() == cell.lock_sha256:
         return python
     shutil.rmtree(prefix, ignore_errors=True)
     try:
-        records = conda.records(cell.folder / conda.LOCK_FILE, cell.subdir)
+        records = conda_records(cell.folder / conda.LOCK_FILE, cell.subdir)
         asyncio.run(rattler.install(records, prefix, show_progress=False))
     except Exception as exc:  # rattler raises its own exception types, all of them Exception
         raise CellError(f"{cell.cell}: installing the conda packages failed: {exc}") from None
@@ -233,6 +235,13 @@ def ensure_conda_environment(cell: CellLock, prefix: Path) -> Path:
             raise CellError(f"{cell.cell}: pip install failed: {uvtool.one_line(proc.stderr)}")
     marker.write_text(cell.lock_sha256)
     return python
+
+
+ENVIRONMENTS: dict[str, Callable[[CellLock, Path], Path]] = {
+    "venv": ensure_venv,
+    "conda": ensure_conda_environment,
+}
+"""What makes each kind of native environment an installer declares (NativeSteps)."""
 
 
 def runner_args(
@@ -330,10 +339,8 @@ def smoke_native(
     lock (a conda cell: an environment from its conda lock), with the system libraries the cell
     declares, and write its result; CellError when this machine cannot give the cell's
     declared environment (the result would not stand for the cell)."""
-    if cell.installer == "conda":
-        interpreter = ensure_conda_environment(cell, venvs / cell.cell)
-    else:
-        interpreter = ensure_venv(cell, venvs / cell.cell)
+    make = ENVIRONMENTS[installer(cell.installer).NATIVE.environment]
+    interpreter = make(cell, venvs / cell.cell)
     env = suite_environment(native_libraries(cell, echo))
     refuse_other_environment(cell, measure(interpreter, env))
     started = datetime.now(UTC)
@@ -347,10 +354,11 @@ def smoke_native(
 
 def native_libraries(cell: CellLock, echo: Callable[[str], None]) -> list[Path]:
     """The library folders that give a native run the FFmpeg its cell declares: Debian's
-    packages for the host's own distribution, unpacked into the machine cache."""
+    packages for the host's own distribution, unpacked into the machine cache; none where
+    the cell's environment brings its own (a conda cell's, from its channel)."""
     packages = cell.record.cell.ffmpeg_packages
-    if not packages or cell.installer == "conda":
-        return []  # a conda cell's FFmpeg is in its own environment
+    if not packages or installer(cell.installer).NATIVE.own_ffmpeg:
+        return []
     try:
         return debs.unpacked(packages, echo=echo)
     except debs.DebError as exc:

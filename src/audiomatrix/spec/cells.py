@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -58,57 +57,6 @@ class Cell:
 
     def axis(self, name: str) -> str:
         return str(getattr(self, name))
-
-    def _conda_dict(self) -> dict[str, Any]:
-        """A conda cell's additions to its record (a uv cell's stays as it was): its channels
-        and specs; FFmpeg comes from the channel on every OS, its major known once locked."""
-        if self.installer != "conda":
-            return {}
-        stack = self.stack_value
-        return {
-            "installer": "conda",
-            "channels": list(stack.channels),
-            "conda": list(stack.conda),
-            "ffmpeg": stack.ffmpeg,
-            "ffmpeg_major": None,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        """The resolved cell as data: what `cells --json` prints and cell.json records."""
-        return {
-            "id": self.id,
-            **{axis: self.axis(axis) for axis in AXES},
-            "family": self.os_value.family,
-            "platform": self.os_value.platform,
-            "base": self.os_value.base,
-            "runner": self.os_value.runner,
-            "torchaudio": self.torch_value.torchaudio,
-            "torchcodec": self.torchcodec,
-            "ffmpeg": self.ffmpeg is not None,
-            "ffmpeg_major": self.ffmpeg.major if self.ffmpeg else None,
-            "ffmpeg_packages": list(self.ffmpeg.packages) if self.ffmpeg else [],
-            "device": self.accelerator_value.device,
-            "variant": self.accelerator_value.variant,
-            "gpu_arch": list(self.accelerator_value.gpu_arch),
-            "packages": list(self.stack_value.packages),
-            "buildable": self.buildable,
-            "reason": self.unbuildable,
-            **self._conda_dict(),
-            **self._remedy_dict(),
-        }
-
-    def _remedy_dict(self) -> dict[str, Any]:
-        """A remedy cell's parent cell and the change between them; nothing for other cells,
-        so that their cell.json stays as it was."""
-        parent = self.stack_value.remedy_of
-        if parent is None or self.parent_stack is None:
-            return {}
-        return {
-            "remedy_of": {
-                "cell": cell_id(self.os, self.python, self.torch, self.accelerator, parent),
-                "change": stack_change(self.parent_stack, self.stack_value),
-            }
-        }
 
 
 def stack_change(parent: StackValue, stack: StackValue) -> list[str]:

@@ -37,7 +37,9 @@ import yaml
 from audiomatrix.core.files import sha256_file, sha256_json, write_atomic, write_json
 from audiomatrix.lock import stage as lock
 from audiomatrix.lock import uvtool
-from audiomatrix.records.cell import CELL_FILE, SCHEMA
+from audiomatrix.lock.installers.steps import ImageSteps, NativeSteps
+from audiomatrix.lock.resolved import resolved_cell
+from audiomatrix.records.cell import CELL_FILE, SCHEMA, CellRecord
 from audiomatrix.spec.cells import Cell
 from audiomatrix.spec.declared import cuda_of_variant
 from audiomatrix.spec.matrix import Matrix
@@ -48,6 +50,21 @@ LOCK_FILE = "conda-lock.yml"
 CONDA_LOCK_TIMEOUT_S = 1800
 SOLVERS = ("micromamba", "mamba", "conda")
 """What conda-lock can solve with, in the order `solver` looks for them."""
+
+IMAGE = ImageSteps(
+    dockerfile="docker/conda.Dockerfile",
+    install_script="docker/conda-install.sh",
+    tool="micromamba",
+    tool_arg="MICROMAMBA_IMAGE",
+    lock_args=("CONDA_LOCK", "PIP_LOCK"),
+)
+NATIVE = NativeSteps(environment="conda", own_ffmpeg=True, tox=False)
+CUDA_UP_TO = True
+"""The lock targets a driver that offers the cell's CUDA (__cuda), so a torch built for that
+major up to it serves as well as one built for it exactly."""
+LOCKED_IN_CI = True
+"""CI locks its cells in their own jobs (GitHub's runners reach the channels, with micromamba
+set up to solve and install) and carries each lock back with its results."""
 
 LOCK_PLATFORMS = {"linux": "linux-64", "macos": "osx-arm64", "windows": "win-64"}
 """The platform each OS family's lock targets besides the cell's own (and what uv's platform
@@ -94,6 +111,30 @@ def subdir(platform: str) -> str | None:
     if arch == "x86_64":
         return f"{system}-64"
     return f"{system}-{'aarch64' if system == 'linux' else 'arm64'}"
+
+
+def lock_files(platform: str) -> tuple[str, ...]:
+    """What an install reads on the cell's platform: the lock's two renders for it."""
+    own = subdir(platform) or ""
+    return explicit_file(own), pip_file(own)
+
+
+def install_commands(folder: Path, record: CellRecord, env: Path) -> list[list[str]]:
+    """conda-lock's own install of the lock in `folder` into `env` (its pip part too)."""
+    return [["conda-lock", "install", "--prefix", str(env), str(folder / str(record.lock))]]
+
+
+def record_additions(cell: Cell) -> dict[str, Any]:
+    """Its channels and specs; FFmpeg comes from the channel on every OS, its major known
+    once locked."""
+    stack = cell.stack_value
+    return {
+        "installer": "conda",
+        "channels": list(stack.channels),
+        "conda": list(stack.conda),
+        "ffmpeg": stack.ffmpeg,
+        "ffmpeg_major": None,
+    }
 
 
 def cuda(cell: Cell) -> str | None:
@@ -193,6 +234,10 @@ class CondaPlan:
     @cached_property
     def input_sha256(self) -> str:
         return sha256_json(self.inputs)
+
+    @property
+    def cell_data(self) -> dict[str, Any]:
+        return resolved_cell(self.cell, record_additions(self.cell))
 
     @property
     def lock_file(self) -> str:
@@ -442,24 +487,3 @@ def lock_cell(plan: CondaPlan, folder: Path, stopper: lock.Stopper) -> lock.Lock
 def locker() -> Callable[[CondaPlan, Path, lock.Stopper], lock.LockResult]:
     """lock_cell as it is: conda-lock and its solver are found per cell."""
     return lock_cell
-
-
-# --------------------------------------------------------------------------- installs
-
-
-def interpreter(prefix: Path, platform: str) -> Path:
-    """The Python of a conda environment on its platform."""
-    return prefix / "python.exe" if platform.startswith("win-") else prefix / "bin" / "python"
-
-
-def records(lock_path: Path, platform: str) -> list[Any]:
-    """The lock's conda packages for one platform as rattler's records (rattler reads
-    conda-lock.yml itself): what an install links, with their URLs and hashes."""
-    from rattler import LockFile
-
-    env = LockFile.from_path(lock_path).default_environment()
-    owned = [p for p in env.platforms() if p.name == platform] if env else []
-    found = env.conda_repodata_records_for_platform(owned[0]) if env and owned else None
-    if not found:
-        raise ValueError(f"{lock_path} holds no conda packages for {platform}")
-    return list(found)

@@ -23,6 +23,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from audiomatrix.core.files import sha256_file, sha256_json, write_atomic, write_json
+from audiomatrix.lock.installers.steps import ImageSteps, NativeSteps
+from audiomatrix.lock.resolved import resolved_cell
 from audiomatrix.lock.stage import (
     LockResult,
     Status,
@@ -36,13 +38,25 @@ from audiomatrix.lock.stage import (
     write_finding,
 )
 from audiomatrix.lock.uvtool import UNREACHABLE, one_line, uv_binary
-from audiomatrix.records.cell import CELL_FILE, SCHEMA
+from audiomatrix.records.cell import CELL_FILE, SCHEMA, CellRecord
 from audiomatrix.spec.cells import Cell
 from audiomatrix.spec.matrix import Matrix
 
 LOCK_FILE = "requirements.txt"
 INPUT_FILE = "requirements.in"
 UV_TIMEOUT_S = 900
+
+IMAGE = ImageSteps(
+    dockerfile="docker/Dockerfile",
+    install_script="docker/install.sh",
+    tool="uv",
+    tool_arg="UV_IMAGE",
+)
+NATIVE = NativeSteps(environment="venv", own_ffmpeg=False, tox=True)
+CUDA_UP_TO = False
+"""A cell's torch is the wheel built for its CUDA exactly."""
+LOCKED_IN_CI = False
+"""Its cells are locked where the matrix is edited and committed with it."""
 
 # uv failing on this machine (a full disk, a read-only folder): says nothing about the cell.
 _LOCAL_FAILURE = re.compile(
@@ -77,6 +91,43 @@ class LockPlan:
     @property
     def lock_file(self) -> str:
         return LOCK_FILE
+
+    @property
+    def cell_data(self) -> dict[str, Any]:
+        return resolved_cell(self.cell, record_additions(self.cell))
+
+
+def record_additions(cell: Cell) -> dict[str, Any]:
+    """Nothing: a uv cell's record is the installer-less one it always was (no `installer`
+    key, which reads as uv)."""
+    return {}
+
+
+def lock_files(platform: str) -> tuple[str, ...]:
+    """What an install reads, on every platform: the hash-pinned requirements."""
+    return (LOCK_FILE,)
+
+
+def venv_commands(
+    requirements: Path, venv: Path, python: str, index: str | None, uv: str
+) -> list[list[str]]:
+    """uv venv + uv pip sync of the lock with its hashes, compiled to bytecode as in the
+    images (else each first import compiles TTS anew): what `smoke --native` runs, and what
+    `audiomatrix pull` prints."""
+    return [
+        [uv, "venv", "--quiet", "--clear", "--python", python, str(venv)],
+        [
+            uv, "pip", "sync", "--quiet", "--require-hashes", "--compile-bytecode",
+            "--python", str(venv), *(["--extra-index-url", index] if index else []),
+            str(requirements),
+        ],
+    ]  # fmt: skip
+
+
+def install_commands(folder: Path, record: CellRecord, env: Path) -> list[list[str]]:
+    """The commands that make the cell's venv `env` from its lock in `folder`."""
+    python, index = record.cell.python, record.inputs["index"]
+    return venv_commands(folder / LOCK_FILE, env, python, index, uv="uv")
 
 
 def requirements_for(cell: Cell, smoke_requirements: Iterable[str]) -> tuple[str, ...]:

@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 
 from audiomatrix.smoke import results
-from audiomatrix.views import diff, recommend
+from audiomatrix.views import constraints, diff, recommend
+from audiomatrix.views.constraints import Constraints
 from support import run_result
 from test_report import ALL_PASS, BROKEN, NEW, OLD, repo, table  # noqa: F401
 
@@ -120,20 +121,20 @@ def test_recommend_for_a_gpu_uses_the_measured_kernels(repo: Path) -> None:  # n
     unmeasured = run_result(NEW, ALL_PASS, run="20261128T000000Z", gpu_arch={"error": "x"})
     results.write(repo / "results", unmeasured)
     rows = [r for r in table(repo).rows if r.cell == NEW and not r.host.compute_capability]
-    assert rows[0].gpu == {} and not recommend.runs_on(rows[0], "sm_90")
+    assert rows[0].gpu == {} and not constraints.runs_on(rows[0], "sm_90")
 
 
 def test_recommend_steps_filter_rank_and_say_apart(repo: Path) -> None:  # noqa: F811
     """Each step of recommend alone: the constraints, the choice raw before compat, the words."""
     t = table(repo)
-    assert recommend.matching(t.rows) == t.rows
-    fit = recommend.matching(t.rows, python="3.11", gpu_arch="sm_120", os="linux")
+    assert recommend.matching(t.rows, Constraints()) == t.rows
+    fit = recommend.matching(t.rows, Constraints(python="3.11", gpu_arch="sm_120", os="linux"))
     assert {r.cell for r in fit} == {NEW, BROKEN}  # OLD's wheel has no sm_120 kernels
-    assert recommend.matching(t.rows, python="3.12") == []
-    assert recommend.matching(t.rows, installer="conda") == []
-    said = recommend.constraints_said(python="3.11", gpu_arch="sm_120", os="linux", installer="uv")
+    assert recommend.matching(t.rows, Constraints(python="3.12")) == []
+    assert recommend.matching(t.rows, Constraints(installer="conda")) == []
+    said = Constraints(python="3.11", gpu_arch="sm_120", os="linux", installer="uv").said()
     assert said == ["Python 3.11", "OS linux", "GPU sm_120", "installer uv"]
-    assert recommend.constraints_said() == []
+    assert Constraints().said() == []
     checks = ["xtts", "demucs", "diffrhythm_write"]
     choice = recommend.choose(t.rows, checks, None)
     assert choice is not None and (choice.row.cell, choice.mode) == (OLD, "raw")

@@ -6,6 +6,8 @@ cli.app registers them; they share cli.options' options, consoles and one-line r
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -13,11 +15,12 @@ import typer
 
 from audiomatrix.cli.options import err, fail, load_table, out, show_written
 from audiomatrix.image import engine as engine_stage
+from audiomatrix.lock.cell_lock import CellLock
 from audiomatrix.lock.installers import INSTALLERS
 from audiomatrix.publish import registry as publish_stage
 from audiomatrix.records import compatibility, publication
 from audiomatrix.table import report as report_stage
-from audiomatrix.views import diff, grid, outputs
+from audiomatrix.views import constraints, diff, grid, outputs
 from audiomatrix.views import grid_text as gridtext
 from audiomatrix.views import recommend as recommend_view
 
@@ -40,8 +43,22 @@ WorkloadOption = Annotated[
     list[str] | None,
     typer.Option(help=f"One of {', '.join(report_stage.WORKLOADS)}; repeatable [all]."),
 ]
-PythonOption = Annotated[str | None, typer.Option(help="Python X.Y.")]
-GpuArchOption = Annotated[str | None, typer.Option(help="GPU architecture, e.g. sm_120.")]
+PythonOption = Annotated[
+    str | None, typer.Option(help="Python X.Y, or a range: '>=3.11', '>=3.10,<3.13'.")
+]
+TorchOption = Annotated[
+    str | None,
+    typer.Option(
+        help="torch (and its torchaudio) version: 2.9.1, 2.10 (any 2.10.x), a range ('>=2.9') "
+        "or with its build (2.10.0+cu130 also sets --accelerator)."
+    ),
+]
+AcceleratorOption = Annotated[
+    str | None, typer.Option(help="cpu, mps, a CUDA build (cu128, cu130) or cuda (any of them).")
+]
+GpuArchOption = Annotated[
+    str | None, typer.Option(help="GPU architecture: sm_120, sm120, 12.0 or 120 alike.")
+]
 OsOption = Annotated[str | None, typer.Option(help="An os value or family (linux).")]
 InstallerOption = Annotated[
     str | None, typer.Option(help="uv (PyPI's wheels) or conda (a conda channel's builds).")
@@ -49,26 +66,91 @@ InstallerOption = Annotated[
 TableOption = Annotated[Path, typer.Option("--table", help="The compatibility.json to read.")]
 
 
-def _recommended(
-    table: compatibility.Compatibility,
-    workload: list[str] | None,
-    python: str | None,
-    gpu_arch: str | None,
-    os: str | None,
-    installer: str | None = None,
-) -> compatibility.Row:
-    """recommend's choice, explained on stdout; exit 1 when no row qualifies."""
-    unknown = sorted(set(workload or ()) - set(report_stage.WORKLOADS))
+@dataclass(frozen=True)
+class Asked:
+    """recommend's and pull's constraints as given on the command line."""
+
+    workload: list[str] | None = None
+    python: str | None = None
+    gpu_arch: str | None = None
+    os: str | None = None
+    installer: str | None = None
+    torch: str | None = None
+    accelerator: str | None = None
+
+
+def _parsed(option: str, text: str | None, parse: Callable[[str], str]) -> str | None:
+    try:
+        return None if text is None else parse(text)
+    except ValueError as exc:
+        raise fail(f"{option} {text}: {exc}") from None
+
+
+def _checked(table: compatibility.Compatibility, asked: Asked) -> constraints.Constraints:
+    """The constraints, each refused in one line (exit 2) where it cannot mean anything."""
+    unknown = sorted(set(asked.workload or ()) - set(report_stage.WORKLOADS))
     if unknown:
         raise fail(f"--workload {unknown[0]}: choose from {', '.join(report_stage.WORKLOADS)}")
-    if installer is not None and installer not in INSTALLERS:
-        raise fail(f"--installer {installer}: choose {' or '.join(INSTALLERS)}")
-    choice = recommend_view.recommend(
-        table, workload or (), python=python, gpu_arch=gpu_arch, os=os, installer=installer
+    if asked.installer is not None and asked.installer not in INSTALLERS:
+        raise fail(f"--installer {asked.installer}: choose {' or '.join(INSTALLERS)}")
+    torch, build = constraints.split_build(asked.torch) if asked.torch else (None, None)
+    if build and asked.accelerator and build != asked.accelerator:
+        raise fail(
+            f"--torch {asked.torch}: its build {build} is not --accelerator {asked.accelerator}"
+        )
+    accelerator = asked.accelerator or build
+    known = sorted({c.axes.accelerator for c in [*table.rows, *table.missing]} | {"cuda"})
+    if accelerator is not None and accelerator not in known:
+        raise fail(f"--accelerator {accelerator}: choose from {', '.join(known)}")
+    return constraints.Constraints(
+        python=_parsed("--python", asked.python, constraints.version_filter),
+        torch=_parsed("--torch", torch, constraints.version_filter),
+        accelerator=accelerator,
+        os=asked.os,
+        gpu_arch=_parsed("--gpu-arch", asked.gpu_arch, constraints.gpu_arch),
+        installer=asked.installer,
     )
-    out.print(choice.explanation, markup=False, highlight=False)
+
+
+def _lock(table_path: Path, cell: str) -> CellLock:
+    """A cell's committed lock beside the table, for its native install."""
+    return publish_stage.environments_lock(table_path.resolve().parent / "environments", cell)
+
+
+def _native_install(cell_lock: CellLock) -> None:
+    for line in publish_stage.native_install(cell_lock, venv=f".venv-{cell_lock.cell}"):
+        out.print(f"  {line}", markup=False, highlight=False)
+
+
+def _install(table_path: Path, row: compatibility.Row) -> None:
+    """How to get the chosen row, as `pull` gives it: its published image, else its native
+    install from the committed lock (pins and index)."""
+    if row.published is not None:
+        out.print(f"Its tested image: audiomatrix pull {row.cell} ({row.published.reference})",
+                  markup=False, highlight=False)  # fmt: skip
+        return
+    try:
+        cell_lock = _lock(table_path, row.cell)
+    except publish_stage.PublishError as exc:
+        out.print(f"No install to print: {exc}", markup=False, highlight=False)
+        return
+    out.print("Install it natively from its committed lock:", highlight=False)
+    _native_install(cell_lock)
+
+
+def _recommended(
+    table: compatibility.Compatibility, asked: Asked, table_path: Path | None = None
+) -> compatibility.Row:
+    """recommend's choice, explained on stdout (with its install where `table_path` is
+    given); exit 1 when no row qualifies."""
+    wanted = _checked(table, asked)
+    choice = recommend_view.recommend(table, asked.workload or (), **asdict(wanted))
+    for line in choice.lines():
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
     if choice.row is None:
         raise typer.Exit(1)
+    if table_path is not None:
+        _install(table_path, choice.row)
     return choice.row
 
 
@@ -76,12 +158,17 @@ def recommend(
     table_path: TableOption = Path(compatibility.JSON_FILE),
     workload: WorkloadOption = None,
     python: PythonOption = None,
+    torch: TorchOption = None,
+    accelerator: AcceleratorOption = None,
     gpu_arch: GpuArchOption = None,
     os: OsOption = None,
     installer: InstallerOption = None,
 ) -> None:
-    """The best known-good cell for your constraints, and why."""
-    _recommended(load_table(table_path), workload, python, gpu_arch, os, installer)
+    """The best known-good cell for your constraints, and why: what the matching rows fail
+    with and each failure's proven fix, then its install. When nothing fits: why (declared
+    but not run, the blocking failures) and the nearest row that passes; exit 1."""
+    asked = Asked(workload, python, gpu_arch, os, installer, torch=torch, accelerator=accelerator)
+    _recommended(load_table(table_path), asked, table_path)
 
 
 ShowWorkloadOption = Annotated[
@@ -181,6 +268,8 @@ def pull(
     table_path: TableOption = Path(compatibility.JSON_FILE),
     workload: WorkloadOption = None,
     python: PythonOption = None,
+    torch: TorchOption = None,
+    accelerator: AcceleratorOption = None,
     gpu_arch: GpuArchOption = None,
     os: OsOption = None,
     installer: InstallerOption = None,
@@ -190,7 +279,10 @@ def pull(
     lock. Without a cell, the one `recommend` picks for the constraints."""
     table = load_table(table_path)
     if cell is None:
-        cell = _recommended(table, workload, python, gpu_arch, os, installer).cell
+        asked = Asked(
+            workload, python, gpu_arch, os, installer, torch=torch, accelerator=accelerator
+        )
+        cell = _recommended(table, asked).cell
     rows = sorted(
         (r for r in table.rows if r.cell == cell),
         key=lambda r: (r.published is None, r.where.kind != "image"),
@@ -201,9 +293,7 @@ def pull(
         out.print(f"pulled {rows[0].published.reference} as {local}", highlight=False)
         out.print(f"run: docker run --rm -it --network none {local} bash", highlight=False)
         return
-    environments = table_path.resolve().parent / "environments"
-    cell_lock = publish_stage.environments_lock(environments, cell)
+    cell_lock = _lock(table_path, cell)
     why = "no published image" if rows else f"no row of {table_path} stands for it yet"
     out.print(f"{cell}: {why}; its environment from the committed lock:", highlight=False)
-    for line in publish_stage.native_install(cell_lock, venv=f".venv-{cell}"):
-        out.print(f"  {line}", markup=False, highlight=False)
+    _native_install(cell_lock)

@@ -1,14 +1,16 @@
 """Which cell to use for given workloads and constraints, and why (`audiomatrix recommend`).
 
-Three steps, each its own functions: the rows that meet the constraints, the best of those that
-pass the asked checks (raw before compat), and the sentences that say why. Reads
-compatibility.json only.
+Three steps, each its own functions: the rows that meet the constraints (views.constraints),
+the best of those that pass the asked checks (raw before compat), and the sentences that say
+why, with the failures the matching rows hit and each one's proven fix (views.proven). When
+nothing fits, it says why (views.nofit) and answers again for the nearest constraints that
+something meets. Reads compatibility.json only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from audiomatrix.core.versions import version_key
@@ -16,6 +18,8 @@ from audiomatrix.records.compatibility import CheckRow, Compatibility, Remedy, R
 from audiomatrix.suite.schema import FAILED, MODES, Mode
 from audiomatrix.table import compat_split
 from audiomatrix.table.report import WORKLOADS
+from audiomatrix.views import nofit, proven
+from audiomatrix.views.constraints import Constraints
 from audiomatrix.views.labels import GPU_WORDS, stack_label, where_label
 
 
@@ -25,6 +29,20 @@ class Recommendation:
     mode: Mode | None
     """raw: passes as installed; compat: passes with audiomatrix.compat."""
     explanation: str
+    notes: tuple[str, ...] = ()
+    """The lines after it: what the matching rows fail with and the proven fixes, what the
+    chosen row still fails beside the asked checks; or why nothing fits."""
+    matched: int = 0
+    """How many tested rows meet the constraints."""
+    nearest: tuple[tuple[str, Recommendation], ...] = ()
+    """When nothing fits: the answers with some constraints set aside (named), fewest first:
+    the first whose rows exist, and the first in which a row passes."""
+
+    def lines(self) -> list[str]:
+        found = [self.explanation, *self.notes]
+        for aside, answer in self.nearest:
+            found += [f"Setting aside {aside}:", *answer.lines()]
+        return found
 
 
 @dataclass(frozen=True)
@@ -40,40 +58,9 @@ class Choice:
 # --------------------------------------------------------------------------- filtering
 
 
-def runs_on(row: Row, gpu_arch: str) -> bool:
-    """The row's wheel has kernels for the GPU (native or through the PTX JIT), as measured;
-    a row without a measurement never qualifies."""
-    kernels = row.gpu.get(gpu_arch)
-    return kernels is not None and kernels.verdict != "no-kernel-image"
-
-
-def matching(
-    rows: Sequence[Row],
-    python: str | None = None,
-    gpu_arch: str | None = None,
-    os: str | None = None,
-    installer: str | None = None,
-) -> list[Row]:
+def matching(rows: Sequence[Row], wanted: Constraints) -> list[Row]:
     """The rows that meet every given constraint; `os` names an os value or its family."""
-    return [
-        r
-        for r in rows
-        if (not python or r.axes.python == python)
-        and (not os or os in (r.axes.os, r.family))
-        and (not gpu_arch or runs_on(r, gpu_arch))
-        and (not installer or r.installer == installer)
-    ]
-
-
-def constraints_said(
-    python: str | None = None,
-    gpu_arch: str | None = None,
-    os: str | None = None,
-    installer: str | None = None,
-) -> list[str]:
-    """The given constraints in the words the answer names them with, in this order."""
-    named = (("Python", python), ("OS", os), ("GPU", gpu_arch), ("installer", installer))
-    return [f"{word} {value}" for word, value in named if value]
+    return [r for r in rows if wanted.admits_row(r)]
 
 
 # --------------------------------------------------------------------------- ranking
@@ -143,10 +130,21 @@ def _why(choice: Choice, rows: int, checks: Sequence[str], among: str) -> str:
     )
 
 
+def _proven_sets(row: Row, checks: Sequence[str]) -> str:
+    """`diffrhythm_write proven alone: `torchaudio_save``: the remedies each asked check that
+    fails raw was proven to need, by a run with only that set ("" where no split ran)."""
+    return "; ".join(
+        f"{name} {compat_split.summary(found)}"
+        for name in dict.fromkeys(checks)
+        if (found := (row.checks.get(name) or CheckRow()).remedies) is not None
+    )
+
+
 def _newer_with_compat(
     row: Row, rows: Sequence[Row], checks: Sequence[str], gpu_arch: str | None
 ) -> list[str]:
-    """Beside a raw pick: the best row of a newer torch that passes with compat, if any."""
+    """Beside a raw pick: the best row of a newer torch that passes with compat, if any, and
+    the remedies it was proven to need."""
     newer = [
         r
         for r in rows
@@ -155,20 +153,35 @@ def _newer_with_compat(
     if not newer:
         return []
     top = best(newer, gpu_arch)
-    return [f"With compat, a newer torch also works: {top.cell} (torch {top.axes.torch})."]
+    needs = f"; {sets}" if (sets := _proven_sets(top, checks)) else ""
+    return [f"With compat, a newer torch also works: {top.cell} (torch {top.axes.torch}{needs})."]
 
 
 def _remedies_needed(row: Row, checks: Sequence[str]) -> list[str]:
     """Which of compat's remedies each asked check that fails raw was proven to need."""
-    proven = {
-        name: compat_split.summary(found)
-        for name in dict.fromkeys(checks)
-        if (found := (row.checks.get(name) or CheckRow()).remedies) is not None
-    }
-    if not proven:
-        return []
-    said = "; ".join(f"{name} {text}" for name, text in proven.items())
-    return [f"Remedies it needs (each set proven by a run with only that set): {said}."]
+    said = _proven_sets(row, checks)
+    return (
+        [f"Remedies it needs (each set proven by a run with only that set): {said}."]
+        if said
+        else []
+    )
+
+
+def _in_code(row: Row, checks: Sequence[str]) -> list[str]:
+    """The line that applies, in a user's own process, what the compat pick needs: the proven
+    sets together, or every remedy where some check has none smaller proven."""
+    proofs = [
+        (row.checks.get(c) or CheckRow()).remedies for c in checks if not _passes(row, [c], "raw")
+    ]
+    if all(p is not None and p.minimal for p in proofs):
+        names = dict.fromkeys(n for p in proofs if p for n in p.minimal[0].remedies)
+        quoted = ", ".join(f'"{n}"' for n in names)
+        call = f"enable(only=[{quoted}])"
+    else:
+        call = "enable()"
+    return [
+        f"In your code, before loading models: import audiomatrix.compat; audiomatrix.compat.{call}"
+    ]
 
 
 def _gpu_sentence(row: Row, gpu_arch: str) -> str:
@@ -232,6 +245,76 @@ def none_passes(rows: Sequence[Row], checks: Sequence[str], constraints: str) ->
 # --------------------------------------------------------------------------- the answer
 
 
+def _related(table: Compatibility, row: Row, mode: Mode, workloads: Sequence[str],
+             checks: Sequence[str]) -> list[str]:  # fmt: skip
+    """The checks beside the asked ones that the chosen row still fails, with how many rows
+    pass them and their fix (XTTS: one model serving requests at once)."""
+    lines = []
+    for check in proven.related(workloads, checks):
+        found = proven.outcome(row, check, mode)
+        if found is None or found.status not in FAILED:
+            continue
+        failing = [r for r in table.rows if proven.failed_with(r, check, mode, found.signature)]
+        passing = sum(_passes(r, [check], "compat") for r in table.rows)
+        failure = proven.Failure(found.signature, (check,), tuple(failing))
+        lines.append(
+            f"Beside the asked checks, {check} fails here ({mode}): "
+            f"{proven.title(table, found.signature)}; {passing} of {len(table.rows)} rows pass "
+            f"it even with compat. {proven.fix(table, failure)}"
+        )
+    return lines
+
+
+def _notes(table: Compatibility, rows: Sequence[Row], choice: Choice, checks: Sequence[str],
+           workloads: Sequence[str]) -> tuple[str, ...]:  # fmt: skip
+    """After the why: how to apply compat's part, what the matching rows fail with raw and
+    the proven fixes, what the row still fails beside the asked checks."""
+    lines = _in_code(choice.row, checks) if choice.mode == "compat" else []
+    found = proven.failures(rows, checks, "raw")
+    if found:
+        lines += [f"What the {len(rows)} matching rows fail with, raw:",
+                  *proven.failure_lines(table, found, len(rows))]  # fmt: skip
+    return (*lines, *_related(table, choice.row, choice.mode, workloads, checks))
+
+
+def answer(
+    table: Compatibility, workloads: Sequence[str], checks: Sequence[str], wanted: Constraints
+) -> Recommendation:
+    """The best row for the checks under the constraints, with why and the notes; else why
+    none fits (no answer for nearer constraints: see `recommend`)."""
+    said = wanted.said()
+    constraints = f" with {', '.join(said)}" if said else ""
+    rows = matching(table.rows, wanted)
+    if not rows:
+        why = nofit.unmatched(table, wanted, checks)
+        return Recommendation(None, None, f"no tested cell matches{constraints}", tuple(why))
+    choice = choose(rows, checks, wanted.gpu_arch)
+    if choice is None:
+        why = nofit.blocked(table, rows, checks)
+        text = none_passes(rows, checks, constraints)
+        return Recommendation(None, None, text, tuple(why), matched=len(rows))
+    among = f" (among rows{constraints})" if said else ""
+    text = explanation(table, rows, choice, checks, wanted.gpu_arch, among)
+    notes = _notes(table, rows, choice, checks, workloads)
+    return Recommendation(choice.row, choice.mode, text, notes, matched=len(rows))
+
+
+def nearest(
+    table: Compatibility, workloads: Sequence[str], checks: Sequence[str], wanted: Constraints
+) -> tuple[tuple[str, Recommendation], ...]:
+    """Setting aside the fewest constraints (views.constraints.SET_ASIDE's order): the first
+    answer whose rows exist, if none passes there, and the first in which a row passes."""
+    found: list[tuple[str, Recommendation]] = []
+    for aside in wanted.relaxations():
+        relaxed = answer(table, workloads, checks, wanted.without(aside))
+        named = ", ".join(w for name in aside for w in wanted.only(name).said())
+        if relaxed.row is not None:
+            return (*found, (named, relaxed))
+        if not found and relaxed.matched:
+            found.append((named, relaxed))
+    return tuple(found)
+
+
 def recommend(
     table: Compatibility,
     workloads: Sequence[str],
@@ -239,22 +322,19 @@ def recommend(
     gpu_arch: str | None = None,
     os: str | None = None,
     installer: str | None = None,
+    torch: str | None = None,
+    accelerator: str | None = None,
 ) -> Recommendation:
     """The best row for the asked workloads (all when none is asked), with why; `row` is None
-    when none qualifies."""
+    when none qualifies, and then the nearest answers say what does."""
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown:
         names = ", ".join(WORKLOADS)
         return Recommendation(None, None, f"unknown workload {unknown[0]!r} (known: {names})")
-    checks = [c for w in (list(workloads) or list(WORKLOADS)) for c in WORKLOADS[w]]
-    said = constraints_said(python, gpu_arch, os, installer)
-    constraints = f" with {', '.join(said)}" if said else ""
-    rows = matching(table.rows, python, gpu_arch, os, installer)
-    if not rows:
-        return Recommendation(None, None, f"no tested cell matches{constraints}")
-    choice = choose(rows, checks, gpu_arch)
-    if choice is None:
-        return Recommendation(None, None, none_passes(rows, checks, constraints))
-    among = f" (among rows{constraints})" if said else ""
-    text = explanation(table, rows, choice, checks, gpu_arch, among)
-    return Recommendation(choice.row, choice.mode, text)
+    asked = list(workloads) or list(WORKLOADS)
+    checks = [c for w in asked for c in WORKLOADS[w]]
+    wanted = Constraints(python, torch, accelerator, os, gpu_arch, installer)
+    found = answer(table, asked, checks, wanted)
+    if found.row is not None:
+        return found
+    return replace(found, nearest=nearest(table, asked, checks, wanted))

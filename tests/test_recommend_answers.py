@@ -215,7 +215,8 @@ def test_macos_xtts_is_declared_not_run_and_linux_shows_the_same_versions(
         "- macos-py3.12-torch2.10.0-mps-maintained (not run): "
         "bookworm-py3.12-torch2.10.0-cu128-maintained, with the same Python, torch and stack, "
         "fails coqui-tts-six-undeclared (results/bookworm-py3.12-torch2.10.0-cu128-maintained/"
-        "20261129T043353Z.json)" in answer.notes
+        "20261129T043353Z.json); with +six (bookworm-py3.12-torch2.10.0-cu128-maintained-six) it "
+        "passes them raw" in answer.notes
     )
     [(aside, near)] = answer.nearest
     assert aside == "OS macos" and near.row is not None

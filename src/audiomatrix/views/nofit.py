@@ -65,8 +65,19 @@ def counterpart(table: Compatibility, cell: Missing, checks: Sequence[str]) -> s
     row = same[0]
     return (
         f"- {cell.cell} ({cell.status}): {row.cell}, with the same Python, torch and stack, "
-        f"{_status(row, checks)} ({row.source})"
+        f"{_status(row, checks)} ({row.source}){_repaired(table, row, checks)}"
     )
+
+
+def _repaired(table: Compatibility, row: Row, checks: Sequence[str]) -> str:
+    """`; with +six (its remedy cell) it passes them raw`, where a remedy cell of the row
+    fixed every asked check the row fails raw."""
+    failing = {c for f in proven.failures([row], checks, "raw") for c in f.checks}
+    mine = [r for r in table.remedies if (r.repairs, r.where) == (row.cell, row.where.kind)]
+    fixed = [r for r in mine if failing <= set(r.fixes)]
+    if not failing or not fixed:
+        return ""
+    return f"; with {', '.join(fixed[0].change)} ({fixed[0].cell}) it passes them raw"
 
 
 def unmatched(table: Compatibility, wanted: Constraints, checks: Sequence[str]) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from audiomatrix.records import compatibility
 from audiomatrix.smoke import results
-from audiomatrix.views import diff, grid
+from audiomatrix.views import diff, fixes, grid
 from audiomatrix.views import page as page_view
 from support import run_result
 from test_report import ALL_PASS, BROKEN, NEW, OLD, repo, table  # noqa: F401
@@ -75,9 +75,20 @@ def test_declared_cells_without_a_row_are_not_run_and_apart_runs_are_absent(repo
     assert unreachable.reason == (
         "index unreachable, so not run: https://download.pytorch.org/whl/cu130 does not answer"
     )
-    assert xtts.tally == grid.Tally(rows=4, raw_pass=3, compat_pass=3, not_run=2)
-    assert grid.grids(t)["demucs"].tally == grid.Tally(rows=4, raw_pass=3, compat_pass=4, not_run=2)
-    assert grid.grids(t)["accelerator"].tally.raw_pass == 0  # skipped on a CPU: not a pass
+    why = {"index unreachable": 1, "not run": 1}
+    assert xtts.tally == grid.Tally(
+        rows=4, raw_pass=3, compat_pass=3, fixed=3, not_run=2, not_run_why=why
+    )
+    assert grid.grids(t)["demucs"].tally == grid.Tally(
+        rows=4, raw_pass=3, compat_pass=4, fixed=3, not_run=2, not_run_why=why
+    )
+    accelerator = grid.grids(t)["accelerator"].tally
+    assert accelerator.raw_pass == 0  # skipped on a CPU: not a pass
+    assert (accelerator.skipped, accelerator.fixed) == (4, 0)
+    assert grid.passing_text(accelerator) == "skipped on all 4 rows"
+    assert grid.not_run_text(xtts.tally) == (
+        "2 declared cells not run: 1 index unreachable, 1 not run yet"
+    )
 
 
 def test_changes_since_a_previous_table_are_marked_and_counted(repo: Path) -> None:  # noqa: F811
@@ -149,3 +160,58 @@ def test_grids_are_deterministic_json(repo: Path) -> None:  # noqa: F811
     again = json.dumps({n: g.model_dump(mode="json") for n, g in grid.grids(table(repo)).items()})
     assert first == again
     assert json.loads(first)["xtts"]["squares"]["2.5.1"]["3.11"]["marks"][0]["row"] == 0
+
+
+def _mark(g: grid.Grid, row: int) -> grid.Mark:
+    return next(m for s in g.squares.values() for q in s.values() for m in q.marks if m.row == row)
+
+
+def test_a_proven_fix_comes_only_from_runs_that_prove_it(repo: Path) -> None:  # noqa: F811
+    t = table(repo)
+    assert [_mark(g, 2).fix for g in grid.grids(t).values()] == [None] * len(grid.grids(t))
+    # The split proved that checkpoint_globals alone makes NEW's failing demucs check pass.
+    new = t.rows[2]
+    proof = compatibility.RemedyProof(
+        applicable=["checkpoint_globals", "torchaudio_save"],
+        minimal=[compatibility.ProvenSet(remedies=["checkpoint_globals"])],
+        tried=2,
+    )
+    proven = new.checks["demucs"].model_copy(update={"remedies": proof})
+    rows = [*t.rows[:2], new.model_copy(update={"checks": {**new.checks, "demucs": proven}})]
+    split = t.model_copy(update={"rows": [*rows, t.rows[3]]})
+    demucs = grid.grids(split)["demucs"]
+    mark = _mark(demucs, 2)
+    assert mark.fix == fixes.Fix(changes=["checkpoint_globals"], by=fixes.COMPAT)
+    assert grid.steps(mark) == [("fail", None), ("pass", "checkpoint_globals")]
+    assert (demucs.tally.fixed, demucs.tally.fixes) == (4, ["checkpoint_globals"])
+    assert "4 with a proven fix (checkpoint_globals)" in grid.tally_text(demucs.tally)
+    # A remedy cell's run beside BROKEN's image fixes both its failing XTTS checks: +six.
+    remedy = compatibility.Remedy(
+        cell=f"{BROKEN}-six", repairs=BROKEN, change=["+six"], where="image",
+        fixes=["xtts", "xtts_service"], still_fails=[], breaks=[], minimal=True, runs=[],
+    )  # fmt: skip
+    xtts = grid.grids(t.model_copy(update={"remedies": [remedy]}))["xtts"]
+    assert _mark(xtts, 3).fix == fixes.Fix(changes=["+six"], by=f"{BROKEN}-six")
+    assert grid.steps(_mark(xtts, 3)) == [("crash", None), ("pass", "+six")]
+    assert (xtts.tally.fixed, xtts.tally.fixes) == (4, ["+six"])
+    # Nothing less than every failing check, a run elsewhere, or a check broken proves it.
+    for update in (
+        {"fixes": ["xtts"], "still_fails": ["xtts_service"]},
+        {"where": "native"},
+        {"breaks": ["xtts_api"]},
+    ):
+        partial = remedy.model_copy(update=update)
+        xtts = grid.grids(t.model_copy(update={"remedies": [partial]}))["xtts"]
+        assert _mark(xtts, 3).fix is None and xtts.tally.fixes == [], update
+
+
+def test_the_committed_table_shows_where_one_change_makes_xtts_pass() -> None:
+    t = compatibility.load(Path(__file__).resolve().parents[1] / "compatibility.json")
+    xtts = grid.grids(t)["xtts"]
+    assert (xtts.tally.raw_pass, xtts.tally.compat_pass, xtts.tally.fixed) == (7, 7, 9)
+    assert xtts.tally.fixes == ["+six"]
+    fixed = [(t, p, grid.mark_label(m)) for t, s in xtts.squares.items() for p, q in s.items()
+             for m in q.marks if m.fix]  # fmt: skip
+    assert fixed == [("2.6.0", "3.11", "cu124 maintained"), ("2.10.0", "3.12", "cu128 maintained")]
+    accelerator = grid.grids(t)["accelerator"].tally
+    assert grid.passing_text(accelerator) == "skipped on all 40 rows (no GPU)"

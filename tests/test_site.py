@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 from collections.abc import Iterator
@@ -129,11 +130,12 @@ def test_the_grid_is_coloured_as_the_table_says(browser, repo: Path, tmp_path: P
     }
     xtts = page.locator(".glance[data-workload=xtts]")
     assert xtts.locator(".tally").inner_text() == (
-        "3 of 4 rows pass as installed, 3 with compat; 2 not run"
+        "3 of 4 rows pass as installed, 3 with compat, 3 with a proven fix; 2 not run"
     )
     demucs = page.locator(".glance[data-workload=demucs] .mark[data-row='2']")
     assert "raw: fail (weights-only-demucs)" in demucs.get_attribute("title")
-    assert "fixed" in demucs.get_attribute("class")  # compat makes it pass: the white dot
+    assert "state-compat" in demucs.get_attribute("class")  # compat makes it pass: →✓
+    assert demucs.locator(".then").inner_text() == "→✓"
     demucs.click()
     detail = page.locator("#detail")
     shots = [shot, _shoot(page, tmp_path, "grid-detail")]
@@ -146,15 +148,17 @@ def test_the_grid_is_coloured_as_the_table_says(browser, repo: Path, tmp_path: P
     page.select_option("select[data-axis=accelerator]", "cu124")
     shots.append(_shoot(page, tmp_path, "grid-cu124"))
     assert xtts.locator(".tally").inner_text() == (
-        "2 of 2 rows pass as installed, 2 with compat; 0 not run"
+        "2 of 2 rows pass as installed, 2 with compat, 2 with a proven fix; 0 not run"
     ), shots
     assert xtts.locator("tbody tr:visible").count() == 1, shots
     assert xtts.locator("thead th:visible").all_inner_texts() == ["torch ╲ Python", "3.11"]
     page.select_option("select[data-axis=accelerator]", "cu130")
-    assert xtts.locator(".mark:visible").count() == 1  # the unreachable cell, not run
+    shown = "ms => ms.filter(m => !m.hidden).length"
+    assert xtts.locator(".mark").evaluate_all(shown) == 1  # the unreachable cell, not run
+    assert xtts.locator("details.waiting:visible").all_inner_texts() == ["1 not run"]
     page.select_option("select[data-axis=installer]", "uv")
     page.select_option("select[data-axis=accelerator]", "")
-    assert xtts.locator(".mark:visible").count() == 6
+    assert xtts.locator(".mark").evaluate_all(shown) == 6
     assert problems == [], f"{problems} {shots}"
     page.close()
 
@@ -197,7 +201,7 @@ def test_the_list_fits_a_laptop_and_explains(browser, repo: Path, tmp_path: Path
     )
     assert len(edges) == len(report.CHECKS) + 1 and max(edges) <= LAPTOP, shots
     heads = page.locator("#results th").all_inner_texts()
-    assert heads == [*report.CHECKS, "cell"], "the checks come first"
+    assert heads == ["cell", *report.CHECKS], "the cell leads"
     visible = page.locator("#results tbody tr.row:visible")
     assert visible.count() == 4, shots
     assert page.locator("#count").inner_text() == "4 of 4 rows"
@@ -256,7 +260,8 @@ def test_what_changed_since_a_previous_table(browser, repo: Path, tmp_path: Path
     assert changed.count() == 1
     assert "since the previous table: xtts raw: pass → fail" in changed.get_attribute("title")
     assert changed.evaluate("m => getComputedStyle(m).outlineStyle") == "dashed"
-    assert "XTTS 2 → 3 (1 red, 0 green)" in " ".join(page.locator("#summary").inner_text().split())
+    xtts = page.locator("#summary tr[data-workload=xtts]").inner_text()
+    assert " ".join(xtts.split()) == "XTTS 2 3 2 1 red, 0 green"  # raw, compat, proven fix
     page.click("#changes summary")
     shot = _shoot(page, tmp_path, "changes")
     assert page.locator("#changes li.red").inner_text().startswith("RED"), shot
@@ -311,4 +316,95 @@ def test_detail_panel_names_the_published_image(browser, repo: Path, tmp_path: P
     assert f"docker pull {published.reference}" in text, shot
     assert f"CycloneDX 1.6 sboms/{row.cell}.cdx.json" in text, shot
     assert problems == [], f"{problems} {shot}"
+    page.close()
+
+
+FIRST_SCREEN = {"width": LAPTOP, "height": 900}
+EVIDENCE = Path(__file__).resolve().parents[1] / "evidence" / "page"
+
+
+def _committed_site(tmp_path: Path) -> tuple[compatibility.Compatibility, Path]:
+    root = Path(__file__).resolve().parents[1]
+    if not any((root / "results").glob("*/*.json")):
+        pytest.skip("no results/ in this checkout")
+    t = report.build(root / "results", root / "environments", root / publication.FOLDER)
+    return t, writers.write_all(t, tmp_path / "out")[2]
+
+
+def _in_view(page, selector: str) -> list[str]:
+    """The text of each element matching `selector` that is drawn inside the first screen."""
+    return page.eval_on_selector_all(
+        selector,
+        """ns => ns.filter(n => {
+        const r = n.getBoundingClientRect();
+        return r.width > 0 && r.height > 0 && r.top >= 0 && r.bottom <= innerHeight;
+    }).map(n => n.innerText)""",
+    )
+
+
+def test_the_first_screen_reads_right(browser, tmp_path: Path) -> None:
+    """At 1366x900, before any scroll or hover: the three states (as installed, with compat,
+    with a proven fix) in the summary and the legend, XTTS marks of the first and the third,
+    a label on every mark, no bare `0 → 0`, the cells not run collapsed, no sideways scroll."""
+    t, site = _committed_site(tmp_path)
+    problems: list[str] = []
+    page = browser.new_page(viewport=FIRST_SCREEN)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto(site.as_uri())
+    shot = tmp_path / "first-screen.png"
+    page.screenshot(path=str(shot))
+    assert page.evaluate("document.documentElement.scrollWidth") <= LAPTOP, shot
+    heads = _in_view(page, "#summary thead th")
+    assert heads[1:4] == ["pass as installed", "with compat", "with a proven fix"], shot
+    assert len(_in_view(page, ".legend .state")) == 3, shot
+    body = page.inner_text("body")
+    assert not re.search(r"\b0 (→|->) 0\b", body), shot
+    skipped = page.locator("#summary tr[data-workload=accelerator]").inner_text()
+    assert " ".join(skipped.split()) == "accelerator skipped on all 40 rows (no GPU)"
+    xtts = page.locator("#summary tr[data-workload=xtts]").inner_text()
+    assert " ".join(xtts.split()) == "XTTS 7 7 9 +six", shot
+    raw = _in_view(page, ".glance[data-workload=xtts] .mark[data-state=raw]")
+    proven = _in_view(page, ".glance[data-workload=xtts] .mark[data-state=proven]")
+    assert raw and proven, shot
+    assert proven[0].split() == ["✗", "→✓", "cu124", "maintained", "+six"], shot
+    views = grid.grids(t)
+    labels = page.eval_on_selector_all(
+        ".glance .mark[data-row]",
+        "ms => ms.map(m => [m.dataset.workload, m.dataset.row, m.querySelector('.lbl').innerText])",
+    )
+    expected = {
+        (name, str(m.row)): grid.mark_label(m)
+        for name, g in views.items() for s in g.squares.values() for q in s.values()
+        for m in q.marks if m.row is not None
+    }  # fmt: skip
+    assert {(w, r): label for w, r, label in labels} == expected
+    assert page.locator(".glance .mark.pending:visible").count() == 0  # collapsed
+    waiting = page.locator(".glance[data-workload=xtts] details.waiting").first
+    waiting.locator("summary").click()
+    why = waiting.locator(".mark.pending .why").all_inner_texts()
+    assert why and set(why) <= {m.status for m in t.missing}
+    # The details of a row fit their panel: no sideways scroll there either.
+    page.locator(".glance[data-workload=xtts] .mark[data-state=proven]").first.click()
+    detail = page.locator("#detail")
+    assert "passes with +six" in detail.inner_text()
+    assert detail.evaluate("d => d.scrollWidth <= d.clientWidth"), shot
+    assert problems == [], problems
+    page.close()
+
+
+def test_evidence_screenshots(browser, tmp_path: Path) -> None:
+    """Regenerates evidence/page/: the first screen at 1366x900 and the XTTS grid."""
+    _, site = _committed_site(tmp_path)
+    page = browser.new_page(viewport=FIRST_SCREEN)
+    page.goto(site.as_uri())
+    EVIDENCE.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(EVIDENCE / "first-screen-1366x900.png"))
+    page.locator(".glance[data-workload=xtts]").screenshot(path=str(EVIDENCE / "xtts-grid.png"))
+    for name in ("first-screen-1366x900.png", "xtts-grid.png"):
+        data = (EVIDENCE / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+    width, height = struct.unpack(
+        ">II", (EVIDENCE / "first-screen-1366x900.png").read_bytes()[16:24]
+    )
+    assert (width, height) == (LAPTOP, 900)
     page.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from audiomatrix.cli.options import err, fail, load_table, out, show_written
 from audiomatrix.image import engine as engine_stage
@@ -181,24 +182,51 @@ ShowWorkloadOption = Annotated[
 ]
 
 
+def _narrowed(found: dict[str, grid.Grid], **chosen: str | None) -> dict[str, str]:
+    """The axis values a --stack or --accelerator names, refused when no row or declared cell
+    in the grids has it."""
+    marks = [m for g in found.values() for s in g.squares.values() for q in s.values()
+             for m in q.marks]  # fmt: skip
+    for axis, value in chosen.items():
+        known = sorted({getattr(m, axis) for m in marks})
+        if value is not None and value not in known:
+            raise fail(f"--{axis} {value}: choose from {', '.join(known)}")
+    return {axis: value for axis, value in chosen.items() if value is not None}
+
+
 def show(
     table_path: TableOption = Path(compatibility.JSON_FILE),
     workload: ShowWorkloadOption = None,
+    stack: Annotated[str | None, typer.Option(help="Only this stack's rows.")] = None,
+    accelerator: Annotated[
+        str | None, typer.Option(help="Only this accelerator's rows (cpu, cu128, ...).")
+    ] = None,
+    plain: Annotated[
+        bool, typer.Option("--plain", help="A line per square, no colour or box: for logs.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the grids as JSON.")] = False,
 ) -> None:
-    """Each workload's grid: torch down, Python across, each square's rows counted by outcome
-    as installed (raw) and with compat, as on the page."""
-    found = grid.grids(load_table(table_path))
+    """Each workload's grid: torch down, Python across, a line per row in each square (as
+    installed, with compat, with a proven fix; its accelerator and stack), as on the page;
+    as wide as the terminal or COLUMNS."""
+    table = load_table(table_path)
+    found = grid.grids(table)
     unknown = sorted(set(workload or ()) - set(found))
     if unknown:
         raise fail(f"--workload {unknown[0]}: choose from {', '.join(found)}")
-    chosen = {name: g for name, g in found.items() if not workload or name in workload}
+    select = _narrowed(found, stack=stack, accelerator=accelerator)
+    chosen = {
+        name: g
+        for name, g in grid.grids(table, select=select).items()
+        if not workload or name in workload
+    }
     if as_json:
         typer.echo(json.dumps({n: g.model_dump(mode="json") for n, g in chosen.items()}, indent=2))
         return
+    console = Console(color_system=None if plain else "auto", highlight=False)
     for g in chosen.values():
-        out.print(gridtext.table(g))
-    out.print(gridtext.legend(), highlight=False)
+        console.print(gridtext.plain(g) if plain else gridtext.table(g, console.width))
+    console.print(gridtext.legend())
 
 
 RegistryOption = Annotated[

@@ -2,21 +2,24 @@
 
 A square (one torch x one Python) holds a mark per row of the table that falls in it (each
 accelerator, stack, OS, installer and where), coloured by the workload's outcome as a user
-would install it (raw), with the compat outcome beside it; a declared cell without a row yet
-adds a `not run` mark, and a run measured elsewhere (listed apart) adds nothing. The page and
-`audiomatrix show` both draw from this module, so they cannot disagree.
+would install it (raw), with the compat outcome beside it and, where a run proves one, the
+change that makes it pass (fixes.py); a declared cell without a row yet adds a `not run` mark,
+and a run measured elsewhere (listed apart) adds nothing. The page and `audiomatrix show` both
+draw from this module, so they cannot disagree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
 from audiomatrix.core.versions import version_key
-from audiomatrix.records.compatibility import Axes, Compatibility, Missing, Row
+from audiomatrix.records.compatibility import Axes, Compatibility, Missing, Remedy, Row
 from audiomatrix.table.report import NOT_BUILDABLE
 from audiomatrix.views.diff import Change
+from audiomatrix.views.fixes import COMPAT, Fix, label, remedies_of, workload_fix
 
 NOT_RUN = "not run"
 ORDER: tuple[str, ...] = ("pass", "skip", NOT_RUN, "drift", "fail", "hang", "crash", "corrupt")
@@ -62,6 +65,8 @@ class Verdict(_Model):
 
     status: str
     signatures: list[str] = []
+    skipped: list[str] = []
+    """Why its skipped checks were skipped (their first error line, e.g. `no GPU`)."""
 
 
 class Mark(_Model):
@@ -77,6 +82,10 @@ class Mark(_Model):
     where: str | None
     raw: Verdict
     compat: Verdict
+    fix: Fix | None = None
+    """The change a run proves makes it pass, where it fails as installed."""
+    waiting: str | None = None
+    """A declared cell's lock status where it has no row (`not run`, `index unreachable`)."""
     reason: str | None = None
     """Why a declared cell has no row (its lock status, or that it was not run yet)."""
     changes: list[str] = []
@@ -96,8 +105,17 @@ class Tally(_Model):
     rows: int
     raw_pass: int
     compat_pass: int
+    fixed: int = 0
+    """Rows that pass as installed or with a proven fix."""
+    fixes: list[str] = []
+    """The proven fixes (fixes.label), each once."""
+    skipped: int = 0
+    """Rows where the workload was skipped as installed (not applicable there)."""
+    skip_why: list[str] = []
     not_run: int
     """Declared cells without a row."""
+    not_run_why: dict[str, int] = {}
+    """How many of those per lock status (`index unreachable`, `not run` yet, ...)."""
     red: int = 0
     """Checks of this workload that passed in the previous table and no longer do."""
     green: int = 0
@@ -152,7 +170,12 @@ def verdict(row: Row, checks: Sequence[str], mode: str) -> Verdict:
     outcomes = [getattr(row.checks[c], mode) if c in row.checks else None for c in checks]
     statuses = [o.status if o else NOT_RUN for o in outcomes]
     found = [o.signature for o in outcomes if o and o.signature]
-    return Verdict(status=worst(statuses), signatures=list(dict.fromkeys(found)))
+    why = [o.first_error for o in outcomes if o and o.status == "skip" and o.first_error]
+    return Verdict(
+        status=worst(statuses),
+        signatures=list(dict.fromkeys(found)),
+        skipped=list(dict.fromkeys(why)),
+    )
 
 
 def _change_text(change: Change) -> str:
@@ -164,8 +187,15 @@ def _place(axes: Axes) -> dict[str, str]:
     return axes.model_dump(include={"os", "accelerator", "stack"})
 
 
-def row_mark(index: int, row: Row, checks: Sequence[str], changes: Sequence[Change]) -> Mark:
+def row_mark(
+    index: int,
+    row: Row,
+    checks: Sequence[str],
+    changes: Sequence[Change],
+    remedies: Mapping[tuple[str, str], Sequence[Remedy]] | None = None,
+) -> Mark:
     mine = [c for c in changes if (c.cell, c.where) == (row.cell, row.where.kind)]
+    siblings = (remedies or {}).get((row.cell, row.where.kind), [])
     return Mark(
         **_place(row.axes),
         cell=row.cell,
@@ -174,6 +204,7 @@ def row_mark(index: int, row: Row, checks: Sequence[str], changes: Sequence[Chan
         where=row.where.kind,
         raw=verdict(row, checks, "raw"),
         compat=verdict(row, checks, "compat"),
+        fix=workload_fix(row, checks, siblings),
         changes=[_change_text(c) for c in mine if c.check in checks],
     )
 
@@ -188,6 +219,7 @@ def missing_mark(missing: Missing) -> Mark:
         where=None,
         raw=Verdict(status=NOT_RUN),
         compat=Verdict(status=NOT_RUN),
+        waiting=missing.status,
         reason=f"{reason}: {missing.reason}" if missing.reason else reason,
     )
 
@@ -206,24 +238,53 @@ def _order(mark: Mark) -> tuple[str, ...]:
 def tally(marks: Sequence[Mark], checks: Sequence[str], changes: Sequence[Change]) -> Tally:
     rows = [m for m in marks if m.row is not None]
     mine = [c for c in changes if c.check in checks]
+    skipped = [m for m in rows if m.raw.status == "skip"]
+    why = Counter(m.waiting or NOT_RUN for m in marks if m.row is None)
     return Tally(
         rows=len(rows),
         raw_pass=sum(m.raw.status == "pass" for m in rows),
         compat_pass=sum(m.compat.status == "pass" for m in rows),
+        fixed=sum(m.raw.status == "pass" or m.fix is not None for m in rows),
+        fixes=list(dict.fromkeys(label(m.fix) for m in rows if m.fix)),
+        skipped=len(skipped),
+        skip_why=list(dict.fromkeys(why for m in skipped for why in m.raw.skipped)),
         not_run=len(marks) - len(rows),
+        not_run_why=dict(sorted(why.items(), key=lambda item: (-item[1], item[0]))),
         red=sum(c.regression for c in mine),
         green=sum(c.new == "pass" and c.old != "pass" for c in mine),
     )
 
 
+def _chosen(axes: Axes, select: Mapping[str, str], installer: str) -> bool:
+    """Whether a row or declared cell has every axis value `select` names."""
+    values = {**axes.model_dump(), "installer": installer}
+    return all(values.get(axis) == value for axis, value in select.items())
+
+
 def grid(
-    table: Compatibility, title: str, checks: Sequence[str], changes: Sequence[Change] = ()
+    table: Compatibility,
+    title: str,
+    checks: Sequence[str],
+    changes: Sequence[Change] = (),
+    select: Mapping[str, str] | None = None,
 ) -> Grid:
-    """One workload's grid over the table's rows and its declared cells not run yet."""
+    """One workload's grid over the table's rows and its declared cells not run yet; with
+    `select` (axis -> value: stack, accelerator, installer, ...) only those that have them."""
+    remedies = remedies_of(table)
+    chosen = select or {}
     placed: list[tuple[Axes, Mark]] = [
-        (row.axes, row_mark(i, row, checks, changes)) for i, row in enumerate(table.rows)
+        (row.axes, row_mark(i, row, checks, changes, remedies))
+        for i, row in enumerate(table.rows)
+        if _chosen(row.axes, chosen, installer_of(row))
     ]
-    placed += [(m.axes, missing_mark(m)) for m in not_run(table)]
+    placed += [
+        (m.axes, missing_mark(m))
+        for m in not_run(table)
+        if _chosen(m.axes, chosen, installer_of(m))
+    ]
+    if chosen:
+        kept = {mark.cell for _, mark in placed}
+        changes = [c for c in changes if c.cell in kept]
     squares: dict[str, dict[str, list[Mark]]] = {}
     for axes, mark in sorted(placed, key=lambda p: _order(p[1])):
         squares.setdefault(axes.torch, {}).setdefault(axes.python, []).append(mark)
@@ -248,19 +309,69 @@ def grid(
     )
 
 
-def grids(table: Compatibility, changes: Sequence[Change] = ()) -> dict[str, Grid]:
+def grids(
+    table: Compatibility,
+    changes: Sequence[Change] = (),
+    select: Mapping[str, str] | None = None,
+) -> dict[str, Grid]:
     """Every workload's grid, then one per check outside the workloads, in table order."""
     return {
-        name: grid(table, TITLES.get(name, name), checks, changes)
+        name: grid(table, TITLES.get(name, name), checks, changes, select)
         for name, checks in views(table).items()
     }
 
 
+def passing_text(t: Tally) -> str:
+    """`7 of 40 rows pass as installed, 7 with compat, 9 with a proven fix (+six)`, or, where
+    every row skipped the workload, why: `skipped on all 40 rows (no GPU)`. Never a bare count
+    that hides a skip."""
+    why = f" ({'; '.join(t.skip_why)})" if t.skip_why else ""
+    if t.rows and t.skipped == t.rows:
+        return f"skipped on all {t.rows} rows{why}"
+    fixes = f" ({', '.join(t.fixes)})" if t.fixes else ""
+    text = (
+        f"{t.raw_pass} of {t.rows} rows pass as installed, {t.compat_pass} with compat, "
+        f"{t.fixed} with a proven fix{fixes}"
+    )
+    return text + (f"; skipped on {t.skipped}{why}" if t.skipped else "")
+
+
+def not_run_text(t: Tally) -> str:
+    """`72 declared cells not run: 55 index unreachable, 12 not run yet`."""
+    if list(t.not_run_why) == [NOT_RUN]:
+        return f"{t.not_run} declared cells not run yet"
+    why = ", ".join(f"{n} {s if s != NOT_RUN else 'not run yet'}" for s, n in t.not_run_why.items())
+    return f"{t.not_run} declared cells not run" + (f": {why}" if why else "")
+
+
 def tally_text(t: Tally) -> str:
-    """`3 of 4 rows pass as installed, 4 with compat; ...`: one workload's summary line."""
-    parts = [f"{t.raw_pass} of {t.rows} rows pass as installed, {t.compat_pass} with compat"]
+    """One workload's summary line: how its rows pass, its cells not run and why, and what
+    changed since the previous table."""
+    parts = [passing_text(t)]
     if t.not_run:
-        parts.append(f"{t.not_run} declared cells not run")
+        parts.append(not_run_text(t))
     if t.red or t.green:
         parts.append(f"since the previous table {t.red} went red, {t.green} went green")
     return "; ".join(parts)
+
+
+def steps(mark: Mark) -> list[tuple[str, str | None]]:
+    """How a mark's workload fares, in order: (status, how) as installed (how None), then with
+    compat where it differs (`compat`, or the proven compat remedies), then a remedy cell's
+    proven change (`+six`). The page and the terminal both draw these."""
+    found: list[tuple[str, str | None]] = [(mark.raw.status, None)]
+    by_compat = mark.fix is not None and mark.fix.by == COMPAT
+    if mark.compat.status != mark.raw.status:
+        found.append((mark.compat.status, label(mark.fix) if by_compat and mark.fix else COMPAT))
+    if mark.fix is not None and not by_compat:
+        found.append(("pass", label(mark.fix)))
+    return found
+
+
+def mark_label(mark: Mark) -> str:
+    """`cu128 maintained`, then `native` or the installer where they are not the usual: the
+    row's place in a square, readable without hovering."""
+    parts = [mark.accelerator, mark.stack]
+    parts += [mark.where] if mark.where == "native" else []
+    parts += [mark.installer] if mark.installer != DEFAULT_INSTALLER else []
+    return " ".join(parts)

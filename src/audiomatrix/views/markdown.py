@@ -14,6 +14,8 @@ from audiomatrix.records.base import Damaged
 from audiomatrix.records.compatibility import CheckRow, Compatibility, Missing, Outcome, Remedy, Row
 from audiomatrix.table import compat_split
 from audiomatrix.table.report import NOT_BUILDABLE
+from audiomatrix.views import grid
+from audiomatrix.views.fixes import COMPAT, Fix, label, remedies_of, workload_fix
 from audiomatrix.views.labels import (
     NONE,
     accelerator_label,
@@ -31,19 +33,23 @@ def _md(text: object) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def _check_md(row: CheckRow | None) -> str:
+def _check_md(row: CheckRow | None, fix: Fix | None = None) -> str:
     """`fail → pass`, then the failures' signatures (raw's first), each linked to the legend,
-    then which of compat's remedies were proven to make it pass, each linked to its run."""
+    then which of compat's remedies were proven to make it pass, each linked to its run, and
+    the remedy cell whose declared change was proven to make it pass."""
     if row is None:
         return NONE
     outcomes = (row.raw, row.compat)
     text = " → ".join(o.status if o else NONE for o in outcomes)
     sigs = list(dict.fromkeys(o.signature for o in outcomes if o and o.signature))
     text += f" ({', '.join(f'[{s}](#{s})' for s in sigs)})" if sigs else ""
-    return text + (f"; {compat_split.summary(row.remedies, link=True)}" if row.remedies else "")
+    text += f"; {compat_split.summary(row.remedies, link=True)}" if row.remedies else ""
+    if fix is None or fix.by == COMPAT:
+        return text
+    return text + f"; passes with `{label(fix)}` ([remedy cell](#remedies-proven) `{fix.by}`)"
 
 
-def _row_md(row: Row, checks: Sequence[str]) -> list[str]:
+def _row_md(row: Row, checks: Sequence[str], remedies: Sequence[Remedy] = ()) -> list[str]:
     def v(key: str) -> str:
         return row.versions.get(key) or NONE
 
@@ -60,7 +66,7 @@ def _row_md(row: Row, checks: Sequence[str]) -> list[str]:
         accelerator_label(row),
         device_label(row),
         stack_label(row.versions),
-        *[_check_md(row.checks.get(c)) for c in checks],
+        *[_check_md(row.checks.get(c), workload_fix(row, [c], remedies)) for c in checks],
         f"[{row.run}]({row.source}){stale}",
         f"`{row.lock_sha256[:12]}`",
     ]
@@ -72,11 +78,26 @@ HEAD = (
 )  # fmt: skip
 
 
-def _table_md(rows: Sequence[Row], checks: Sequence[str]) -> list[str]:
-    head = [*HEAD, *checks, "results", "lock"]
+def _table_md(table: Compatibility) -> list[str]:
+    head = [*HEAD, *table.checks, "results", "lock"]
+    remedies = remedies_of(table)
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    lines += ["| " + " | ".join(_md(c) for c in _row_md(r, checks)) + " |" for r in rows]
+    for r in table.rows:
+        cells = _row_md(r, table.checks, remedies.get((r.cell, r.where.kind), []))
+        lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
     return lines
+
+
+def _glance_md(table: Compatibility) -> list[str]:
+    """Each workload in one line: how many rows pass as installed, with compat, with a proven
+    fix (and which), or why none ran it."""
+    found = grid.grids(table)
+    lines = [f"- {g.title}: {grid.passing_text(g.tally)}" for g in found.values()]
+    overall = next(iter(found.values()), None)
+    if overall is not None and overall.tally.not_run:
+        lines.append(f"- {grid.not_run_text(overall.tally)}")
+    return ["**At a glance** (the same counts as the page's and `audiomatrix show`'s):", "",
+            *lines, ""]  # fmt: skip
 
 
 def markdown(table: Compatibility) -> str:
@@ -97,12 +118,17 @@ def markdown(table: Compatibility) -> str:
         "A failure names its signature; see the [legend](#signatures). Where compat fixes a "
         "check, the check was rerun with fewer of compat's remedies, smallest sets first: "
         "`proven alone` names the remedies that each make it pass by themselves (each linked "
-        "to that run), `proven together` the smallest set that does when none alone does.",
+        "to that run), `proven together` the smallest set that does when none alone does. "
+        "Where a remedy cell's run proves that its declared change makes a failing check pass, "
+        "the check says `passes with` that change (see [remedies, proven](#remedies-proven)).",
         "",
+    ]
+    lines += _glance_md(table) if table.rows else []
+    lines += [
         "## Results",
         "",
     ]
-    lines += _table_md(table.rows, table.checks) if table.rows else ["No row yet."]
+    lines += _table_md(table) if table.rows else ["No row yet."]
     lines += _published_md(table.rows)
     lines += _gpu_md([*table.rows, *table.apart])
     lines += _remedies_md(table.remedies)

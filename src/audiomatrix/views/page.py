@@ -1,6 +1,7 @@
 """site/index.html: the offline page, rendered with jinja2 from templates/.
 
-It opens on grid.py's grid per workload, lists the rows, and says what changed since a previous
+It opens on how each workload passes (as installed, with compat, with a proven fix: fixes.py),
+then grid.py's grid per workload; it lists the rows, and says what changed since a previous
 table when it is given one (diff.py's changes). Rendered from the Compatibility model alone, so
 the same table always gives the same page.
 """
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from audiomatrix.core.versions import version_key
 from audiomatrix.records.compatibility import Compatibility, Missing, Row
 from audiomatrix.spec.cells import AXES
-from audiomatrix.views import grid
+from audiomatrix.views import fixes, grid
 from audiomatrix.views.diff import Change
 from audiomatrix.views.labels import where_label
 
@@ -48,6 +49,8 @@ def mark_title(mark: grid.Mark) -> str:
         lines.append(mark.reason or grid.NOT_RUN)
     else:
         lines += [f"raw: {said(mark.raw)}", f"with compat: {said(mark.compat)}"]
+    if mark.fix:
+        lines.append(f"passes with {fixes.label(mark.fix)}: {fixes.evidence(mark.fix)}")
     return "\n".join(lines + [f"since the previous table: {c}" for c in mark.changes])
 
 
@@ -66,6 +69,18 @@ def _filters(table: Compatibility) -> dict[str, list[str]]:
     }
 
 
+def check_fixes(table: Compatibility) -> list[dict[str, str]]:
+    """Per row, each check's proven fix as the list and the details name it: a remedy cell's
+    change (`+six`), or the compat remedies the split proved."""
+    remedies = fixes.remedies_of(table)
+    found = []
+    for row in table.rows:
+        siblings = remedies.get((row.cell, row.where.kind), [])
+        proven = {c: fixes.workload_fix(row, [c], siblings) for c in row.checks}
+        found.append({c: fixes.label(f) for c, f in proven.items() if f})
+    return found
+
+
 def change_records(changes: Sequence[Change]) -> list[dict[str, Any]]:
     """diff.diff's changes as JSON, each with whether it is a regression."""
     return [{**dataclasses.asdict(c), "regression": c.regression} for c in changes]
@@ -82,12 +97,18 @@ def html(table: Compatibility, changes: Sequence[Change] | None = None) -> str:
             filters=_filters(table),
             data=table.model_dump(mode="json"),
             grids=grid.grids(table, changes or ()),
+            fixed=check_fixes(table),
             changes=changes,
             change_data=None if changes is None else change_records(changes),
             palette={**grid.PALETTE, grid.OTHER: grid.OTHER_COLOUR},
             tone=grid.tone,
             glyph=grid.glyph,
             mark_title=mark_title,
+            mark_label=grid.mark_label,
+            steps=grid.steps,
+            fix_label=fixes.label,
+            passing_text=grid.passing_text,
+            not_run_text=grid.not_run_text,
             installer_of=grid.installer_of,
             where_label=where_label,
         )

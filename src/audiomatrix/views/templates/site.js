@@ -28,7 +28,8 @@
       && words.every((w) => node.dataset.text.includes(w));
   }
 
-  /** A grid after filtering: its tally over the marks shown, and no empty torch or Python. */
+  /** A grid after filtering: its tally over the marks shown, each square's count of cells
+   * not run, and no empty torch or Python. */
   function refresh(glance) {
     const shown = Array.from(glance.querySelectorAll(".mark")).filter((m) => !m.hidden);
     const ran = shown.filter((m) => m.dataset.row !== undefined);
@@ -36,9 +37,15 @@
       rows: ran.length,
       raw: ran.filter((m) => m.dataset.status === "pass").length,
       compat: ran.filter((m) => m.dataset.compat === "pass").length,
+      fixed: ran.filter((m) => ["raw", "proven"].includes(m.dataset.state)).length,
       pending: shown.length - ran.length,
     };
     glance.querySelectorAll("[data-n]").forEach((b) => { b.textContent = numbers[b.dataset.n]; });
+    glance.querySelectorAll("details.waiting").forEach((d) => {
+      const n = Array.from(d.querySelectorAll(".mark")).filter((m) => !m.hidden).length;
+      d.querySelector(".n").textContent = n;
+      d.hidden = n === 0;
+    });
     glance.querySelectorAll("tbody tr").forEach((tr) => {
       tr.hidden = !shown.some((m) => m.dataset.torch === tr.dataset.torch);
     });
@@ -140,6 +147,8 @@
       const li = el("li");
       li.append(el("strong", name + ": "), badge(c.raw), " → ", badge(c.compat));
       if (c.remedies) li.append(" ", el("span", proof(c.remedies), "proof"));
+      const fix = rows[index].querySelector(`td[data-check="${name}"] .fix`);
+      if (fix) li.append(" ", el("span", fix.textContent.replace("✓", "passes with"), "fix"));
       [c.raw, c.compat].forEach((o) => {
         if (o && o.signature && !seen.includes(o.signature)) seen.push(o.signature);
         if (o && o.first_error) li.append(el("pre", o.first_error));

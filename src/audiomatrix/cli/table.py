@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from audiomatrix.cli.options import err, fail, load_table, out, show_written
 from audiomatrix.image import engine as engine_stage
@@ -119,7 +120,7 @@ RegistryOption = Annotated[
     typer.Option(
         "--registry",
         envvar="AUDIOMATRIX_REGISTRY",
-        help="host[:port][/namespace] of the registry; images go to <it>/audiomatrix/cell.",
+        help=escape("host[:port][/namespace] of the registry; images go to <it>/audiomatrix/cell."),
     ),
 ]
 

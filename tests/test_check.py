@@ -245,6 +245,11 @@ def test_expected_failures_follow_the_catalog_ranges() -> None:
     assert "coqui-tts-six-undeclared" in {e.signature.id for e in versions.expected(six)}
     with_six = versions.expected({**six, "six": "1.17.0"})
     assert "coqui-tts-six-undeclared" not in {e.signature.id for e in with_six}
+    codec = {"torch": "2.9.1", "torchaudio": "2.9.1", "coqui-tts": "0.27.4"}
+    without = {e.signature.id for e in versions.expected(codec)}
+    assert {"torchcodec-missing", "coqui-tts-requires-torchcodec"} <= without
+    with_codec = {e.signature.id for e in versions.expected({**codec, "torchcodec": "0.8.1"})}
+    assert not {"torchcodec-missing", "coqui-tts-requires-torchcodec"} & with_codec
 
 
 def test_the_nearest_row_shares_torch_and_the_stack_before_python() -> None:

@@ -9,20 +9,47 @@ catalog's remedy, "not proven by a run". Reads compatibility.json only.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from packaging.version import InvalidVersion, Version
 
-from audiomatrix.catalog.signatures import UNCLASSIFIED, by_id
+from audiomatrix.catalog.signatures import UNCLASSIFIED, Signature, by_id, catalog
 from audiomatrix.records.compatibility import CheckRow, Compatibility, Outcome, RemedyProof, Row
 from audiomatrix.suite.probe import normalise
 from audiomatrix.suite.schema import FAILED, MODES
 from audiomatrix.table.compat_split import summary
 
 STACK = ("torch", "torchaudio", "torchcodec", "tts", "coqui-tts", "transformers", "demucs")
-"""The packages a row's nearness is counted on (normalised names)."""
+"""The packages of the workloads (normalised names), shown first."""
+MISSING_PACKAGE = re.compile(
+    r"No module named '(\w+)'|(\w+) is required for|the (\w+) library is required"
+)
+"""How an entry's pattern says a package is missing."""
+
+
+def missing_package(signature: Signature) -> str | None:
+    """The package (normalised) whose absence the entry's failure is, if it is one."""
+    found = MISSING_PACKAGE.search(signature.pattern.replace("\\", ""))
+    return normalise(next(g for g in found.groups() if g)) if found else None
+
+
+@functools.cache
+def relevant() -> tuple[str, ...]:
+    """The packages a row's nearness is counted on: the workloads', then every one the
+    catalog's ranges name or whose absence an entry is (six, setuptools, ...)."""
+    named = {normalise(p) for s in catalog() for p in s.affects}
+    named |= {m for s in catalog() if (m := missing_package(s))}
+    return (*STACK, *sorted(named - set(STACK)))
+
+
+def _theirs(row: Row) -> dict[str, str | None]:
+    """Every distribution the row's run measured, by normalised name, at its public version."""
+    found = {normalise(k): public(v) for k, v in row.facts.installed.items()}
+    return {**found, **{normalise(k): public(v) for k, v in row.versions.items() if v}}
 
 
 @dataclass(frozen=True)
@@ -79,8 +106,8 @@ def reproduced(table: Compatibility, signature: str) -> list[Seen]:
 
 
 def _same(row: Row, versions: Mapping[str, str | None]) -> list[str]:
-    mine = {normalise(k): public(v) for k, v in row.versions.items()}
-    return [p for p in STACK if versions.get(p) and mine.get(p) == public(versions[p])]
+    theirs = _theirs(row)
+    return [p for p in relevant() if versions.get(p) and theirs.get(p) == public(versions[p])]
 
 
 def nearness(row: Row, versions: Mapping[str, str | None], python: str) -> tuple[int, ...]:
@@ -105,12 +132,12 @@ def nearest(table: Compatibility, versions: Mapping[str, str | None], python: st
 
 def differences(row: Row, versions: Mapping[str, str | None], python: str) -> list[str]:
     """How the row departs from these versions, in words: `transformers 4.57.1 (here 4.49.0)`."""
-    mine = {normalise(k): v for k, v in row.versions.items()}
+    theirs = _theirs(row)
     found = [] if row.axes.python == python else [f"Python {row.axes.python} (here {python})"]
-    for package in STACK:
-        if package in versions and public(mine.get(package)) != public(versions[package]):
-            theirs = mine.get(package) or "absent"
-            found.append(f"{package} {theirs} (here {versions[package] or 'absent'})")
+    for package in relevant():
+        if package in versions and theirs.get(package) != public(versions[package]):
+            there = theirs.get(package) or "absent"
+            found.append(f"{package} {there} (here {versions[package] or 'absent'})")
     return found
 
 

@@ -21,6 +21,8 @@ from audiomatrix.suite import schema
 from audiomatrix.suite.probe import normalise
 from audiomatrix.views.labels import gpu_label, where_label
 
+ERROR_TEXT = "the error text"
+
 
 @dataclass
 class Report:
@@ -37,7 +39,14 @@ class Report:
 
     @property
     def failing(self) -> bool:
-        return bool(self.broken) or any(c.failed for c in self.checks) or bool(self.matches)
+        """Something failed: the environment could not be checked, a check failed (here, or
+        in the nearest row), or, where no row was measured, the catalog's ranges hold; for
+        an error text, that the catalog does not know it."""
+        if self.subject == ERROR_TEXT:
+            return not self.matches
+        if self.broken or any(c.failed for c in self.checks):
+            return True
+        return self.nearest is None and bool(self.matches)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -113,7 +122,7 @@ def for_log(text: str, table: Compatibility) -> Report:
     """A pasted error or traceback against the catalog."""
     found = log_matches(matching.matches(text), table)
     notes = [] if found else ["no catalog entry matches this text"]
-    return Report("the error text", matches=found, notes=notes)
+    return Report(ERROR_TEXT, matches=found, notes=notes)
 
 
 def versions_of(environment: schema.Environment) -> dict[str, str | None]:

@@ -2,8 +2,9 @@
 pins, or a requirements file resolved by `uv pip compile` (as lock/ runs uv: no config file,
 no index setting of this machine), matched against the catalog's version ranges.
 
-A range says where a failure can happen, not that it will: an entry whose failure is a module
-missing (`No module named 'six'`) is not expected where that module's package is installed.
+A range says where a failure can happen, not that it will: an entry whose failure is a package
+missing (`No module named 'six'`, `TorchCodec is required for ...`) is not expected where that
+package is installed.
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ from packaging.specifiers import SpecifierSet
 
 from audiomatrix.catalog.signatures import Signature, catalog
 from audiomatrix.check.errors import CheckError, CheckInputError
-from audiomatrix.check.evidence import public
+from audiomatrix.check.evidence import missing_package, public
 from audiomatrix.lock import uvtool
 from audiomatrix.suite.probe import normalise
 from audiomatrix.table.report import PIN
 
 UV_TIMEOUT_S = 300
 PYTHON_VERSION = re.compile(r"^3\.\d+(\.\d+)?$")
-MISSING_MODULE = re.compile(r"No module named '(\w+)'")
 CONDA_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*==?\s*([0-9][^=\s]*)")
 
 
@@ -126,9 +126,9 @@ def compile_requirements(path: Path, python: str, lock: bool = False) -> tuple[s
 
 
 def _absent_module(signature: Signature, versions: Mapping[str, str | None]) -> bool:
-    """The entry's failure is a missing module, and its package is there."""
-    missing = MISSING_MODULE.search(signature.pattern.replace("\\", ""))
-    return missing is not None and normalise(missing.group(1)) in versions
+    """The entry's failure is a package missing, and that package is there."""
+    missing = missing_package(signature)
+    return missing is not None and bool(versions.get(missing))
 
 
 def covered(signature: Signature, versions: Mapping[str, str | None]) -> list[str] | None:

@@ -21,7 +21,7 @@ from audiomatrix.cli.options import err, load_table, out
 from audiomatrix.records import compatibility
 from audiomatrix.suite.schema import CHECKS, FAILED, workloads
 
-SHOWN_ROWS = 4
+SHOWN_ROWS = 2
 """How many reproducing checks a match lists in the report (--json lists all)."""
 
 OFFLINE = "resolved by uv from its cache alone (as the index answered when last asked)"
@@ -198,7 +198,7 @@ def check(
         typer.echo(json.dumps(found.as_json(), indent=2))
     else:
         show(found)
-    if found.failing if kind != "--log" else not found.matches:
+    if found.failing:
         raise typer.Exit(1)
 
 
@@ -212,6 +212,9 @@ def show(found: report.Report) -> None:
         out.print(f"  versions: {shown or 'none of the stack'}", markup=False, highlight=False)
     if found.broken:
         out.print(f"[red]broken environment[/]: {escape(found.broken)}", highlight=False)
+    if found.matches and found.versions:
+        out.print("the catalog's ranges hold these versions (what can fail; the nearest row "
+                  "shows what did):", markup=False, highlight=False)  # fmt: skip
     for i, match in enumerate(found.matches, 1):
         _show_match(i, match)
     if found.checks:

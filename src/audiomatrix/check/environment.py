@@ -65,10 +65,10 @@ def check_folder(key: str) -> Path:
     return cache_dir() / "check" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def check_environment(libraries: Iterable[Path] = ()) -> dict[str, str]:
+def check_environment() -> dict[str, str]:
     """The suite's environment (runner.suite_environment) writing its bytecode to the cache."""
     pycache = cache_dir() / "check" / "pycache"
-    return {**runner.suite_environment(libraries), "PYTHONPYCACHEPREFIX": str(pycache)}
+    return {**runner.suite_environment(), "PYTHONPYCACHEPREFIX": str(pycache)}
 
 
 def harness(python: Path, measured: schema.Environment) -> Path | None:

@@ -21,6 +21,7 @@ LAYERS = (
     "catalog",
     "table",
     "views",
+    "check",
     "publish",
     "workflow",
     "cli",

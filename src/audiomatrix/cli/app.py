@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from audiomatrix.cli import boundaries, images, stages, table
+from audiomatrix.cli.check import check
 from audiomatrix.cli.options import MatrixOption, MaxCellsOption, Options, SelectOption, say
 from audiomatrix.core.errors import AudiomatrixError
 from audiomatrix.spec.matrix import MAX_CELLS
@@ -70,6 +71,7 @@ COMMANDS = (
     ("show", table.show),
     ("publish", table.publish),
     ("pull", table.pull),
+    ("check", check),
 )
 """Every command by its name, in the order --help lists them."""
 

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from audiomatrix.check import gpu
 from audiomatrix.lock import uvtool
 from audiomatrix.lock.installers import uv
 
@@ -50,24 +51,13 @@ def _debootstrap() -> Check:
     )
 
 
-def parse_gpus(csv: str) -> list[str]:
-    """`name, compute_cap, driver` rows from nvidia-smi as `name sm_XY (driver D)`."""
-    gpus = []
-    for row in csv.strip().splitlines():
-        name, cap, driver = (part.strip() for part in row.split(","))
-        gpus.append(f"{name} sm_{cap.replace('.', '')} (driver {driver})")
-    return gpus
-
-
 def _gpu() -> Check:
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return Check("GPU", False, "no NVIDIA GPU (nvidia-smi not found): GPU checks will skip")
-    query = ["--query-gpu=name,compute_cap,driver_version", "--format=csv,noheader"]
-    proc = subprocess.run([smi, *query], capture_output=True, text=True, timeout=30)
-    if proc.returncode != 0:
-        return Check("GPU", False, f"nvidia-smi failed: {proc.stderr.strip() or proc.returncode}")
-    return Check("GPU", True, "; ".join(parse_gpus(proc.stdout)))
+    found = gpu.local_gpus()
+    if isinstance(found, str):
+        return Check(
+            "GPU", False, f"{found}: GPU checks will skip" if found == gpu.NO_SMI else found
+        )
+    return Check("GPU", True, "; ".join(g.label for g in found))
 
 
 def _default_index() -> Check:

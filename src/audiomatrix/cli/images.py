@@ -30,7 +30,7 @@ from audiomatrix.smoke import sweep as sweep_stage
 from audiomatrix.suite.schema import MODES
 from audiomatrix.workflow import pipeline
 
-ModeOption = Annotated[list[str] | None, typer.Option(help="raw and/or compat [default: both].")]
+ModeOption = Annotated[list[str] | None, typer.Option(help="raw and/or compat \\[default: both].")]
 CheckOption = Annotated[list[str] | None, typer.Option(help="Only these checks.")]
 
 

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from audiomatrix.cli.options import err, fail, load_table, out, show_written
 from audiomatrix.image import engine as engine_stage
@@ -42,7 +43,7 @@ def diff_command(
 
 WorkloadOption = Annotated[
     list[str] | None,
-    typer.Option(help=f"One of {', '.join(report_stage.WORKLOADS)}; repeatable [all]."),
+    typer.Option(help=f"One of {', '.join(report_stage.WORKLOADS)}; repeatable \\[all]."),
 ]
 PythonOption = Annotated[
     str | None, typer.Option(help="Python X.Y, or a range: '>=3.11', '>=3.10,<3.13'.")
@@ -177,7 +178,7 @@ ShowWorkloadOption = Annotated[
     typer.Option(
         "--workload",
         help=f"One of {', '.join(report_stage.WORKLOADS)} or another check "
-        "(accelerator, ...); repeatable [all].",
+        "(accelerator, ...); repeatable \\[all].",
     ),
 ]
 
@@ -234,7 +235,7 @@ RegistryOption = Annotated[
     typer.Option(
         "--registry",
         envvar="AUDIOMATRIX_REGISTRY",
-        help="host[:port][/namespace] of the registry; images go to <it>/audiomatrix/cell.",
+        help=escape("host[:port][/namespace] of the registry; images go to <it>/audiomatrix/cell."),
     ),
 ]
 
@@ -291,7 +292,7 @@ def publish(
 
 
 def pull(
-    cell: Annotated[str | None, typer.Argument(help="A cell id [the recommended one].")] = None,
+    cell: Annotated[str | None, typer.Argument(help="A cell id \\[the recommended one].")] = None,
     registry: RegistryOption = None,
     table_path: TableOption = Path(compatibility.JSON_FILE),
     workload: WorkloadOption = None,

@@ -182,14 +182,17 @@ def ensure_venv(cell: CellLock, venv: Path) -> Path:
     steps = uv.venv_commands(
         cell.requirements, venv, interpreter_for(cell), cell.index, uv=uvtool.uv_binary()
     )
+    run_uv(steps, cell.cell)
+    marker.write_text(cell.lock_sha256)
+    return interpreter
+
+
+def run_uv(steps: Iterable[list[str]], what: str) -> None:
+    """uv's venv steps in order; CellError naming `what` and the step that failed."""
     for step in steps:
         proc = subprocess.run(step, capture_output=True, text=True, env=uv_environment())
         if proc.returncode != 0:
-            raise CellError(
-                f"{cell.cell}: {' '.join(step[1:3])} failed: {uvtool.one_line(proc.stderr)}"
-            )
-    marker.write_text(cell.lock_sha256)
-    return interpreter
+            raise CellError(f"{what}: {' '.join(step[1:3])} failed: {uvtool.one_line(proc.stderr)}")
 
 
 def conda_interpreter(prefix: Path, platform: str) -> Path:

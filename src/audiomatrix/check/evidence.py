@@ -4,7 +4,8 @@ to a set of versions, and the fix for a check's failure that a run proves.
 A fix is named with its proof or marked as having none, in this order: a compat remedy set
 proven by a run with only that set (this environment's own run, else a table row's); a remedy
 cell's one declared change that fixed the check in its parent cell (both runs named); else the
-catalog's remedy, "not proven by a run". Reads compatibility.json only.
+catalog's remedy, "not proven by a run". What a run proves is asked of views.fixes, as the page
+and `recommend` ask it. Reads compatibility.json only.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Literal
 
 from packaging.version import InvalidVersion, Version
 
-from audiomatrix.catalog.signatures import UNCLASSIFIED, Signature, by_id, catalog
-from audiomatrix.records.compatibility import CheckRow, Compatibility, Outcome, RemedyProof, Row
+from audiomatrix.catalog.signatures import Signature, catalog
+from audiomatrix.records.compatibility import Compatibility, Outcome, RemedyProof, Row
 from audiomatrix.suite.probe import normalise
-from audiomatrix.suite.schema import FAILED, MODES
+from audiomatrix.suite.schema import MODES
 from audiomatrix.table.compat_split import summary
+from audiomatrix.views import fixes
 
 STACK = ("torch", "torchaudio", "torchcodec", "tts", "coqui-tts", "transformers", "demucs")
 """The packages of the workloads (normalised names), shown first."""
@@ -141,40 +143,33 @@ def differences(row: Row, versions: Mapping[str, str | None], python: str) -> li
     return found
 
 
-def _raw_failed_with(row: Row, check: str, signature: str) -> bool:
-    raw = (row.checks.get(check) or CheckRow()).raw
-    return raw is not None and raw.status in FAILED and raw.signature == signature
-
-
 def proven_in_table(
     table: Compatibility, check: str, signature: str, prefer: Sequence[Row] = ()
 ) -> Fix | None:
     """A compat remedy set a row's split proves for this check and failure (the preferred
     rows first), else a remedy cell's change that fixed it in its parent."""
-    rows = [*prefer, *(r for r in table.rows if r not in prefer)]
-    for row in rows:
-        fix = compat_fix((row.checks.get(check) or CheckRow()).remedies, row.cell, row.source)
-        if fix is not None and _raw_failed_with(row, check, signature):
-            return fix
-    parents = {r.cell: r for r in table.rows}
-    for remedy in table.remedies:
-        parent = parents.get(remedy.repairs)
-        if check in remedy.fixes and parent and _raw_failed_with(parent, check, signature):
-            text = f"{', '.join(remedy.change)}: fixed {check} in {remedy.cell}"
-            return Fix("remedy cell", text, list(remedy.runs))
-    return None
+    split = next(fixes.compat_proofs(table, [check], signature, prefer), None)
+    if split is not None:
+        row, _, proof = split
+        return compat_fix(proof, row.cell, row.source)
+    remedy = next((r for r, _ in fixes.remedy_fixes(table, [check], signature)), None)
+    if remedy is None:
+        return None
+    text = f"{', '.join(remedy.change)}: fixed {check} in {remedy.cell}"
+    return Fix("remedy cell", text, list(remedy.runs))
 
 
 def compat_fix(found: RemedyProof | None, where: str, run: str = "") -> Fix | None:
     """The compat remedy sets a split proves (each by its run's log, else `run`), or None."""
-    if found is None or not found.minimal:
+    proven = fixes.proven_set(found)
+    if proven is None:
         return None
-    text = f"audiomatrix.compat, {summary(found)} (in {where})"
-    return Fix("compat", text, [s.log or run for s in found.minimal])
+    text = f"audiomatrix.compat, {summary(proven)} (in {where})"
+    return Fix("compat", text, [s.log or run for s in proven.minimal])
 
 
 def catalog_fix(signature: str | None) -> Fix:
-    entry = by_id(signature) if signature and signature != UNCLASSIFIED else None
+    entry = fixes.catalog_entry(signature)
     if entry is None:
         return Fix("none", "no catalog entry knows this failure")
     return Fix("catalog", f"{entry.remedy} (not proven by a run)")

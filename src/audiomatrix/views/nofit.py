@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from audiomatrix.records.compatibility import Compatibility, Missing, Row
-from audiomatrix.views import proven
+from audiomatrix.views import fixes, proven
 from audiomatrix.views.constraints import Constraints
 
 SHOWN = 6
@@ -44,7 +44,7 @@ def _status(row: Row, checks: Sequence[str]) -> str:
     with even with compat."""
     for mode, words in (("raw", "passes them raw"), ("compat", "passes them with compat")):
         if not proven.failures([row], checks, mode) and all(
-            proven.outcome(row, c, mode) is not None
+            fixes.outcome(row, c, mode) is not None
             for c in checks  # type: ignore[arg-type]
         ):
             return words
@@ -71,13 +71,12 @@ def counterpart(table: Compatibility, cell: Missing, checks: Sequence[str]) -> s
 
 def _repaired(table: Compatibility, row: Row, checks: Sequence[str]) -> str:
     """`; with +six (its remedy cell) it passes them raw`, where a remedy cell of the row
-    fixed every asked check the row fails raw."""
-    failing = {c for f in proven.failures([row], checks, "raw") for c in f.checks}
-    mine = [r for r in table.remedies if (r.repairs, r.where) == (row.cell, row.where.kind)]
-    fixed = [r for r in mine if failing <= set(r.fixes)]
-    if not failing or not fixed:
+    passes every asked check (fixes.remedy_for, as the page's third state)."""
+    mine = fixes.remedies_of(table).get((row.cell, row.where.kind), [])
+    remedy = fixes.remedy_for(row, checks, mine)
+    if remedy is None:
         return ""
-    return f"; with {', '.join(fixed[0].change)} ({fixed[0].cell}) it passes them raw"
+    return f"; with {', '.join(remedy.change)} ({remedy.cell}) it passes them raw"
 
 
 def unmatched(table: Compatibility, wanted: Constraints, checks: Sequence[str]) -> list[str]:

@@ -5,8 +5,8 @@ fixed the failing checks in its parent cell (both runs named), else as another s
 beside a failing row (the same OS, Python, torch and accelerator) that passes (both runs and
 every version that differs named: not a single change); and compat's remedies as the split
 proved them for that failure (the run with only that set named). Where no run proves a fix,
-the catalog's remedy, marked as such. Reads
-compatibility.json only.
+the catalog's remedy, marked as such. What a run proves is asked of views.fixes, as the page and
+`audiomatrix check` ask it. Reads compatibility.json only.
 """
 
 from __future__ import annotations
@@ -14,9 +14,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from audiomatrix.records.compatibility import CheckRow, Compatibility, Outcome, Remedy, Row
-from audiomatrix.suite.schema import CHECKS, FAILED, Mode
+from audiomatrix.records.compatibility import Compatibility, Row
+from audiomatrix.suite.schema import CHECKS, Mode
 from audiomatrix.table.compat_split import summary
+from audiomatrix.views.fixes import (
+    catalog_entry,
+    compat_proofs,
+    failed,
+    failed_with,
+    outcome,
+    remedy_fixes,
+)
 from audiomatrix.views.labels import stack_label
 
 MOST = 5
@@ -30,22 +38,6 @@ class Failure:
     signature: str | None
     checks: tuple[str, ...]
     rows: tuple[Row, ...]
-
-
-def outcome(row: Row, check: str, mode: Mode) -> Outcome | None:
-    return getattr(row.checks.get(check) or CheckRow(), mode)
-
-
-def failed(row: Row, check: str, mode: Mode) -> bool:
-    found = outcome(row, check, mode)
-    return found is not None and found.status in FAILED
-
-
-def failed_with(row: Row, check: str, mode: Mode, signature: str | None) -> bool:
-    return (
-        failed(row, check, mode)
-        and getattr(outcome(row, check, mode), "signature", None) == signature
-    )
 
 
 def _passed(row: Row, check: str) -> bool:
@@ -83,22 +75,8 @@ def _failed_with(row: Row, checks: Sequence[str], signature: str | None) -> list
     return [c for c in checks if failed_with(row, c, "raw", signature)]
 
 
-def _remedy_cells(table: Compatibility, failure: Failure) -> list[tuple[Remedy, list[str]]]:
-    """Remedy cells whose change fixed some of the failure's checks where their parent failed
-    with it, and those checks."""
-    parents = {(r.cell, r.where.kind): r for r in table.rows}
-    found = []
-    for remedy in table.remedies:
-        parent = parents.get((remedy.repairs, remedy.where))
-        hit = _failed_with(parent, failure.checks, failure.signature) if parent else []
-        fixed = [c for c in hit if c in remedy.fixes]
-        if fixed:
-            found.append((remedy, fixed))
-    return found
-
-
 def _remedy_cell_fix(table: Compatibility, failure: Failure) -> str | None:
-    found = _remedy_cells(table, failure)
+    found = remedy_fixes(table, failure.checks, failure.signature)
     if not found:
         return None
     change = found[0][0].change
@@ -112,18 +90,16 @@ def _remedy_cell_fix(table: Compatibility, failure: Failure) -> str | None:
 
 def _compat_fix(table: Compatibility, failure: Failure) -> str | None:
     """The split's proof on the failure's own rows first, then on any row."""
-    rows = [*failure.rows, *(r for r in table.rows if r not in failure.rows)]
-    for row in rows:
-        for check in _failed_with(row, failure.checks, failure.signature):
-            proof = (row.checks.get(check) or CheckRow()).remedies
-            if proof is not None and proof.minimal:
-                names = ", ".join(f'"{n}"' for n in proof.minimal[0].remedies)
-                return (
-                    f"compat, {summary(proof)} ({check} in {row.cell}: "
-                    f"{proof.minimal[0].log or row.source}), applied by "
-                    f"audiomatrix.compat.enable(only=[{names}])"
-                )
-    return None
+    found = next(compat_proofs(table, failure.checks, failure.signature, failure.rows), None)
+    if found is None:
+        return None
+    row, check, proof = found
+    names = ", ".join(f'"{n}"' for n in proof.minimal[0].remedies)
+    return (
+        f"compat, {summary(proof)} ({check} in {row.cell}: "
+        f"{proof.minimal[0].log or row.source}), applied by "
+        f"audiomatrix.compat.enable(only=[{names}])"
+    )
 
 
 def changed(row: Row, other: Row) -> str:
@@ -167,7 +143,7 @@ def fix(table: Compatibility, failure: Failure) -> str:
     proven = [f for f in (change, _compat_fix(table, failure)) if f]
     if proven:
         return "Proven fix: " + "; or ".join(proven) + "."
-    entry = next((s for s in table.signatures if s.id == failure.signature), None)
+    entry = catalog_entry(failure.signature)
     if entry is None:
         return "No known fix: no catalog entry names this failure."
     return f"Fix (catalog, not proven by a run): {entry.remedy}"

@@ -18,7 +18,7 @@ from audiomatrix.records.compatibility import CheckRow, Compatibility, Remedy, R
 from audiomatrix.suite.schema import FAILED, MODES, Mode
 from audiomatrix.table import compat_split
 from audiomatrix.table.report import WORKLOADS
-from audiomatrix.views import nofit, proven
+from audiomatrix.views import fixes, nofit, proven
 from audiomatrix.views.constraints import Constraints
 from audiomatrix.views.labels import GPU_WORDS, stack_label, where_label
 
@@ -170,11 +170,8 @@ def _remedies_needed(row: Row, checks: Sequence[str]) -> list[str]:
 def _in_code(row: Row, checks: Sequence[str]) -> list[str]:
     """The line that applies, in a user's own process, what the compat pick needs: the proven
     sets together, or every remedy where some check has none smaller proven."""
-    proofs = [
-        (row.checks.get(c) or CheckRow()).remedies for c in checks if not _passes(row, [c], "raw")
-    ]
-    if all(p is not None and p.minimal for p in proofs):
-        names = dict.fromkeys(n for p in proofs if p for n in p.minimal[0].remedies)
+    names = fixes.compat_sets(row, [c for c in checks if not _passes(row, [c], "raw")])
+    if names is not None:
         quoted = ", ".join(f'"{n}"' for n in names)
         call = f"enable(only=[{quoted}])"
     else:
@@ -251,10 +248,10 @@ def _related(table: Compatibility, row: Row, mode: Mode, workloads: Sequence[str
     pass them and their fix (XTTS: one model serving requests at once)."""
     lines = []
     for check in proven.related(workloads, checks):
-        found = proven.outcome(row, check, mode)
+        found = fixes.outcome(row, check, mode)
         if found is None or found.status not in FAILED:
             continue
-        failing = [r for r in table.rows if proven.failed_with(r, check, mode, found.signature)]
+        failing = [r for r in table.rows if fixes.failed_with(r, check, mode, found.signature)]
         passing = sum(_passes(r, [check], "compat") for r in table.rows)
         failure = proven.Failure(found.signature, (check,), tuple(failing))
         lines.append(

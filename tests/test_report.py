@@ -239,7 +239,7 @@ def test_html_is_offline_escaped_and_embeds_the_table(repo: Path) -> None:
     )  # fmt: skip
     page = page_view.html(table(repo))
     assert "<img src=x" not in page
-    assert page.count("<script") == 3 and "</script><img" not in page
+    assert page.count("<script") == 4 and "</script><img" not in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "must not load anything"
     assert "<link" not in page
     embedded = page.split('<script type="application/json" id="data">')[1].split("</script>")[0]
@@ -248,6 +248,11 @@ def test_html_is_offline_escaped_and_embeds_the_table(repo: Path) -> None:
     assert data["rows"][3]["checks"]["xtts"]["raw"]["first_error"] == evil
     assert page.count('class="row"') == 4
     assert '<option value="2.9.1">2.9.1</option>' in page
+    catalog = page.split('<script type="application/json" id="catalog-data">')[1]
+    assert json.loads(catalog.split("</script>")[0]) == page_view.catalog_data()
+    assert [e["id"] for e in page_view.catalog_data()["entries"]] == [
+        s.id for s in signatures.catalog()
+    ]
 
 
 def test_empty_results_still_render(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 It opens on how each workload passes (as installed, with compat, with a proven fix: fixes.py),
 then grid.py's grid per workload; it lists the rows, and says what changed since a previous
-table when it is given one (diff.py's changes). Rendered from the Compatibility model alone, so
-the same table always gives the same page.
+table when it is given one (diff.py's changes). Its "paste your error" box ranks a pasted error
+against the catalog offline, as `check --log` does (catalog.matching, ported to matching.js).
+Rendered from the Compatibility model and the catalog alone, so the same table always gives the
+same page.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from audiomatrix.catalog import matching
+from audiomatrix.catalog.signatures import catalog
 from audiomatrix.core.versions import version_key
 from audiomatrix.records.compatibility import Compatibility, Missing, Row
 from audiomatrix.spec.cells import AXES
@@ -86,6 +90,29 @@ def change_records(changes: Sequence[Change]) -> list[dict[str, Any]]:
     return [{**dataclasses.asdict(c), "regression": c.regression} for c in changes]
 
 
+def catalog_data() -> dict[str, Any]:
+    """What site.js needs to rank a pasted error as catalog.matching does: each entry (in the
+    catalog's order, which ranks them) with its pattern's first part, and matching's own
+    expressions for colours and warnings, so the page reads them from one place."""
+    return {
+        "entries": [
+            {
+                "id": s.id,
+                "title": s.title,
+                "pattern": s.pattern,
+                "first_part": matching.first_part(s.pattern),
+                "affects": s.affects,
+                "remedy": s.remedy,
+            }
+            for s in catalog()
+        ],
+        "colour": matching.COLOUR.pattern,
+        "warning_line": matching.WARNING_LINE.pattern,
+        "warning_end": matching.WARNING_END.pattern,
+        "warning_source": matching.WARNING_SOURCE.pattern,
+    }
+
+
 def html(table: Compatibility, changes: Sequence[Change] | None = None) -> str:
     """site/index.html: one offline page (inline CSS/JS, the table embedded as JSON): a grid
     per workload, the list of rows, and what changed since the previous table when given."""
@@ -96,6 +123,7 @@ def html(table: Compatibility, changes: Sequence[Change] | None = None) -> str:
             table=table,
             filters=_filters(table),
             data=table.model_dump(mode="json"),
+            catalog_data=catalog_data(),
             grids=grid.grids(table, changes or ()),
             fixed=check_fixes(table),
             changes=changes,

@@ -12,14 +12,34 @@
   const search = document.getElementById("search");
   const count = document.getElementById("count");
   const detail = document.getElementById("detail");
+  const catalog = JSON.parse(document.getElementById("catalog-data").textContent);
+  const ranking = catalogMatching.prepare(catalog);
+  const patterns = Object.fromEntries(catalog.entries.map((e) => [e.id, e.pattern]));
+  const pasted = document.getElementById("pasted");
+  const answers = document.getElementById("answers");
+
+  /** What the search finds of a row's errors in `checks`: each first error line and its
+   * signature's pattern. */
+  function errorText(row, checks) {
+    const outcomes = checks.flatMap((name) => row.checks[name] ? [row.checks[name]] : [])
+      .flatMap((c) => [c.raw, c.compat]).filter(Boolean);
+    return outcomes.flatMap((o) => [o.first_error, patterns[o.signature]]).filter(Boolean)
+      .join(" ");
+  }
 
   rows.forEach((tr) => {
     const row = data.rows[Number(tr.dataset.index)];
     tr.dataset.text = (tr.textContent + " " + JSON.stringify(row.versions) + " " +
-      JSON.stringify(row.where) + " " + JSON.stringify(row.host)).toLowerCase();
+      JSON.stringify(row.where) + " " + JSON.stringify(row.host) + " " +
+      errorText(row, Object.keys(row.checks))).toLowerCase();
   });
   missing.forEach((tr) => { tr.dataset.text = tr.textContent.toLowerCase(); });
-  marks.forEach((m) => { m.dataset.text = m.title.toLowerCase(); });
+  marks.forEach((m) => {
+    // A mark is its workload's checks (a check in no workload has a grid of its own).
+    const checks = data.workloads[m.dataset.workload] || [m.dataset.workload];
+    const errors = m.dataset.row === undefined ? "" : errorText(data.rows[m.dataset.row], checks);
+    m.dataset.text = (m.title + " " + errors).toLowerCase();
+  });
 
   function matches(node) {
     const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
@@ -168,6 +188,65 @@
       ` control ${control}) against ${g.reference}` + (g.detail ? `: ${g.detail}` : "");
   }
 
+  /** Every check of the table's rows that failed with `id`, raw before compat (as
+   * check.evidence.reproduced lists them). */
+  function reproduced(id) {
+    const seen = [];
+    data.rows.forEach((row, index) => Object.entries(row.checks).forEach(([check, c]) => {
+      ["raw", "compat"].forEach((mode) => {
+        if (c[mode] && c[mode].signature === id) seen.push({ index, cell: row.cell, check, mode });
+      });
+    }));
+    const key = (s) => [s.mode === "raw" ? 0 : 1, s.cell, s.check];
+    return seen.sort((a, b) => {
+      const [x, y] = [key(a), key(b)];
+      return x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0) ||
+        (x[2] < y[2] ? -1 : x[2] > y[2] ? 1 : 0);
+    });
+  }
+
+  /** One catalog match as `check --log` prints it; each row that reproduced it opens. */
+  function answer(m, number) {
+    const e = m.entry;
+    const li = el("li");
+    li.dataset.signature = e.id;
+    li.dataset.whole = String(m.whole);
+    li.dataset.inWarning = String(m.in_warning);
+    const head = el("p");
+    head.append(el("strong", number + ". " + e.id), ": " + e.title);
+    if (!m.whole) head.append(el("em", " (its first part only: paste the whole error)"));
+    const where = m.in_warning ? " (inside a warning)" : "";
+    const covers = Object.entries(e.affects).map(([k, v]) => k + " " + v).join(", ");
+    const dl = el("dl");
+    [["matched", m.line + where], ["covers", covers || "no version range"], ["fix", e.remedy]]
+      .forEach(([k, v]) => dl.append(el("dt", k), el("dd", v, k === "matched" ? "line" : "")));
+    const seen = reproduced(e.id);
+    dl.append(el("dt", "reproduced"));
+    const dd = el("dd", seen.length ? null : "in no row of the table", "reproduced");
+    seen.forEach((s) => {
+      const b = el("button", s.cell + " " + s.check + " (" + s.mode + ")", "row-link");
+      b.type = "button";
+      b.dataset.row = s.index;
+      b.addEventListener("click", () => show(s.index));
+      dd.append(b);
+    });
+    dl.append(dd);
+    li.append(head, dl);
+    return li;
+  }
+
+  function answerPasted() {
+    if (!pasted.value.trim()) { answers.replaceChildren(); return; }
+    const found = catalogMatching.matches(ranking, pasted.value);
+    if (!found.length) {
+      answers.replaceChildren(el("p", "no catalog entry matches this text", "none"));
+      return;
+    }
+    const list = el("ol");
+    found.forEach((m, i) => list.append(answer(m, i + 1)));
+    answers.replaceChildren(list);
+  }
+
   function hide() {
     detail.hidden = true;
     rows.concat(marks).forEach((node) => node.classList.remove("selected"));
@@ -184,6 +263,7 @@
 
   selects.forEach((s) => s.addEventListener("change", apply));
   search.addEventListener("input", apply);
+  pasted.addEventListener("input", answerPasted);
   tabs.forEach((tab) => tab.addEventListener("click", () => view(tab.dataset.view)));
   rows.forEach((tr) => {
     tr.addEventListener("click", () => show(Number(tr.dataset.index)));

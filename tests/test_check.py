@@ -153,17 +153,20 @@ def test_a_pasted_traceback_puts_its_signature_first(path: Path) -> None:
     assert kernel and kernel[0].in_warning
 
 
+WINDOWS_TRACEBACK = (
+    "Traceback (most recent call last):\r\n"
+    '  File "D:\\work\\tts_service\\app.py", line 12, in <module>\r\n'
+    "    from TTS.api import TTS\r\n"
+    '  File "D:\\work\\tts_service\\.venv\\Lib\\site-packages\\TTS\\tts\\utils\\text\\'
+    'punctuation.py", line 5, in <module>\r\n'
+    "    import six\r\n"
+    "ModuleNotFoundError: No module named 'six'\r\n"
+)
+"""A traceback as a Windows user pastes it: their own paths, CRLF."""
+
+
 def test_a_user_traceback_with_their_own_paths() -> None:
-    pasted = (
-        "Traceback (most recent call last):\r\n"
-        '  File "D:\\work\\tts_service\\app.py", line 12, in <module>\r\n'
-        "    from TTS.api import TTS\r\n"
-        '  File "D:\\work\\tts_service\\.venv\\Lib\\site-packages\\TTS\\tts\\utils\\text\\'
-        'punctuation.py", line 5, in <module>\r\n'
-        "    import six\r\n"
-        "ModuleNotFoundError: No module named 'six'\r\n"
-    )
-    found = matching.matches(pasted)
+    found = matching.matches(WINDOWS_TRACEBACK)
     assert [m.signature.id for m in found] == ["coqui-tts-six-undeclared"]
     assert found[0].line == "ModuleNotFoundError: No module named 'six'"
 

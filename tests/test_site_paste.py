@@ -11,20 +11,11 @@ import pytest
 from audiomatrix.catalog import matching, signatures
 from audiomatrix.check import report
 from audiomatrix.records import compatibility
-from test_check import CAPTURED, as_pasted, outcomes_with_signatures
+from test_check import CAPTURED, WINDOWS_TRACEBACK, as_pasted, outcomes_with_signatures
 from test_site import FIRST_SCREEN, _committed_site, _in_view, browser  # noqa: F401
 
 pytestmark = pytest.mark.site
 
-WINDOWS = (
-    "Traceback (most recent call last):\r\n"
-    '  File "D:\\work\\tts_service\\app.py", line 12, in <module>\r\n'
-    "    from TTS.api import TTS\r\n"
-    '  File "D:\\work\\tts_service\\.venv\\Lib\\site-packages\\TTS\\tts\\utils\\text\\'
-    'punctuation.py", line 5, in <module>\r\n'
-    "    import six\r\n"
-    "ModuleNotFoundError: No module named 'six'\r\n"
-)
 ANSWERS = """lis => lis.map(li => ({signature: li.dataset.signature,
     whole: li.dataset.whole === "true", in_warning: li.dataset.inWarning === "true",
     line: li.querySelector("dd.line").innerText,
@@ -148,8 +139,8 @@ def test_pasting_a_captured_error_answers_as_check_log(page, site, path: Path) -
 
 def test_a_windows_traceback_and_its_rows(page, site) -> None:
     page.click("#paste summary")
-    found = _paste(page, WINDOWS)
-    assert found == _expected(WINDOWS, site[0])
+    found = _paste(page, WINDOWS_TRACEBACK)
+    assert found == _expected(WINDOWS_TRACEBACK, site[0])
     assert [f["signature"] for f in found] == ["coqui-tts-six-undeclared"]
     assert found[0]["line"] == "ModuleNotFoundError: No module named 'six'"
     answer = page.locator("#answers li").first

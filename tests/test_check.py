@@ -342,6 +342,15 @@ def test_check_python_runs_the_suite_and_leaves_the_environment_as_it_was(
     assert any(re.search(r"no NVIDIA GPU|sm_\d+", line) for line in data["notes"] + data["gpus"])
 
 
+def test_the_suite_writes_no_cache_into_the_environment(tmp_path: Path, monkeypatch) -> None:
+    """Bytecode and numba's cached jits (librosa's, which numba writes beside their sources in
+    site-packages otherwise, as a real legacy venv showed) go to the check's cache."""
+    monkeypatch.setenv("AUDIOMATRIX_CACHE", str(tmp_path / "cache"))
+    env = environment.check_environment()
+    for name in ("PYTHONPYCACHEPREFIX", "NUMBA_CACHE_DIR"):
+        assert Path(env[name]).is_relative_to(tmp_path / "cache" / "check"), name
+
+
 def test_the_suite_needs_what_the_matrix_adds_to_every_cell() -> None:
     shipped = matrix.load(ROOT / "matrix.yaml").file.smoke_requirements
     assert set(environment.HARNESS) == set(shipped)

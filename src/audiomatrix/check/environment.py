@@ -66,9 +66,14 @@ def check_folder(key: str) -> Path:
 
 
 def check_environment() -> dict[str, str]:
-    """The suite's environment (runner.suite_environment) writing its bytecode to the cache."""
-    pycache = cache_dir() / "check" / "pycache"
-    return {**runner.suite_environment(), "PYTHONPYCACHEPREFIX": str(pycache)}
+    """The suite's environment (runner.suite_environment) writing its bytecode to the cache,
+    Python's and numba's (librosa's cached jits otherwise write beside their sources)."""
+    folder = cache_dir() / "check"
+    return {
+        **runner.suite_environment(),
+        "PYTHONPYCACHEPREFIX": str(folder / "pycache"),
+        "NUMBA_CACHE_DIR": str(folder / "numba"),
+    }
 
 
 def harness(python: Path, measured: schema.Environment) -> Path | None:

@@ -47,7 +47,12 @@ def test_a_uv_venv_is_checked_and_left_as_it_was(tmp_path: Path) -> None:
 
 def test_requirements_versions_only_in_seconds(tmp_path: Path) -> None:
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text("torch==2.6.0\ntorchaudio==2.6.0\nTTS==0.22.0\ntransformers<4.50\n")
+    # The pinned stack as its remedy cell declares it: setuptools pinned too, so a newer
+    # setuptools on the index (84 moved the nearest row to the unpinned legacy one) changes
+    # nothing here.
+    requirements.write_text(
+        "torch==2.6.0\ntorchaudio==2.6.0\nTTS==0.22.0\ntransformers<4.50\nsetuptools<81\n"
+    )
     args = ("check", "-r", str(requirements), "--versions-only", "--python-version", "3.11",
             "--workload", "xtts", "--json")  # fmt: skip
     audiomatrix(*args)  # warms uv's cache

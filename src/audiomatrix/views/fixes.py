@@ -61,6 +61,11 @@ def outcome(row: Row, check: str, mode: Mode) -> Outcome | None:
     return getattr(row.checks.get(check) or CheckRow(), mode)
 
 
+def passed(row: Row, check: str, mode: Mode) -> bool:
+    found = outcome(row, check, mode)
+    return found is not None and found.status == "pass"
+
+
 def failed(row: Row, check: str, mode: Mode) -> bool:
     found = outcome(row, check, mode)
     return found is not None and found.status in FAILED
@@ -76,7 +81,7 @@ def failed_with(row: Row, check: str, mode: Mode, signature: str | None) -> bool
 def _failing(row: Row, checks: Sequence[str]) -> list[str] | None:
     """The checks that do not pass raw in this row; None where one of them has no run here
     (nothing can be proven for it)."""
-    found = [c for c in checks if getattr(outcome(row, c, "raw"), "status", None) != "pass"]
+    found = [c for c in checks if not passed(row, c, "raw")]
     return None if any(c not in row.checks for c in found) else found
 
 

@@ -23,6 +23,7 @@ from audiomatrix.views.fixes import (
     failed,
     failed_with,
     outcome,
+    passed,
     remedy_fixes,
 )
 from audiomatrix.views.labels import stack_label
@@ -38,11 +39,6 @@ class Failure:
     signature: str | None
     checks: tuple[str, ...]
     rows: tuple[Row, ...]
-
-
-def _passed(row: Row, check: str) -> bool:
-    found = outcome(row, check, "raw")
-    return found is not None and found.status == "pass"
 
 
 def failures(rows: Sequence[Row], checks: Sequence[str], mode: Mode) -> list[Failure]:
@@ -128,7 +124,7 @@ def _side_by_side(table: Compatibility, failure: Failure) -> str | None:
     for row in failure.rows:
         hit = _failed_with(row, failure.checks, failure.signature)
         for other in table.rows:
-            if hit and _beside(row, other) and all(_passed(other, c) for c in hit):
+            if hit and _beside(row, other) and all(passed(other, c, "raw") for c in hit):
                 return (
                     f"the {other.axes.stack} stack, measured beside it: {row.cell} fails and "
                     f"{other.cell} passes ({row.source} and {other.source}); they differ in "

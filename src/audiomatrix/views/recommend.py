@@ -67,16 +67,11 @@ def matching(rows: Sequence[Row], wanted: Constraints) -> list[Row]:
 
 
 def _passes(row: Row, checks: Sequence[str], mode: Mode) -> bool:
-    def ok(name: str) -> bool:
-        outcome = getattr(row.checks.get(name) or CheckRow(), mode)
-        return outcome is not None and outcome.status == "pass"
-
-    return all(ok(c) for c in checks)
+    return all(fixes.passed(row, c, mode) for c in checks)
 
 
 def _gpu_failed(row: Row, mode: Mode) -> bool:
-    outcome = getattr(row.checks.get("accelerator") or CheckRow(), mode)
-    return outcome is not None and outcome.status in FAILED
+    return fixes.failed(row, "accelerator", mode)
 
 
 def qualifying(rows: Sequence[Row], checks: Sequence[str], mode: Mode) -> list[Row]:

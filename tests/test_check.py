@@ -26,6 +26,7 @@ from audiomatrix.cli.app import app
 from audiomatrix.lock.installers import conda
 from audiomatrix.records import compatibility
 from audiomatrix.spec import matrix
+from audiomatrix.suite.probe import normalise
 
 ROOT = Path(__file__).parents[1]
 CAPTURED = sorted((Path(__file__).parent / "data" / "errors").glob("*.txt"))
@@ -368,3 +369,15 @@ def test_a_broken_environment_is_a_finding(tmp_path: Path) -> None:
                env={"AUDIOMATRIX_CACHE": str(tmp_path / "cache")})  # fmt: skip
     assert proc.exit_code == 1, proc.output
     assert "the environment probe failed: python: broken" in json.loads(proc.stdout)["broken"]
+
+
+def test_the_nearest_row_has_ffmpeg_where_the_environment_has_it() -> None:
+    maintained = next(
+        r for r in TABLE.rows if r.cell == "bookworm-py3.11-torch2.9.1-cu128-maintained"
+    )
+    versions = {normalise(k): v for k, v in maintained.versions.items()}
+    with_ffmpeg = evidence.nearest(TABLE, versions, "3.11", ffmpeg=True)
+    without = evidence.nearest(TABLE, versions, "3.11", ffmpeg=False)
+    assert with_ffmpeg is not None and with_ffmpeg.facts.ffmpeg is not None
+    assert without is not None and without.facts.ffmpeg is None
+    assert without.cell == "bookworm-py3.11-torch2.9.1-cu128-maintained-noffmpeg"

@@ -112,23 +112,32 @@ def _same(row: Row, versions: Mapping[str, str | None]) -> list[str]:
     return [p for p in relevant() if versions.get(p) and theirs.get(p) == public(versions[p])]
 
 
-def nearness(row: Row, versions: Mapping[str, str | None], python: str) -> tuple[int, ...]:
+def nearness(
+    row: Row, versions: Mapping[str, str | None], python: str, ffmpeg: bool | None = None
+) -> tuple[int, ...]:
     """Same torch first, then how many stack packages agree (the failures follow them), then
-    the same Python (minor), then a tested image before a native run."""
+    FFmpeg present or absent alike where it was measured (TorchCodec's failures follow it),
+    then the same Python (minor), then a tested image before a native run."""
     return (
         bool(versions.get("torch"))
         and public(row.versions.get("torch")) == public(versions["torch"]),
         len(_same(row, versions)),
+        ffmpeg is not None and (row.facts.ffmpeg is not None) == ffmpeg,
         row.axes.python == python,
         row.where.kind == "image",
     )
 
 
-def nearest(table: Compatibility, versions: Mapping[str, str | None], python: str) -> Row | None:
-    """The measured row closest to these versions (normalised names) and Python X.Y; None
-    where no row shares torch or a stack package with them."""
+def nearest(
+    table: Compatibility,
+    versions: Mapping[str, str | None],
+    python: str,
+    ffmpeg: bool | None = None,
+) -> Row | None:
+    """The measured row closest to these versions (normalised names), Python X.Y and, where
+    measured, FFmpeg's presence; None where no row shares torch or a stack package with them."""
     rows = sorted(table.rows, key=lambda r: r.cell)
-    found = max(rows, key=lambda r: nearness(r, versions, python), default=None)
+    found = max(rows, key=lambda r: nearness(r, versions, python, ffmpeg), default=None)
     return found if found is not None and any(nearness(found, versions, python)[:2]) else None
 
 

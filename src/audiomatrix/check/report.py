@@ -160,7 +160,7 @@ def for_environment(run: EnvironmentRun, table: Compatibility, subject: str = ""
         return Report(subject, broken=run.broken or "the environment could not be measured")
     versions = versions_of(run.environment)
     python = ".".join(run.environment.facts.python.split(".")[:2])
-    row = evidence.nearest(table, versions, python)
+    row = evidence.nearest(table, versions, python, run.environment.facts.ffmpeg is not None)
     checks = run_findings(run, table, [row] if row else [])
     gpus, notes = gpu_lines(run, checks, row)
     return Report(

@@ -25,8 +25,8 @@ from audiomatrix.catalog.signatures import Signature, catalog
 from audiomatrix.check.errors import CheckError, CheckInputError
 from audiomatrix.check.evidence import missing_package, public
 from audiomatrix.lock import uvtool
+from audiomatrix.lock.installers.uv import PIN
 from audiomatrix.suite.probe import normalise
-from audiomatrix.table.report import PIN
 
 UV_TIMEOUT_S = 300
 PYTHON_VERSION = re.compile(r"^3\.\d+(\.\d+)?$")

@@ -16,7 +16,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from audiomatrix.cli import boundaries, images, stages, table
+from audiomatrix.cli import boundaries, images, refresh, stages, table
 from audiomatrix.cli.check import check
 from audiomatrix.cli.options import MatrixOption, MaxCellsOption, Options, SelectOption, say
 from audiomatrix.core.errors import AudiomatrixError
@@ -57,6 +57,7 @@ def main(
 COMMANDS = (
     ("cells", stages.cells),
     ("lock", stages.lock),
+    ("refresh", refresh.refresh),
     ("report", stages.report),
     ("tox", stages.tox),
     ("doctor", stages.doctor),

@@ -22,7 +22,7 @@ from audiomatrix.lock.installers import INSTALLERS
 from audiomatrix.publish import registry as publish_stage
 from audiomatrix.records import compatibility, publication
 from audiomatrix.table import report as report_stage
-from audiomatrix.views import constraints, diff, grid, outputs
+from audiomatrix.views import constraints, diff, grid, outputs, releases
 from audiomatrix.views import grid_text as gridtext
 from audiomatrix.views import recommend as recommend_view
 
@@ -31,10 +31,16 @@ def diff_command(
     old: Annotated[Path, typer.Argument(help="The previous compatibility.json.")],
     new: Annotated[Path, typer.Argument(help="The new compatibility.json.")],
 ) -> None:
-    """What went red or green between two tables; exit 1 when a passing check now fails."""
-    changes = diff.diff(load_table(old), load_table(new))
+    """What went red or green between two tables, grouped by the releases that moved under
+    them, with the failures no signature matches; exit 1 when a passing check now fails."""
+    before, after = load_table(old), load_table(new)
+    changes = diff.diff(before, after)
     for change in changes:
         out.print(str(change), markup=False, highlight=False)
+    if changes:
+        out.print("by what moved under them:")
+    for line in releases.lines(*releases.grouped(before, after, changes)):
+        out.print(line, markup=False, highlight=False)
     bad = diff.regressions(changes)
     out.print(f"{len(changes)} changes, {len(bad)} regressions")
     if bad:

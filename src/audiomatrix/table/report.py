@@ -138,9 +138,6 @@ def newest(runs: Iterable[tuple[Path, RunResult]]) -> list[tuple[Path, RunResult
     return [found[k] for k in sorted(found)]
 
 
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
-
-
 def lock_pins(environments: Path, cell: str) -> dict[str, str]:
     """The cell's committed lock as {name: version} ({} without one): its requirement lines
     only, read once per report for each row."""
@@ -148,7 +145,7 @@ def lock_pins(environments: Path, cell: str) -> dict[str, str]:
         text = (environments / cell / uv.LOCK_FILE).read_text()
     except OSError:
         return {}
-    return dict(PIN.findall(text))
+    return uv.pins(text)
 
 
 def _differs(run: RunResult, record: CellRecord | None, pins: dict[str, str]) -> list[str]:

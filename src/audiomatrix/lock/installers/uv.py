@@ -10,6 +10,7 @@ config files are ignored and UV_*/PIP_* variables are dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import subprocess
@@ -57,6 +58,9 @@ CUDA_UP_TO = False
 """A cell's torch is the wheel built for its CUDA exactly."""
 LOCKED_IN_CI = False
 """Its cells are locked where the matrix is edited and committed with it."""
+
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
+"""A lock's requirement line: its name and pinned version."""
 
 # uv failing on this machine (a full disk, a read-only folder): says nothing about the cell.
 _LOCAL_FAILURE = re.compile(
@@ -156,6 +160,20 @@ def plan_for(cell: Cell, matrix: Matrix) -> LockPlan:
     )
 
 
+def as_resolved(plan: LockPlan, previous: CellRecord) -> LockPlan:
+    """The plan as of the date the previous lock was resolved, where that is earlier than the
+    plan's: only `audiomatrix refresh` moves a lock's date, so a lock a partial refresh left
+    behind stands (its record says as of when) while its other inputs are the plan's."""
+    then = previous.inputs.get("exclude_newer")
+    if then and plan.exclude_newer and then < plan.exclude_newer:
+        return dataclasses.replace(plan, exclude_newer=then)
+    return plan
+
+
+def _day(stamp: str | None) -> str:
+    return (stamp or "").removesuffix("T00:00:00Z")
+
+
 def uv_compile_args(plan: LockPlan, output: str) -> list[str]:
     """The `uv pip compile` arguments for a plan, run inside the cell's folder."""
     args = [
@@ -197,8 +215,15 @@ def lock_cell(
     if not cell.buildable:
         return LockResult(cell.id, Status.NOT_BUILDABLE, cell.unbuildable or "")
     previous = locked_record(folder)
-    if previous and previous.input_sha256 == plan.input_sha256:
-        return unchanged(plan, folder, previous)
+    standing = as_resolved(plan, previous) if previous else plan
+    if previous and previous.input_sha256 == standing.input_sha256:
+        kept = unchanged(standing, folder, previous)
+        if standing is plan:
+            return kept
+        behind = (
+            f"as of {_day(standing.exclude_newer)}, before the matrix's {_day(plan.exclude_newer)}"
+        )
+        return dataclasses.replace(kept, detail=f"{behind}: `audiomatrix refresh` moves it")
     if plan.index and (problem := index_problem(plan.index)):
         return unreachable(plan, folder, problem, kept=bool(previous))
     folder.mkdir(parents=True, exist_ok=True)
@@ -226,6 +251,11 @@ def lock_cell(
         write_json(work / CELL_FILE, new_record(plan, Status.LOCKED, None, lock_sha))
         move_in(work, folder, (INPUT_FILE, LOCK_FILE, CELL_FILE))
     return LockResult(cell.id, Status.LOCKED, f"{_count_pins(folder / LOCK_FILE)} packages")
+
+
+def pins(lock: str) -> dict[str, str]:
+    """A lock's text as {name: version}: its requirement lines only."""
+    return dict(PIN.findall(lock))
 
 
 def _count_pins(lock: Path) -> int:

@@ -182,8 +182,9 @@ def test_600_cells_make_3_shards_each_cell_once(big: spec.Matrix) -> None:
         assert name in job["strategy"]["matrix"]["include"]
     report = data["jobs"]["report"]
     assert set(report["needs"]) == {"plan", *shards}
-    assert report["if"] == "${{ always() }}"
-    assert [k for k in data["jobs"] if k not in shards] == ["plan", "report"]
+    # Always after the shards, but for the schedule, which runs the refresh job alone.
+    assert report["if"] == "${{ always() && github.event_name != 'schedule' }}"
+    assert [k for k in data["jobs"] if k not in shards] == ["plan", "report", "refresh"]
 
 
 def test_report_job_merges_results_and_uploads_the_site(shipped: spec.Matrix) -> None:
@@ -324,3 +325,27 @@ def test_bake_targets_of_conda_cells_use_the_conda_dockerfile(shipped: spec.Matr
     assert f'CONDA_LOCK = "environments/{cell.id}/conda-linux-64.lock"' in block
     assert f'PIP_LOCK = "environments/{cell.id}/pip-linux-64.txt"' in block
     assert 'context = "."' in block and "requirements.txt" not in block
+
+
+def test_the_weekly_schedule_refreshes_runs_what_moved_and_opens_a_pull_request(
+    shipped: spec.Matrix,
+) -> None:
+    data = load(fanout.github_workflow(shipped, list(shipped.cells)))
+    assert data["on"]["schedule"] == [{"cron": fanout.WEEKLY}]
+    jobs = data["jobs"]
+    refresh = jobs.pop("refresh")
+    assert refresh["if"] == "${{ github.event_name == 'schedule' }}"
+    assert refresh["permissions"] == {"contents": "write", "pull-requests": "write"}
+    assert data["permissions"] == {"contents": "read"}  # the rest stays read-only
+    gated = {name for name, job in jobs.items() if "schedule" in job.get("if", "")}
+    assert gated == {"plan", "report", *({"conda-tests"} & set(jobs))}  # shards need the plan
+    runs = "\n".join(step.get("run", "") for step in refresh["steps"])
+    for command in ("audiomatrix refresh --as-of today", "audiomatrix sweep", "audiomatrix diff",
+                    "report --check-index", "gh pr create", "gh pr edit"):  # fmt: skip
+        assert command in runs, command
+    assert "secrets." not in runs  # the token reaches gh as GH_TOKEN, never a command line
+    (pull,) = [s for s in refresh["steps"] if "gh pr create" in s.get("run", "")]
+    assert pull["env"]["GH_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+    assert pull["if"] == "${{ always() && steps.refresh.outputs.moved == 'true' }}"
+    used = {s["uses"] for s in refresh["steps"] if "uses" in s}
+    assert used <= {fanout.CHECKOUT, fanout.SETUP_PYTHON}

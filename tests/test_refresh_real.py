@@ -9,10 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 from typer.testing import CliRunner
 
 from audiomatrix.cli.app import app
 from audiomatrix.lock import refresh
+from audiomatrix.lock.index_check import newest
 from audiomatrix.lock.installers import uv
 
 pytestmark = pytest.mark.lock
@@ -62,3 +64,10 @@ def test_a_partial_refresh_moves_its_cells_and_lock_keeps_the_rest(tmp_path):
     assert "as of 2026-11-20, before the matrix's 2026-12-07" in again.output.replace("\n", "")
     assert _pins(tmp_path, MOVED) == new
     assert (tmp_path / "environments" / KEPT / uv.LOCK_FILE).read_bytes() == kept
+
+
+def test_the_index_check_names_the_newest_release_of_each_package():
+    found = newest(["demucs", "coqui-tts"], "3.11", "x86_64-manylinux_2_36")
+    assert set(found) == {"demucs", "coqui-tts"}
+    assert Version(found["demucs"]) >= Version("4.1.0")
+    assert Version(found["coqui-tts"]) >= Version("0.28.0")

@@ -3,6 +3,7 @@ tox, doctor and the CI files (cli.app registers them)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
@@ -22,10 +23,12 @@ from audiomatrix.cli.options import (
     selected,
     show_written,
 )
+from audiomatrix.lock import index_check
 from audiomatrix.lock.installers import cell_data
 from audiomatrix.publish import bake, fanout
 from audiomatrix.publish import tox as tox_stage
 from audiomatrix.records import compatibility
+from audiomatrix.records.index_check import INDEX_FILE
 from audiomatrix.spec.matrix import Matrix, load
 from audiomatrix.spec.yamlpos import YamlFileError
 from audiomatrix.views import outputs
@@ -95,10 +98,20 @@ def report(
         bool,
         typer.Option(help="Exit 1 when a GPU observed other than its wheel's code predicted."),
     ] = False,
+    check_index: Annotated[
+        bool,
+        typer.Option(
+            help="First ask the index for newer releases of each stack's packages and write "
+            "environments/index.json (committed; a plain report reads it, never the index)."
+        ),
+    ] = False,
 ) -> None:
     """Write COMPATIBILITY.md, compatibility.json and site/index.html from results/."""
     loaded, _ = selected(ctx, matrix, None)
     root = Path(loaded.path).parent
+    if check_index:
+        found = index_check.check(pipeline.environments(loaded), dt.datetime.now(dt.UTC).date())
+        out.print(f"wrote environments/{INDEX_FILE} (the index as of {found.checked})")
     written = outputs.write(root, _previous(previous, root))
     show_written(root, written)
     table = written.table

@@ -240,8 +240,10 @@ def _shard_job(output: str) -> dict[str, Any]:
 def _plan_job(groups: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Each shard's jobs as a step output, so no job matrix is written out past 256."""
     env = {name.upper(): json.dumps(g, separators=(",", ":")) for name, g in groups.items()}
-    script = "".join(f'echo "{name}=${name.upper()}" >> "$GITHUB_OUTPUT"\n' for name in groups)
+    lines = "".join(f'  echo "{name}=${name.upper()}"\n' for name in groups)
+    script = f'{{\n{lines}}} >> "$GITHUB_OUTPUT"\n'  # one redirect (shellcheck SC2129)
     return {
+        "if": NOT_SCHEDULED,
         "runs-on": "ubuntu-24.04",
         "outputs": {name: f"${{{{ steps.cells.outputs.{name} }}}}" for name in groups},
         "steps": [{"id": "cells", "env": env, "run": script}],
@@ -273,7 +275,7 @@ def _report_job(needs: list[str], conda_cells: bool) -> dict[str, Any]:
     ]
     return {
         "needs": needs,
-        "if": "${{ always() }}",
+        "if": "${{ always() && github.event_name != 'schedule' }}",
         "runs-on": "ubuntu-24.04",
         "permissions": {"contents": "write", "pages": "write"},
         "steps": [
@@ -315,10 +317,95 @@ fi
 """
 
 
+NOT_SCHEDULED = "${{ github.event_name != 'schedule' }}"
+"""The fan-out's jobs run on pushes, pull requests and by hand; the schedule runs the refresh."""
+WEEKLY = "17 5 * * 1"
+"""Mondays at 05:17 UTC: the week's releases relocked, the moved cells run, a pull request."""
+REFRESH_BRANCH = "audiomatrix/refresh"
+
+REFRESH = """\
+git show HEAD:compatibility.json > "$RUNNER_TEMP/previous.json"
+.venv/bin/audiomatrix refresh --as-of today | tee "$RUNNER_TEMP/refresh.txt"
+mapfile -t moved < <(git ls-files --modified --others -- 'environments/*/requirements.txt' \\
+  | cut -d/ -f2)
+if [ "${#moved[@]}" -eq 0 ]; then
+  echo "moved=false" >> "$GITHUB_OUTPUT"
+  exit 0
+fi
+echo "moved=true" >> "$GITHUB_OUTPUT"
+chosen=()
+for cell in "${moved[@]}"; do chosen+=(--select "$cell"); done
+.venv/bin/audiomatrix sweep "${chosen[@]}" || echo "the sweep failed for a cell: see above"
+"""
+"""Relock every cell as of today; where a lock moved, run exactly the moved Linux cells (the
+sweep skips what it already ran: the native cells run on the pull request's merge)."""
+
+REFRESH_PR = """\
+.venv/bin/audiomatrix report --check-index --previous "$RUNNER_TEMP/previous.json"
+.venv/bin/audiomatrix diff "$RUNNER_TEMP/previous.json" compatibility.json \\
+  > "$RUNNER_TEMP/diff.txt" || [ $? -eq 1 ]
+{
+  echo "The week's releases, relocked by \\`audiomatrix refresh\\`; the moved cells ran here."
+  echo
+  echo '### What moved under the table'
+  echo '```'
+  sed -n '/^by what moved under them:$/,$p' "$RUNNER_TEMP/diff.txt"
+  echo '```'
+  echo '### The locks that moved'
+  echo '```'
+  cat "$RUNNER_TEMP/refresh.txt"
+  echo '```'
+} | head -c 60000 > "$RUNNER_TEMP/body.md"
+git config user.name "github-actions[bot]"
+git config user.email "github-actions[bot]@users.noreply.github.com"
+git switch -C "$BRANCH"
+git add matrix.yaml environments results COMPATIBILITY.md compatibility.json site
+git commit -m "refresh: the locks as of $(date -u +%F), the moved cells run, the table"
+git push --force origin "$BRANCH"
+open=$(gh pr list --head "$BRANCH" --state open --json number --jq '.[0].number')
+if [ -n "$open" ]; then
+  gh pr edit "$open" --body-file "$RUNNER_TEMP/body.md"
+else
+  gh pr create --head "$BRANCH" --base "$BASE" --title "refresh: this week's releases" \\
+    --body-file "$RUNNER_TEMP/body.md"
+fi
+"""
+"""The new locks, results and table on one branch, and its pull request opened or updated
+with the grouped diff and the moves; the workflow's token is passed only as GH_TOKEN."""
+
+
+def _refresh_job() -> dict[str, Any]:
+    return {
+        "if": "${{ github.event_name == 'schedule' }}",
+        "runs-on": "ubuntu-24.04",
+        "timeout-minutes": 360,
+        "permissions": {"contents": "write", "pull-requests": "write"},
+        "defaults": {"run": {"shell": "bash"}},
+        "steps": [
+            *_setup(),
+            {"run": "make setup"},
+            {"name": "system packages", "run": "sudo make system"},
+            {"name": "engine", "run": "make engine"},
+            {"name": "refresh, and run the moved cells", "id": "refresh", "run": REFRESH},
+            {
+                "name": "the table, its diff and the pull request",
+                "if": "${{ always() && steps.refresh.outputs.moved == 'true' }}",
+                "run": REFRESH_PR,
+                "env": {
+                    "BRANCH": REFRESH_BRANCH,
+                    "BASE": "${{ github.event.repository.default_branch }}",
+                    "GH_TOKEN": "${{ secrets.GITHUB_TOKEN }}",
+                },
+            },
+        ],
+    }
+
+
 def _conda_tests_job() -> dict[str, Any]:
     """The project's tests that need a conda channel (marked `conda`): real conda-lock solves
     against conda-forge, which GitHub's runners reach."""
     return {
+        "if": NOT_SCHEDULED,
         "runs-on": "ubuntu-24.04",
         "steps": [*_setup(), _micromamba(), {"run": "make setup"}, {"run": "make test-conda"}],
     }
@@ -349,9 +436,15 @@ def workflow(
     if conda_cells:
         jobs["conda-tests"] = _conda_tests_job()
     jobs["report"] = _report_job(["plan", *names], conda_cells)
+    jobs["refresh"] = _refresh_job()
     return {
         "name": "matrix",
-        "on": {"push": {"branches": ["main"]}, "pull_request": {}, "workflow_dispatch": {}},
+        "on": {
+            "push": {"branches": ["main"]},
+            "pull_request": {},
+            "workflow_dispatch": {},
+            "schedule": [{"cron": WEEKLY}],
+        },
         "permissions": {"contents": "read"},
         "jobs": jobs,
     }

@@ -4,7 +4,7 @@ recommend, publish and the views). Its JSON Schema is published beside the other
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -153,6 +153,12 @@ class Row(Record):
     """Where the declared GPU architectures and the measurement disagree."""
     published: Published | None = None
     """Where this very image was pushed, from publications/."""
+    as_of: date | None = None
+    """The day the row's lock was resolved as of (its cell.json's exclude_newer; None for a
+    conda lock, or a lock made with no date)."""
+    newer: dict[str, str] = {}
+    """Each stack package with a newer release on the index than the row's lock has, and that
+    release, as environments/index.json found on its day."""
 
 
 class Missing(Record):
@@ -195,6 +201,8 @@ class Compatibility(Record):
     """Every signature some row names, for the legend."""
     remedies: list[Remedy] = []
     """What each remedy cell's declared change fixed in its parent cell, measured."""
+    index_checked: date | None = None
+    """The day environments/index.json asked the index for newer releases (None: never)."""
 
 
 def load_text(text: str) -> Compatibility:

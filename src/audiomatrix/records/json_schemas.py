@@ -11,6 +11,7 @@ from audiomatrix.core.files import json_text
 from audiomatrix.records.base import Record
 from audiomatrix.records.cell import CellRecord, Manifest
 from audiomatrix.records.compatibility import Compatibility
+from audiomatrix.records.index_check import IndexCheck
 from audiomatrix.records.publication import Published
 from audiomatrix.records.run import RunResult
 from audiomatrix.records.sweep import SweepRecord
@@ -22,6 +23,7 @@ MODELS: dict[str, type[Record]] = {
     "publication": Published,
     "compatibility": Compatibility,
     "sweep": SweepRecord,
+    "index": IndexCheck,
 }
 """Each record's schema name (records/schemas/<name>.schema.json) and model."""
 

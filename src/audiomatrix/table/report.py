@@ -23,6 +23,7 @@ from audiomatrix.catalog import signatures
 from audiomatrix.core.files import sha256_file
 from audiomatrix.core.versions import version_key
 from audiomatrix.lock.installers import uv
+from audiomatrix.records import index_check
 from audiomatrix.records.base import Damaged
 from audiomatrix.records.cell import (
     CELL_FILE,
@@ -50,7 +51,7 @@ from audiomatrix.smoke import evidence
 from audiomatrix.suite import probe
 from audiomatrix.suite.schema import CHECKS as SUITE_CHECKS
 from audiomatrix.suite.schema import FAILED, MODES, CheckOutcome, workloads
-from audiomatrix.table import golden_comparison, gpu, remedy_cells
+from audiomatrix.table import dated, golden_comparison, gpu, remedy_cells
 from audiomatrix.table.compat_split import proof
 
 CHECKS: tuple[str, ...] = tuple(c.name for c in SUITE_CHECKS)
@@ -321,10 +322,12 @@ def build(results_root: Path, environments: Path, published: Path) -> Compatibil
     records, bad_records = _records(environments, folders | {run.cell for _, run in latest})
     pushed, bad_publications = read_all(published)
     manifest, bad_manifest = read_declared(environments)
+    checked, bad_check = index_check.read(environments)
     made = []
     for path, run in latest:
         pins = lock_pins(environments, run.cell)
         row = make_row(path, run, records.get(run.cell), results_root, made_with, pins)
+        row = dated.dated(row, records.get(run.cell), pins, checked)
         made.append((row.model_copy(update={"published": publication_for(pushed, row)}), run))
     rows = golden_comparison.compare_rows(made, manifest.reference)
     rows.sort(key=lambda r: sort_key(r.axes, r.where.kind))
@@ -340,10 +343,12 @@ def build(results_root: Path, environments: Path, published: Path) -> Compatibil
         apart=[r for r in rows if r.differs],
         missing=missing,
         damaged=sorted(
-            damaged + bad_records + bad_manifest + bad_publications, key=lambda d: d.path
+            damaged + bad_records + bad_manifest + bad_publications + bad_check,
+            key=lambda d: d.path,
         ),
         signatures=legend(rows),
         remedies=remedy_cells.derive(standing, records),
+        index_checked=checked.checked if checked else None,
     )
 
 

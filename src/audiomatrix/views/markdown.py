@@ -15,6 +15,7 @@ from audiomatrix.records.compatibility import CheckRow, Compatibility, Missing, 
 from audiomatrix.table import compat_split
 from audiomatrix.table.report import NOT_BUILDABLE
 from audiomatrix.views import grid
+from audiomatrix.views.age import age_text
 from audiomatrix.views.fixes import COMPAT, Fix, label, remedies_of, workload_fix
 from audiomatrix.views.labels import (
     NONE,
@@ -69,6 +70,8 @@ def _row_md(row: Row, checks: Sequence[str], remedies: Sequence[Remedy] = ()) ->
         *[_check_md(row.checks.get(c), workload_fix(row, [c], remedies)) for c in checks],
         f"[{row.run}]({row.source}){stale}",
         f"`{row.lock_sha256[:12]}`",
+        str(row.as_of or NONE),
+        ", ".join(f"{name} {version}" for name, version in sorted(row.newer.items())) or NONE,
     ]
 
 
@@ -79,7 +82,7 @@ HEAD = (
 
 
 def _table_md(table: Compatibility) -> list[str]:
-    head = [*HEAD, *table.checks, "results", "lock"]
+    head = [*HEAD, *table.checks, "results", "lock", "lock as of", "newer on the index"]
     remedies = remedies_of(table)
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in table.rows:
@@ -121,6 +124,8 @@ def markdown(table: Compatibility) -> str:
         "to that run), `proven together` the smallest set that does when none alone does. "
         "Where a remedy cell's run proves that its declared change makes a failing check pass, "
         "the check says `passes with` that change (see [remedies, proven](#remedies-proven)).",
+        "",
+        f"**How old:** {age_text(table)}",
         "",
     ]
     lines += _glance_md(table) if table.rows else []

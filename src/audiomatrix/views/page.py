@@ -20,6 +20,7 @@ from audiomatrix.core.versions import version_key
 from audiomatrix.records.compatibility import Compatibility, Missing, Row
 from audiomatrix.spec.cells import AXES
 from audiomatrix.views import fixes, grid
+from audiomatrix.views.age import age_text
 from audiomatrix.views.diff import Change
 from audiomatrix.views.labels import where_label
 
@@ -139,5 +140,6 @@ def html(table: Compatibility, changes: Sequence[Change] | None = None) -> str:
             not_run_text=grid.not_run_text,
             installer_of=grid.installer_of,
             where_label=where_label,
+            age=age_text(table),
         )
     )

@@ -111,7 +111,9 @@
       ["GPU", row.host.gpu ? row.host.gpu + " " + (row.host.compute_capability || "") : "CPU"],
       ["CUDA", row.facts.cuda], ["declared GPU archs", row.gpu_arch.join(" ")],
       ["run", row.run + " (started " + row.started + ")" + (row.stale ? ", stale" : "")],
-      ["results", row.source], ["lock sha256", row.lock_sha256]];
+      ["results", row.source], ["lock sha256", row.lock_sha256], ["lock as of", row.as_of],
+      ["newer on the index", Object.keys(row.newer).sort()
+        .map((k) => k + " " + row.newer[k]).join(", ")]];
     if (row.published) {
       found.push(["pull", "docker pull " + row.published.reference],
         ["SBOM", row.published.sbom.format + " " + row.published.sbom.path]);

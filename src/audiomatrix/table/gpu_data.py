@@ -137,25 +137,24 @@ def gpu_names() -> GpuNames:
 
 
 def _words(name: str) -> tuple[str, ...]:
-    """A name's words, lower case, without punctuation or brand words: "GeForce RTX 4090" ->
-    ("rtx", "4090"); a number glued to letters stays one word ("h100")."""
-    return tuple(w for w in re.findall(r"[a-z0-9]+", name.lower()) if w not in BRAND_WORDS)
+    """A name's words and numbers, lower case, without punctuation or brand words, letters
+    and digits apart: "GeForce RTX 4090", "rtx4090" -> ("rtx", "4090"); "H100" -> ("h", "100")."""
+    return tuple(w for w in re.findall(r"[a-z]+|[0-9]+", name.lower()) if w not in BRAND_WORDS)
 
 
-def gpu_arch_of(name: str) -> tuple[Gpu, str]:
-    """The GPU a name means and the name of it that matched: its words equal, or begin, the
-    given ones (nvidia-smi's "NVIDIA H100 80GB HBM3" is an H100), the longest match first.
-    GpuDataError (one line, the closest names) for a name the data file does not know."""
+def gpu_named(name: str) -> Gpu:
+    """The GPU a name means: one whose name's words equal, or begin, the given ones
+    (nvidia-smi's "NVIDIA H100 80GB HBM3" is an H100), the longest such name. GpuDataError
+    (one line, with the closest names) for a name the data file does not know."""
     asked = _words(name)
     found = [
-        (len(words), gpu, alias)
+        (len(words), gpu)
         for gpu in gpu_names().gpus
         for alias in (gpu.name, *gpu.also)
         if (words := _words(alias)) and asked[: len(words)] == words
     ]
     if found:
-        _, gpu, alias = max(found, key=lambda f: f[0])
-        return gpu, alias
+        return max(found, key=lambda f: f[0])[1]
     every = {" ".join(_words(a)): a for g in gpu_names().gpus for a in (g.name, *g.also)}
     close = difflib.get_close_matches(" ".join(asked), list(every), n=4, cutoff=0.5)
     hint = f"close: {', '.join(every[c] for c in close)}" if close else "no close name"
@@ -163,6 +162,10 @@ def gpu_arch_of(name: str) -> tuple[Gpu, str]:
         f"--gpu {name}: not a GPU {NAMES_FILE} names ({hint}); or give its architecture "
         "with --gpu-arch (nvidia-smi --query-gpu=compute_cap)"
     )
+
+
+def source_of(gpu: Gpu) -> str:
+    return gpu_names().sources[gpu.source]
 
 
 @functools.cache

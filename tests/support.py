@@ -189,12 +189,35 @@ WHEEL_SASS = {
 """What torch's PyPI wheels of these CUDA lines carry (their _cuda_getArchFlags())."""
 
 
+def gpu_code(*libraries: tuple[str, list[list[str]]]) -> dict[str, Any]:
+    """A fatbin measurement as the suite writes it (fatbin.summarize per library, the first
+    one primary): each library by its path in the wheel and its containers' SASS targets."""
+
+    def container(targets: list[str]) -> fatbin.Container:
+        entries = []
+        for target in targets:
+            number = target.removeprefix("sm_").rstrip("af")
+            variant = target[len("sm_") + len(number) :]
+            entries.append(fatbin.Entry("sass", int(number), variant, "1.0", 0, 0, 0, 0))
+        return fatbin.Container(0, tuple(entries))
+
+    files = []
+    for path, containers in libraries:
+        section = fatbin.Section(fatbin.RUNNABLE_SECTION, 0, 0, "section")
+        section.containers = [container(c) for c in containers]
+        files.append(fatbin.summarize(path, 0, [section]))
+    sass = sorted({t for f in files for t in f["sass"]}, key=lambda t: int(t[3:].rstrip("af")))
+    return {"files": files, "primary": files[0]["path"], "sass": sass, "ptx": [],
+            "predictions": files[0]["predictions"]}  # fmt: skip
+
+
 def wheel_gpu_code(variant: str) -> dict[str, Any]:
-    """A fatbin measurement as the suite writes it, for a wheel with WHEEL_SASS[variant]."""
+    """A fatbin measurement as the suite writes it, for a wheel whose libtorch_cuda.so carries
+    WHEEL_SASS[variant] in every container."""
     sass = WHEEL_SASS.get(variant)
     if sass is None:
         return {}
-    return {"sass": sass, "ptx": [], "predictions": fatbin.predict_all(sass, [])}
+    return gpu_code(("torch/lib/libtorch_cuda.so", [sass]))
 
 
 def run_result(

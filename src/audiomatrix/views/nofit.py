@@ -84,12 +84,12 @@ def _gpu_unmatched(table: Compatibility, wanted: Constraints) -> list[str]:
     for it (not measured), or every measured wheel lacks kernels there (no kernel image)."""
     arch = wanted.gpu_arch
     rest = [r for r in table.rows if wanted.without(("gpu_arch",)).admits_row(r)]
-    if arch is None or any(runs_on(r, arch) for r in rest):
+    if arch is None or not rest or any(runs_on(r, arch) for r in rest):
         return []
     measured = [r for r in rest if arch in r.gpu]
     if not measured:
-        return [f"GPU {arch}: not measured: no tested row (of {len(rest)} meeting the other "
-                "constraints) has a measurement of its wheel's GPU code."]  # fmt: skip
+        return [f"GPU {arch}: not measured: none of the {len(rest)} tested rows meeting the "
+                "other constraints has a measurement of its wheel's GPU code."]  # fmt: skip
     observed = sum(r.gpu[arch].basis == "observed" for r in measured)
     return [
         f"GPU {arch}: no kernel image in the wheel of any of the {len(measured)} measured rows "

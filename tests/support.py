@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -472,3 +473,21 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(every_s)
+
+
+def cuobjdump_targets(cuobjdump: str, library: str) -> tuple[Counter[str], Counter[str]]:
+    """How many cubins (SASS) and PTX files NVIDIA's cuobjdump lists in a library per target,
+    named as the fatbin reader names them: cuobjdump calls a family cubin sm_100 and PTX
+    sm_90 (compute_90 here)."""
+    found = []
+    for option, suffix in (("--list-elf", "cubin"), ("--list-ptx", "ptx")):
+        listing = subprocess.run([cuobjdump, option, library], capture_output=True, text=True)
+        found.append(Counter(re.findall(rf"\.(sm_\d+[af]?)\.{suffix}$", listing.stdout, re.M)))
+    sass, ptx = found
+    return sass, Counter({name.replace("sm_", "compute_"): n for name, n in ptx.items()})
+
+
+def cuobjdump_lists(cuobjdump: str, library: str) -> tuple[list[str], list[str]]:
+    """cuobjdump's SASS and PTX targets of a library (cuobjdump_targets), sorted."""
+    sass, ptx = cuobjdump_targets(cuobjdump, library)
+    return sorted(sass), sorted(ptx)

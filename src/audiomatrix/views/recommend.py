@@ -122,9 +122,12 @@ def _identity(row: Row) -> str:
     )
 
 
-def _why(choice: Choice, rows: int, checks: Sequence[str], among: str) -> str:
+def _why(choice: Choice, rows: int, checks: Sequence[str], among: str, gpu_arch: str | None) -> str:
     how = "as installed (raw)" if choice.mode == "raw" else "with audiomatrix.compat applied"
     image = " with a tested image" if choice.row.where.kind == "image" else ""
+    if gpu_arch:  # ranked before the image and the torch version
+        kernels = f" with {GPU_WORDS[choice.row.gpu[gpu_arch].verdict]} kernels on {gpu_arch}"
+        image = kernels + image.replace(" with", " and", 1)
     return (
         f"It is the newest torch{among}{image} whose {', '.join(checks)} checks all pass {how}; "
         f"{choice.passing} of {rows} matching rows pass {choice.mode}."
@@ -223,7 +226,7 @@ def explanation(
     """Why the chosen row: what it is, how it qualified, what compat would add or needs, its
     kernels on the asked GPU, the remedy it proves, and the run that shows it."""
     row = choice.row
-    text = [_identity(row), _why(choice, len(rows), checks, among)]
+    text = [_identity(row), _why(choice, len(rows), checks, among, gpu_arch)]
     if choice.mode == "compat":
         text += ["No matching row passes them all raw.", *_remedies_needed(row, checks)]
     else:

@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # uv from PATH, else the one `make setup` installs with pip.
 UV := $(if $(shell command -v uv),uv,python3 -m uv)
 
-.PHONY: setup system engine test test-lock test-site test-smoke test-image test-conda test-fault test-boundary lint report publish ci matrix lock cells doctor bench clean
+.PHONY: setup system engine test test-lock test-site test-smoke test-image test-conda test-fault test-boundary test-wheels lint report publish ci matrix lock cells doctor bench clean
 
 setup: ## uv if missing, .venv, the project and its dev tools, compiled to bytecode
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -58,6 +58,9 @@ test-conda: ## the marked tests: real conda-lock solves against conda-forge (mic
 test-boundary: ## the marked tests: recorded catalog boundaries re-verified by real installs
 	$(BIN)/pytest -q -m boundary
 
+test-wheels: ## the marked tests: three torch wheels' GPU code read by audiomatrix and by NVIDIA's cuobjdump
+	$(BIN)/pytest -q -m wheels
+
 test-fault: ## the marked tests: full disk, OOM kill, lost registry, index and engine (root)
 	$(BIN)/pytest -q -m fault
 
@@ -65,7 +68,7 @@ lint:
 	$(BIN)/ruff check src tests benchmarks noxfile.py
 	$(BIN)/ruff format --check src tests benchmarks noxfile.py
 
-ci: lint test test-lock test-boundary test-site test-smoke test-image test-fault ## everything CI checks
+ci: lint test test-lock test-boundary test-site test-smoke test-image test-fault test-wheels ## everything CI checks
 
 matrix: system ## the pipeline for a selection (it starts the engine itself): make matrix SELECT='torch=2.9.1' MATRIX=matrix.yaml
 	$(BIN)/audiomatrix matrix --matrix $(MATRIX) $(foreach s,$(SELECT),--select '$(s)')

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -189,12 +190,35 @@ WHEEL_SASS = {
 """What torch's PyPI wheels of these CUDA lines carry (their _cuda_getArchFlags())."""
 
 
+def gpu_code(*libraries: tuple[str, list[list[str]]]) -> dict[str, Any]:
+    """A fatbin measurement as the suite writes it (fatbin.summarize per library, the first
+    one primary): each library by its path in the wheel and its containers' SASS targets."""
+
+    def container(targets: list[str]) -> fatbin.Container:
+        entries = []
+        for target in targets:
+            number = target.removeprefix("sm_").rstrip("af")
+            variant = target[len("sm_") + len(number) :]
+            entries.append(fatbin.Entry("sass", int(number), variant, "1.0", 0, 0, 0, 0))
+        return fatbin.Container(0, tuple(entries))
+
+    files = []
+    for path, containers in libraries:
+        section = fatbin.Section(fatbin.RUNNABLE_SECTION, 0, 0, "section")
+        section.containers = [container(c) for c in containers]
+        files.append(fatbin.summarize(path, 0, [section]))
+    sass = sorted({t for f in files for t in f["sass"]}, key=lambda t: int(t[3:].rstrip("af")))
+    return {"files": files, "primary": files[0]["path"], "sass": sass, "ptx": [],
+            "predictions": files[0]["predictions"]}  # fmt: skip
+
+
 def wheel_gpu_code(variant: str) -> dict[str, Any]:
-    """A fatbin measurement as the suite writes it, for a wheel with WHEEL_SASS[variant]."""
+    """A fatbin measurement as the suite writes it, for a wheel whose libtorch_cuda.so carries
+    WHEEL_SASS[variant] in every container."""
     sass = WHEEL_SASS.get(variant)
     if sass is None:
         return {}
-    return {"sass": sass, "ptx": [], "predictions": fatbin.predict_all(sass, [])}
+    return gpu_code(("torch/lib/libtorch_cuda.so", [sass]))
 
 
 def run_result(
@@ -449,3 +473,21 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(every_s)
+
+
+def cuobjdump_targets(cuobjdump: str, library: str) -> tuple[Counter[str], Counter[str]]:
+    """How many cubins (SASS) and PTX files NVIDIA's cuobjdump lists in a library per target,
+    named as the fatbin reader names them: cuobjdump calls a family cubin sm_100 and PTX
+    sm_90 (compute_90 here)."""
+    found = []
+    for option, suffix in (("--list-elf", "cubin"), ("--list-ptx", "ptx")):
+        listing = subprocess.run([cuobjdump, option, library], capture_output=True, text=True)
+        found.append(Counter(re.findall(rf"\.(sm_\d+[af]?)\.{suffix}$", listing.stdout, re.M)))
+    sass, ptx = found
+    return sass, Counter({name.replace("sm_", "compute_"): n for name, n in ptx.items()})
+
+
+def cuobjdump_lists(cuobjdump: str, library: str) -> tuple[list[str], list[str]]:
+    """cuobjdump's SASS and PTX targets of a library (cuobjdump_targets), sorted."""
+    sass, ptx = cuobjdump_targets(cuobjdump, library)
+    return sorted(sass), sorted(ptx)

@@ -15,9 +15,8 @@ import yaml
 from audiomatrix.publish import bake, fanout
 from audiomatrix.records import compatibility
 from audiomatrix.spec import matrix as spec
-from audiomatrix.suite import fatbin
 from audiomatrix.table import gpu, report
-from support import run_result
+from support import gpu_code, run_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +128,7 @@ def test_every_cell_runs_on_its_os_runner(shipped: spec.Matrix) -> None:
 def _measured(cell: str, sass: list[str]) -> compatibility.Row:
     """A table row of `cell` whose wheel measured these SASS targets."""
     result = run_result(cell, {"accelerator": "skip"})
-    code = {"sass": sass, "ptx": [], "predictions": fatbin.predict_all(sass, [])}
+    code = gpu_code(("torch/lib/libtorch_cuda.so", [sass]))
     return compatibility.Row(
         cell=cell, axes=report.axes_from_id(cell), versions={}, lock_sha256="0" * 64,
         where=result.where, host=result.environment.host, facts=result.environment.facts,

@@ -20,6 +20,7 @@ from audiomatrix.lock import cell_lock
 from audiomatrix.smoke import runner as smoke
 from audiomatrix.spec import matrix as spec
 from audiomatrix.suite import fatbin
+from support import cuobjdump_lists
 
 MODULE = Path(fatbin.__file__)
 REPO = Path(__file__).resolve().parents[1]
@@ -408,17 +409,6 @@ def test_nvcc_relocatable_library(compiled: dict[str, str]) -> None:
     assert (result["sass"], result["ptx"]) == (["sm_75", "sm_86", "sm_90a"], [])
     assert result["relocatable_sass"] == ["sm_75", "sm_86", "sm_90a"]
     assert result["relocatable_ptx"] == ["compute_90"]
-
-
-def cuobjdump_lists(cuobjdump: str, library: str) -> tuple[list[str], list[str]]:
-    """cuobjdump's SASS and PTX targets, named as this module names them: it calls a family
-    cubin sm_100 and PTX sm_90."""
-    found = []
-    for option, suffix in (("--list-elf", "cubin"), ("--list-ptx", "ptx")):
-        listing = subprocess.run([cuobjdump, option, library], capture_output=True, text=True)
-        found.append(set(re.findall(rf"\.(sm_\d+[af]?)\.{suffix}$", listing.stdout, re.M)))
-    sass, ptx = found
-    return sorted(sass), sorted(name.replace("sm_", "compute_") for name in ptx)
 
 
 def test_nvcc_library_agrees_with_cuobjdump(compiled: dict[str, str]) -> None:

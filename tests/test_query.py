@@ -72,7 +72,10 @@ def test_recommend_falls_back_to_compat_and_filters(repo: Path) -> None:  # noqa
     r = recommend.recommend(t, ["xtts", "demucs", "diffrhythm"], gpu_arch="sm_120")
     assert (r.row.cell, r.mode) == (NEW, "compat")
     assert "No matching row passes them all raw" in r.explanation
-    assert "On sm_120: native, predicted from the wheel's compiled code (sm_120)" in (r.explanation)
+    assert (
+        "On sm_120: native, predicted from the wheel's compiled code (libtorch_cuda.so: sm_120 "
+        "SASS in its 1 container)" in r.explanation
+    )
 
     r = recommend.recommend(t, ["xtts"], gpu_arch="sm_120", python="3.11", os="linux")
     assert r.row.cell == NEW

@@ -43,7 +43,7 @@ def test_a_gpu_architecture_in_any_common_spelling(spelled: str, arch: str) -> N
 @pytest.mark.parametrize(
     ("spelled", "why"),
     [("ampere", "not a GPU architecture"), ("8", "not a GPU architecture"),
-     ("sm_61", "sm_61: the table measures sm_75, sm_80")],
+     ("sm_37", "sm_37: not an architecture CUDA 12.9 or 13.5 lists \\(the table's: sm_50, sm_52")],
 )  # fmt: skip
 def test_a_gpu_architecture_it_cannot_answer_for_is_refused(spelled: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
@@ -148,7 +148,9 @@ def test_windows_blackwell_torch_2_10_cu130_xtts(committed: compatibility.Compat
         near.explanation
     )
     assert (
-        "On sm_120: native, predicted from the wheel's compiled code (sm_120)" in near.explanation
+        "On sm_120: native, predicted from the wheel's compiled code (libtorch_cuda.so: sm_120 "
+        "SASS in all 456 containers; libtorch_cuda_linalg.so: sm_120 SASS in all 107 containers"
+        in near.explanation
     )
     six = next(n for n in near.notes if n.startswith("- coqui-tts-six-undeclared"))
     assert "Proven fix: `+six` (a single change, remedy cell): it fixed xtts" in six
@@ -271,3 +273,66 @@ def test_the_command_prints_the_install_and_refuses_bad_constraints_in_one_line(
         "no tested cell matches with torch 2.10.0, accelerator cu130, OS windows\n"
     )
     assert "Install it" not in output
+
+
+# --------------------------------------------------------------------------- GPUs, every arch
+
+
+def test_every_architecture_cuda_lists_answers_with_its_verdict() -> None:
+    """On the committed table: Pascal runs the cu124 builds only, Volta every build before
+    cu130, a T4 by name, and DGX Spark's sm_121 the Blackwell builds."""
+    code, output = invoke("--workload", "demucs", "--gpu-arch", "sm_61")
+    first = output.splitlines()[0]
+    assert code == 0 and "-cu124-" in first.split()[0]
+    assert (
+        "On sm_61: native, predicted from the wheel's compiled code (libtorch_cuda.so: sm_60 "
+        in (first)
+    )
+    code, output = invoke("--workload", "demucs", "--gpu-arch", "sm_70")
+    assert code == 0 and "On sm_70: native" in output.splitlines()[0]
+    assert "-cu130-" not in output.splitlines()[0].split()[0]
+    code, output = invoke("--workload", "demucs", "--gpu", "Tesla T4")
+    assert code == 0 and "On sm_75: native" in output
+    assert "--gpu Tesla T4: NVIDIA T4 is sm_75 (https://developer.nvidia.com/cuda-gpus)" in output
+    code, output = invoke("--workload", "demucs", "--gpu-arch", "sm_121")
+    assert code == 0 and "On sm_121: native" in output and "sm_120 SASS in" in output
+    assert invoke("--gpu", "Radeon 7900")[0] == 2
+    assert invoke("--gpu", "t4", "--gpu-arch", "sm_90") == (
+        2, "--gpu t4: NVIDIA T4 is sm_75, not --gpu-arch sm_90\n"
+    )  # fmt: skip
+
+
+def test_a_partial_verdict_names_the_library_and_what_it_serves(
+    committed: compatibility.Compatibility,
+) -> None:
+    """torch 2.11.0+cu130's libtorch_cuda_linalg.so has no sm_75 code while libtorch_cuda.so
+    has: a T4 runs it, but not torch.linalg; a native row ranks first."""
+    cu130 = [r for r in committed.rows if r.axes.accelerator == "cu130"]
+    assert cu130 and all(r.gpu["sm_75"].verdict == "partial" for r in cu130)
+    only = committed.model_copy(update={"rows": cu130})
+    answer = recommend.recommend(only, ["demucs"], gpu_arch="sm_75")
+    assert answer.row is not None
+    assert "On sm_75: partial, predicted from the wheel's compiled code" in answer.explanation
+    assert "libtorch_cuda_linalg.so has no kernels for it: no torch.linalg's" in (
+        answer.explanation
+    )
+    best = recommend.recommend(committed, ["demucs"], gpu_arch="sm_75")
+    assert best.row is not None and best.row.gpu["sm_75"].verdict == "native"
+
+
+def test_an_architecture_no_measured_row_covers_is_not_measured(
+    committed: compatibility.Compatibility,
+) -> None:
+    unmeasured = committed.model_copy(
+        update={"rows": [r.model_copy(update={"gpu": {}}) for r in committed.rows]}
+    )
+    answer = recommend.recommend(unmeasured, ["demucs"], gpu_arch="sm_90")
+    assert answer.row is None
+    assert answer.notes[0] == (
+        "GPU sm_90: not measured: none of the 40 tested rows meeting the other constraints has "
+        "a measurement of its wheel's GPU code."
+    )
+    blackwell = recommend.recommend(committed, ["demucs"], gpu_arch="sm_110")
+    assert blackwell.row is None and blackwell.notes[0].startswith(
+        "GPU sm_110: no kernel image in the wheel of any of the 40 measured rows"
+    )

@@ -160,8 +160,12 @@ def test_markdown_table_legend_and_missing_cells(repo: Path) -> None:
     broken = next(r for r in rows if BROKEN in r)
     assert "hang → hang ([unclassified](#unclassified))" in broken
     kernels = md.split("## GPU kernels")[1].split("\n## ")[0]
-    old_gpu = next(line for line in kernels.splitlines() if f"`{OLD}` | image" in line)
-    assert "| native (predicted: sm_90) | no kernel image (predicted: no SASS for sm_100" in old_gpu
+    old_gpu = next(line for line in kernels.splitlines() if line.startswith("| torch 2.5.1 cu124"))
+    assert "| ✓ ✓ ✓ | ✓ ✓ ✓ | ✓ ✓ | ✓ | ✓ ✓ ✓ ✓ | ✓ | ✓ | ✗ ✗ ✗ ✗ ✗ ✗ ✗ |" in old_gpu
+    assert "| Maxwell (sm_50 sm_52 sm_53) | Pascal (sm_60 sm_61 sm_62) |" in kernels
+    assert "- cu124 builds of torch 2.5.1: no kernel image for Blackwell; native on Maxwell" in (
+        kernels
+    )
     apart = md.split("## Runs measured elsewhere")[1].split("## Signatures")[0]
     assert f"| `{BROKEN}` | native |" in apart and "FFmpeg: declared FFmpeg 5" in apart
     # The legend has exactly the signatures that appear, each an anchor target with its remedy.

@@ -23,12 +23,13 @@ from audiomatrix.publish import registry
 from audiomatrix.records import compatibility, publication
 from audiomatrix.smoke import results
 from audiomatrix.table import report
-from audiomatrix.views import diff, grid, writers
+from audiomatrix.views import constraints, diff, grid, writers
 from support import run_result
 from test_report import ALL_PASS, BROKEN, NEW, OLD, repo, table  # noqa: F401
 
 pytestmark = pytest.mark.site
 LAPTOP = 1366
+REPO = Path(__file__).resolve().parents[1]
 """The width the list must fit without horizontal scrolling."""
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -407,4 +408,42 @@ def test_evidence_screenshots(browser, tmp_path: Path) -> None:
         ">II", (EVIDENCE / "first-screen-1366x900.png").read_bytes()[16:24]
     )
     assert (width, height) == (LAPTOP, 900)
+    page.close()
+
+
+def test_the_gpu_filter_and_table_say_what_recommend_says(browser, tmp_path: Path) -> None:
+    """On the committed table: the GPU filter keeps the rows recommend --gpu-arch admits (its
+    options grouped by generation), and the GPU table shows each build by generation with
+    each verdict's evidence in its title."""
+    t = compatibility.load(REPO / compatibility.JSON_FILE)
+    site = writers.write_all(t, tmp_path / "out")[2]
+    problems: list[str] = []
+    page = _open(browser, site, problems, LAPTOP)
+    groups = page.locator("#gpu optgroup").evaluate_all("gs => gs.map(g => g.label)")
+    assert groups == ["Maxwell", "Pascal", "Volta", "Turing", "Ampere", "Ada", "Hopper",
+                      "Blackwell"]  # fmt: skip
+    shown = "trs => trs.filter(tr => !tr.hidden).map(tr => Number(tr.dataset.index))"
+    for arch in ("sm_61", "sm_70", "sm_75", "sm_121", "sm_110"):
+        page.select_option("#gpu", arch)
+        rows = page.locator("#results tr.row").evaluate_all(shown)
+        expected = [i for i, r in enumerate(t.rows) if constraints.runs_on(r, arch)]
+        assert rows == expected, arch
+        assert page.locator("#count").inner_text() == f"{len(expected)} of {len(t.rows)} rows"
+    assert page.locator("#results tr.row").evaluate_all(shown) == []  # sm_110: no build
+    page.select_option("#gpu", "")
+    assert len(page.locator("#results tr.row").evaluate_all(shown)) == len(t.rows)
+    heads = page.locator("#gpu-table th.generation").all_inner_texts()
+    assert heads == groups
+    builds = page.locator("#gpu-table tbody th").all_inner_texts()
+    assert builds[0] == "torch 2.5.1 cu124" and builds[-1] == "torch 2.11.0 cu130"
+    t4 = page.locator("#gpu-table tbody tr").last.locator("td[data-arch=sm_75]")
+    assert t4.inner_text() == "◐"
+    assert "sm_75: partial (predicted): " in t4.get_attribute("title")
+    assert "libtorch_cuda_linalg.so: no kernel for sm_75 in all 99 containers" in (
+        t4.get_attribute("title")
+    )
+    drops = page.locator("#gpu-drops li").all_inner_texts()
+    assert any(d.startswith("cu130 builds of torch 2.11.0: no kernel image for Maxwell, Pascal, "
+                            "Volta and sm_110") for d in drops), drops  # fmt: skip
+    assert problems == []
     page.close()

@@ -21,6 +21,7 @@ from audiomatrix.lock.cell_lock import CellLock
 from audiomatrix.lock.installers import INSTALLERS
 from audiomatrix.publish import registry as publish_stage
 from audiomatrix.records import compatibility, publication
+from audiomatrix.table import gpu_data
 from audiomatrix.table import report as report_stage
 from audiomatrix.views import constraints, diff, grid, outputs, releases
 from audiomatrix.views import grid_text as gridtext
@@ -65,7 +66,15 @@ AcceleratorOption = Annotated[
     str | None, typer.Option(help="cpu, mps, a CUDA build (cu128, cu130) or cuda (any of them).")
 ]
 GpuArchOption = Annotated[
-    str | None, typer.Option(help="GPU architecture: sm_120, sm120, 12.0 or 120 alike.")
+    str | None,
+    typer.Option(help="GPU architecture CUDA lists (sm_50 to sm_121): sm_120, sm120, 12.0 or 120."),
+]
+GpuOption = Annotated[
+    str | None,
+    typer.Option(
+        help="A GPU by name: 'Tesla T4', t4, 'RTX 4090', 'GeForce GTX 1080', H100, 'DGX Spark' "
+        "(its architecture from table/gpu_names.yaml)."
+    ),
 ]
 OsOption = Annotated[str | None, typer.Option(help="An os value or family (linux).")]
 InstallerOption = Annotated[
@@ -85,6 +94,7 @@ class Asked:
     installer: str | None = None
     torch: str | None = None
     accelerator: str | None = None
+    gpu: str | None = None
 
 
 def _parsed(option: str, text: str | None, parse: Callable[[str], str]) -> str | None:
@@ -115,9 +125,23 @@ def _checked(table: compatibility.Compatibility, asked: Asked) -> constraints.Co
         torch=_parsed("--torch", torch, constraints.version_filter),
         accelerator=accelerator,
         os=asked.os,
-        gpu_arch=_parsed("--gpu-arch", asked.gpu_arch, constraints.gpu_arch),
+        gpu_arch=_gpu_arch(asked),
         installer=asked.installer,
     )
+
+
+def _gpu_arch(asked: Asked) -> str | None:
+    """--gpu-arch, or the architecture of the GPU --gpu names (said on stderr); refused when
+    both are given and disagree."""
+    arch = _parsed("--gpu-arch", asked.gpu_arch, constraints.gpu_arch)
+    if asked.gpu is None:
+        return arch
+    gpu = gpu_data.gpu_named(asked.gpu)
+    if arch is not None and arch != gpu.arch:
+        raise fail(f"--gpu {asked.gpu}: {gpu.name} is {gpu.arch}, not --gpu-arch {arch}")
+    said = f"--gpu {asked.gpu}: {gpu.name} is {gpu.arch} ({gpu_data.source_of(gpu)})"
+    err.print(said, highlight=False, markup=False)
+    return gpu.arch
 
 
 def _lock(table_path: Path, cell: str) -> CellLock:
@@ -171,11 +195,14 @@ def recommend(
     gpu_arch: GpuArchOption = None,
     os: OsOption = None,
     installer: InstallerOption = None,
+    gpu: GpuOption = None,
 ) -> None:
     """The best known-good cell for your constraints, and why: what the matching rows fail
     with and each failure's proven fix, then its install. When nothing fits: why (declared
     but not run, the blocking failures) and the nearest row that passes; exit 1."""
-    asked = Asked(workload, python, gpu_arch, os, installer, torch=torch, accelerator=accelerator)
+    asked = Asked(
+        workload, python, gpu_arch, os, installer, torch=torch, accelerator=accelerator, gpu=gpu
+    )
     _recommended(load_table(table_path), asked, table_path)
 
 

@@ -18,7 +18,7 @@ SCHEMA_VERSION = 2
 JSON_FILE = "compatibility.json"
 
 GoldenVerdict = Literal["match", "drift", "unproven"]
-KernelVerdict = Literal["native", "ptx-jit", "no-kernel-image"]
+KernelVerdict = Literal["native", "ptx-jit", "partial", "no-kernel-image"]
 
 
 class Golden(Record):
@@ -37,13 +37,32 @@ class Golden(Record):
     """Why: the output that drifted and how, or why the comparison is unproven."""
 
 
+class Lacking(Record):
+    """A library of the wheel without kernels for an architecture, and what it serves."""
+
+    library: str
+    """Its path in the wheel (torch/lib/libtorch_cuda_linalg.so)."""
+    ops: str
+    """The operations its kernels serve, in words (table/gpu_libraries.yaml)."""
+
+
 class Kernels(Record):
-    """One GPU architecture's verdict for one row, and what it rests on."""
+    """One GPU architecture's verdict for one row, and what it rests on.
+
+    native: every container of every library with device code has SASS that runs there;
+    ptx-jit: some only PTX the driver compiles at first use; partial: the main library has
+    kernels, but some library (or some of its containers) has none (named in `lacking`);
+    no-kernel-image: the main library (libtorch_cuda.so) has none."""
 
     verdict: KernelVerdict
     basis: Literal["predicted", "observed"]
     evidence: str
-    """The deciding SASS or PTX target (predicted), or the GPU and check (observed)."""
+    """Per library, the SASS or PTX its containers run there, with the counts (predicted);
+    or the GPU and check (observed), then what the wheel's code says."""
+    libraries: dict[str, KernelVerdict] = {}
+    """Each library with device code, by its path in the wheel: its own verdict."""
+    lacking: list[Lacking] = []
+    """The libraries without kernels there (partial)."""
 
 
 class ProvenSet(Record):
@@ -147,8 +166,9 @@ class Row(Record):
     stale: bool = False
     """The run came from another suite or compat than the current one."""
     gpu: dict[str, Kernels] = {}
-    """Per GPU architecture people buy: kernels native, by PTX JIT only, or none, predicted
-    from the wheel's compiled code or observed on the run's GPU (CUDA builds only)."""
+    """Per GPU architecture CUDA lists (table/gpu_architectures.yaml): kernels native, by PTX
+    JIT only, in some libraries only, or none, predicted from the compiled code of every
+    library in the wheel or observed on the run's GPU (CUDA builds only)."""
     gpu_findings: list[str] = []
     """Where the declared GPU architectures and the measurement disagree."""
     published: Published | None = None

@@ -12,7 +12,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from audiomatrix.records.compatibility import Axes, Missing, Row
-from audiomatrix.suite.fatbin import COMMON_GPU_ARCHS
+from audiomatrix.table import gpu_data
 
 _ARCH = re.compile(r"^(?:sm|compute)?_?(\d{1,2})(?:\.(\d)|(\d))$", re.IGNORECASE)
 """sm_120, sm120, SM_75, compute_86, 12.0, 8.9, 75, 120."""
@@ -23,15 +23,19 @@ the GPU a person owns last."""
 
 
 def gpu_arch(text: str) -> str:
-    """`sm_XY` for any common spelling of a CUDA architecture that the table measures;
-    ValueError naming what it accepts."""
+    """`sm_XY` for any common spelling of an architecture CUDA lists (the table's columns,
+    table/gpu_architectures.yaml); ValueError naming what it accepts."""
     found = _ARCH.match(text.strip())
     if found is None:
         raise ValueError("not a GPU architecture (write it as sm_120, sm120, 12.0 or 120)")
     major, minor = found.group(1), found.group(2) or found.group(3)
     arch = f"sm_{major}{minor}"
-    if arch not in COMMON_GPU_ARCHS:
-        raise ValueError(f"{arch}: the table measures {', '.join(COMMON_GPU_ARCHS)} only")
+    listed = gpu_data.arch_names()
+    if arch not in listed:
+        raise ValueError(
+            f"{arch}: not an architecture CUDA 12.9 or 13.5 lists (the table's: "
+            f"{', '.join(listed)})"
+        )
     return arch
 
 
@@ -71,8 +75,9 @@ def admits(wanted: str | None, value: str) -> bool:
 
 
 def runs_on(row: Row, arch: str) -> bool:
-    """The row's wheel has kernels for the GPU (native or through the PTX JIT), as measured;
-    a row without a measurement never qualifies."""
+    """The row's wheel has kernels for the GPU (native, through the PTX JIT, or in its main
+    library with another lacking them: partial), as measured; a row without a measurement
+    never qualifies."""
     kernels = row.gpu.get(arch)
     return kernels is not None and kernels.verdict != "no-kernel-image"
 

@@ -8,7 +8,12 @@ from audiomatrix.records.run import Where
 
 NONE = "-"
 """What a table shows for a missing value or an absent check."""
-GPU_WORDS = {"native": "native", "ptx-jit": "PTX JIT only", "no-kernel-image": "no kernel image"}
+GPU_WORDS = {
+    "native": "native",
+    "ptx-jit": "PTX JIT",
+    "partial": "partial",
+    "no-kernel-image": "no kernel image",
+}
 
 
 def stack_label(versions: dict[str, str | None]) -> str:

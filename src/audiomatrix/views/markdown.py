@@ -14,14 +14,13 @@ from audiomatrix.records.base import Damaged
 from audiomatrix.records.compatibility import CheckRow, Compatibility, Missing, Outcome, Remedy, Row
 from audiomatrix.table import compat_split
 from audiomatrix.table.report import NOT_BUILDABLE
-from audiomatrix.views import grid
+from audiomatrix.views import gpu_table, grid
 from audiomatrix.views.age import age_text
 from audiomatrix.views.fixes import COMPAT, Fix, label, remedies_of, workload_fix
 from audiomatrix.views.labels import (
     NONE,
     accelerator_label,
     device_label,
-    gpu_label,
     stack_label,
     where_label,
 )
@@ -135,7 +134,7 @@ def markdown(table: Compatibility) -> str:
     ]
     lines += _table_md(table) if table.rows else ["No row yet."]
     lines += _published_md(table.rows)
-    lines += _gpu_md([*table.rows, *table.apart])
+    lines += gpu_table.markdown(table.rows, table.apart, _md)
     lines += _remedies_md(table.remedies)
     lines += _goldens_md(table.rows)
     lines += _apart_md(table.apart)
@@ -157,35 +156,6 @@ def markdown(table: Compatibility) -> str:
     lines += _damaged_md(table.damaged)
     lines += _provenance_md(table)
     return "\n".join(lines) + "\n"
-
-
-def _gpu_md(rows: Sequence[Row]) -> list[str]:
-    """Per CUDA row and GPU architecture: kernels, PTX JIT only (a slow first run), or no
-    kernel image; each predicted from the wheel's code or observed on a GPU."""
-    cuda = [r for r in rows if r.gpu]
-    if not cuda:
-        return []
-    archs = sorted({a for r in cuda for a in r.gpu}, key=lambda a: int(a.removeprefix("sm_")))
-    lines = [
-        "",
-        "## GPU kernels",
-        "",
-        "What each CUDA row's torch wheel can run on, per GPU architecture: **native** kernels, "
-        "**PTX JIT only** (the driver compiles them at first use: a slow first run), or **no "
-        "kernel image** (CUDA's error on that GPU). Predicted from the code compiled into the "
-        "wheel (its fatbins, read without a GPU) unless observed on a GPU. Rows listed apart "
-        "are marked so.",
-        "",
-        "| cell | where | " + " | ".join(archs) + " | findings |",
-        "|" + " --- |" * (len(archs) + 3),
-    ]
-    for r in cuda:
-        where = where_label(r.where, r.cell) + (" (apart)" if r.differs else "")
-        cells = [gpu_label(r.gpu[a]) if a in r.gpu else NONE for a in archs]
-        findings = "; ".join(r.gpu_findings) or NONE
-        lines.append(f"| `{r.cell}` | {_md(where)} | " + " | ".join(_md(c) for c in cells)
-                     + f" | {_md(findings)} |")  # fmt: skip
-    return lines
 
 
 def _apart_md(rows: Sequence[Row]) -> list[str]:

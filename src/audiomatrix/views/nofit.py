@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from audiomatrix.records.compatibility import Compatibility, Missing, Row
 from audiomatrix.views import fixes, proven
-from audiomatrix.views.constraints import Constraints
+from audiomatrix.views.constraints import Constraints, runs_on
 
 SHOWN = 6
 """The most declared cells an answer names; the rest are counted."""
@@ -79,9 +79,27 @@ def _repaired(table: Compatibility, row: Row, checks: Sequence[str]) -> str:
     return f"; with {', '.join(remedy.change)} ({remedy.cell}) it passes them raw"
 
 
+def _gpu_unmatched(table: Compatibility, wanted: Constraints) -> list[str]:
+    """Why no row runs on the asked GPU: no row meeting the other constraints was measured
+    for it (not measured), or every measured wheel lacks kernels there (no kernel image)."""
+    arch = wanted.gpu_arch
+    rest = [r for r in table.rows if wanted.without(("gpu_arch",)).admits_row(r)]
+    if arch is None or not rest or any(runs_on(r, arch) for r in rest):
+        return []
+    measured = [r for r in rest if arch in r.gpu]
+    if not measured:
+        return [f"GPU {arch}: not measured: none of the {len(rest)} tested rows meeting the "
+                "other constraints has a measurement of its wheel's GPU code."]  # fmt: skip
+    observed = sum(r.gpu[arch].basis == "observed" for r in measured)
+    return [
+        f"GPU {arch}: no kernel image in the wheel of any of the {len(measured)} measured rows "
+        f"({observed} observed on a GPU, the rest predicted from the compiled code)."
+    ]
+
+
 def unmatched(table: Compatibility, wanted: Constraints, checks: Sequence[str]) -> list[str]:
     """Why no tested row meets the constraints, and the declared cells that would."""
-    lines = []
+    lines = _gpu_unmatched(table, wanted)
     alone = [n for n in wanted.given() if not any(wanted.only(n).admits_row(r) for r in table.rows)]
     if len(wanted.given()) > 1:
         for name in alone:

@@ -19,10 +19,11 @@ from audiomatrix.catalog.signatures import catalog
 from audiomatrix.core.versions import version_key
 from audiomatrix.records.compatibility import Compatibility, Missing, Row
 from audiomatrix.spec.cells import AXES
-from audiomatrix.views import fixes, grid
+from audiomatrix.table import gpu_data
+from audiomatrix.views import fixes, gpu_table, grid
 from audiomatrix.views.age import age_text
 from audiomatrix.views.diff import Change
-from audiomatrix.views.labels import where_label
+from audiomatrix.views.labels import GPU_WORDS, where_label
 
 if TYPE_CHECKING:
     import jinja2
@@ -74,6 +75,12 @@ def _filters(table: Compatibility) -> dict[str, list[str]]:
     }
 
 
+def runs_on(row: Row) -> str:
+    """The architectures the row's wheel has kernels for (all but no-kernel-image), for the
+    GPU filter: the rows `recommend --gpu-arch` admits."""
+    return " ".join(a for a, k in row.gpu.items() if k.verdict != "no-kernel-image")
+
+
 def check_fixes(table: Compatibility) -> list[dict[str, str]]:
     """Per row, each check's proven fix as the list and the details name it: a remedy cell's
     change (`+six`), or the compat remedies the split proved."""
@@ -116,7 +123,9 @@ def catalog_data() -> dict[str, Any]:
 
 def html(table: Compatibility, changes: Sequence[Change] | None = None) -> str:
     """site/index.html: one offline page (inline CSS/JS, the table embedded as JSON): a grid
-    per workload, the list of rows, and what changed since the previous table when given."""
+    per workload, the list of rows, the GPU table by build and generation, and what changed
+    since the previous table when given."""
+    builds = gpu_table.builds(table.rows)
     return (
         _environment()
         .get_template("index.html.j2")
@@ -141,5 +150,13 @@ def html(table: Compatibility, changes: Sequence[Change] | None = None) -> str:
             installer_of=grid.installer_of,
             where_label=where_label,
             age=age_text(table),
+            runs_on=runs_on,
+            gpu_generations=gpu_data.by_generation(gpu_data.arch_names()),
+            gpu_builds=builds,
+            gpu_columns=gpu_table.columns(builds),
+            gpu_drops=gpu_table.drops(table.rows),
+            gpu_glyphs=gpu_table.GLYPHS,
+            gpu_glyph=gpu_table.glyph,
+            gpu_words=GPU_WORDS,
         )
     )

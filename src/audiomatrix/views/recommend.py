@@ -79,12 +79,18 @@ def qualifying(rows: Sequence[Row], checks: Sequence[str], mode: Mode) -> list[R
     return [r for r in rows if _passes(r, checks, mode) and not _gpu_failed(r, mode)]
 
 
+GPU_PREFERENCE = ("partial", "ptx-jit", "native")
+"""On the asked GPU: every library native before some kernels through the PTX JIT, before
+some libraries without kernels."""
+
+
 def rank(row: Row, gpu_arch: str | None) -> tuple[Any, ...]:
-    """Seen on the asked GPU first, then a tested image (one pull away), then the newest
-    torch, then Python."""
-    seen = bool(gpu_arch) and row.gpu[str(gpu_arch)].basis == "observed"
+    """Seen on the asked GPU first, then its kernels there (native first), then a tested
+    image (one pull away), then the newest torch, then Python."""
+    kernels = row.gpu[gpu_arch] if gpu_arch else None
     return (
-        seen,
+        kernels is not None and kernels.basis == "observed",
+        GPU_PREFERENCE.index(kernels.verdict) if kernels else 0,
         row.where.kind == "image",
         version_key(row.axes.torch),
         version_key(row.axes.python),
@@ -116,9 +122,12 @@ def _identity(row: Row) -> str:
     )
 
 
-def _why(choice: Choice, rows: int, checks: Sequence[str], among: str) -> str:
+def _why(choice: Choice, rows: int, checks: Sequence[str], among: str, gpu_arch: str | None) -> str:
     how = "as installed (raw)" if choice.mode == "raw" else "with audiomatrix.compat applied"
     image = " with a tested image" if choice.row.where.kind == "image" else ""
+    if gpu_arch:  # ranked before the image and the torch version
+        kernels = f" with {GPU_WORDS[choice.row.gpu[gpu_arch].verdict]} kernels on {gpu_arch}"
+        image = kernels + image.replace(" with", " and", 1)
     return (
         f"It is the newest torch{among}{image} whose {', '.join(checks)} checks all pass {how}; "
         f"{choice.passing} of {rows} matching rows pass {choice.mode}."
@@ -177,6 +186,8 @@ def _in_code(row: Row, checks: Sequence[str]) -> list[str]:
 
 
 def _gpu_sentence(row: Row, gpu_arch: str) -> str:
+    """The verdict on the asked GPU, what it rests on, and the operations a partial one
+    lacks."""
     kernels = row.gpu[gpu_arch]
     basis = (
         f"observed on {kernels.evidence}"
@@ -184,7 +195,11 @@ def _gpu_sentence(row: Row, gpu_arch: str) -> str:
         else f"predicted from the wheel's compiled code ({kernels.evidence}); no "
         f"{gpu_arch} GPU ran it here"
     )
-    return f"On {gpu_arch}: {GPU_WORDS[kernels.verdict]}, {basis}."
+    lacking = "".join(
+        f" {lack.library.rsplit('/', 1)[-1]} has no kernels for it: no {lack.ops}."
+        for lack in kernels.lacking
+    )
+    return f"On {gpu_arch}: {GPU_WORDS[kernels.verdict]}, {basis}.{lacking}"
 
 
 def _remedy_sentence(remedy: Remedy) -> str:
@@ -211,7 +226,7 @@ def explanation(
     """Why the chosen row: what it is, how it qualified, what compat would add or needs, its
     kernels on the asked GPU, the remedy it proves, and the run that shows it."""
     row = choice.row
-    text = [_identity(row), _why(choice, len(rows), checks, among)]
+    text = [_identity(row), _why(choice, len(rows), checks, among, gpu_arch)]
     if choice.mode == "compat":
         text += ["No matching row passes them all raw.", *_remedies_needed(row, checks)]
     else:

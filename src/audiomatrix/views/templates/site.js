@@ -7,9 +7,10 @@
   const marks = Array.from(document.querySelectorAll(".glance .mark"));
   const glances = Array.from(document.querySelectorAll(".glance"));
   const missing = Array.from(document.querySelectorAll("#missing tbody tr"));
-  const selects = Array.from(document.querySelectorAll("#filters select"));
+  const selects = Array.from(document.querySelectorAll("#filters select[data-axis]"));
   const tabs = Array.from(document.querySelectorAll("#views [role=tab]"));
   const search = document.getElementById("search");
+  const gpu = document.getElementById("gpu");
   const count = document.getElementById("count");
   const detail = document.getElementById("detail");
   const catalog = JSON.parse(document.getElementById("catalog-data").textContent);
@@ -45,6 +46,7 @@
     const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
     return selects.every((s) => !s.value || s.dataset.axis === "where" && !node.dataset.where
                                 || node.dataset[s.dataset.axis] === s.value)
+      && (!gpu.value || (node.dataset.gpu || "").split(" ").includes(gpu.value))
       && words.every((w) => node.dataset.text.includes(w));
   }
 
@@ -264,6 +266,7 @@
   }
 
   selects.forEach((s) => s.addEventListener("change", apply));
+  gpu.addEventListener("change", apply);
   search.addEventListener("input", apply);
   pasted.addEventListener("input", answerPasted);
   tabs.forEach((tab) => tab.addEventListener("click", () => view(tab.dataset.view)));

@@ -151,6 +151,16 @@ def test_every_edge_of_the_catalog_is_measured_or_says_why_not():
                 assert any(p.id == b.probe for p in probes.PROBES), b.probe
 
 
+def test_every_entry_bounds_each_package_it_depends_on_or_says_why_none():
+    for entry in signatures.catalog():
+        assert bool(entry.affects) != bool(entry.unversioned), entry.id
+        for package, spec in entry.affects.items():
+            edges = signatures.range_clauses(spec)
+            assert edges, f"{entry.id}: {package} {spec} has no range"
+            measured = {b.bound for b in entry.measured if b.package == package}
+            assert measured == {str(c) for c in edges}, f"{entry.id}: {package}"
+
+
 def test_too_little_disk_stops_before_anything_is_installed():
     venvs = probe_runs.ProbeVenvs(min_free_bytes=10**18)
     probe = probes.probe_for("setuptools-pkg-resources-removed", "setuptools")

@@ -20,7 +20,7 @@ ENTRY = """\
 - id: old-torch
   title: t
   pattern: "boom"
-  affects: {torch: ">=2.6", TTS: "==0.22.0"}
+  affects: {torch: ">=2.6", TTS: ">=0.17"}
   measured:
     - package: torch
       bound: ">=2.6"
@@ -85,7 +85,7 @@ def test_a_bound_that_is_no_edge_of_affects_is_one_line():
         f"affects (its edges: >=2.6){FIX}"
     )
     assert "is no edge of affects (its edges: none)" in error(
-        MEASURED, {"package: torch": "package: TTS", 'bound: ">=2.6"': 'bound: ">=0.22"'}
+        MEASURED, {"package: torch": "package: demucs", 'bound: ">=2.6"': 'bound: ">=4.1"'}
     )
     assert error(MEASURED, {'bound: ">=2.6"': 'bound: "==2.6"'}) == (
         "signatures.yaml:8:14: entry 'old-torch': measured.0.bound: '==2.6' is not an edge "
@@ -111,6 +111,22 @@ def test_an_edge_measured_twice_and_a_bad_range_are_one_line():
     )
     assert error(MEASURED, {'">=2.6", TTS': '"2.6+", TTS'}).startswith(
         "signatures.yaml:5:3: entry 'old-torch': affects: torch: '2.6+' is not a range"
+    )
+
+
+def test_a_package_without_a_range_and_an_entry_without_packages_are_one_line():
+    assert error(MEASURED, {'TTS: ">=0.17"': 'TTS: "==0.22.0"'}) == (
+        "signatures.yaml:5:3: entry 'old-torch': affects: TTS: '==0.22.0' has no edge: give "
+        "the releases the failure spans (>=, >, <=, <) and measure them"
+    )
+    bare = {'{torch: ">=2.6", TTS: ">=0.17"}': "{}"}
+    assert error(MEASURED, bare).startswith(
+        "signatures.yaml:2:3: entry 'old-torch': affects is empty: name each package whose "
+        "version moves the failure, or say why none does with `unversioned: why`"
+    )
+    both = {"  remedy: r": "  unversioned: hardware\n  remedy: r"}
+    assert error(MEASURED, both).startswith(
+        "signatures.yaml:2:3: entry 'old-torch': has both `affects` and `unversioned`: keep one"
     )
 
 
@@ -156,6 +172,7 @@ SMALL = """\
   title: t
   pattern: "bang"
   affects: {}
+  unversioned: u
   remedy: r
   sources: []
 """

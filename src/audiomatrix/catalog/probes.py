@@ -50,6 +50,22 @@ def by_path(package, relative):
     return module
 """
 
+
+def _tts_module(relative: str) -> str:
+    """`module = TTS's <relative>`, loaded by path; a TTS release without that file (from
+    before XTTS, or its streaming) has nothing that can fail, so the probe works there."""
+    return (
+        _BY_PATH
+        + f"""
+root = pathlib.Path(importlib.util.find_spec("TTS").origin).parent
+if not (root / {relative!r}).exists():
+    print("no " + {relative!r} + " in this TTS release")
+    raise SystemExit(0)
+module = by_path("TTS", {relative!r})
+"""
+    )
+
+
 _TORCHAUDIO_ROUND_TRIP = """
 import os, tempfile, torch, torchaudio
 path = os.path.join(tempfile.mkdtemp(), "probe.wav")
@@ -104,17 +120,72 @@ torch.load(path, map_location="cpu")
 """
 
 _GENERATE = (
-    _BY_PATH
+    _tts_module("tts/layers/xtts/gpt_inference.py")
     + """
 import torch
 from transformers import GPT2Config, GPT2Model
-gpt_inference = by_path("TTS", "tts/layers/xtts/gpt_inference.py")
 config = GPT2Config(vocab_size=8, n_positions=8, n_embd=8, n_layer=1, n_head=1)
-model = gpt_inference.GPT2InferenceModel(
+model = module.GPT2InferenceModel(
     config, GPT2Model(config), torch.nn.Identity(), torch.nn.Embedding(8, 8),
     torch.nn.LayerNorm(8), torch.nn.Linear(8, 8), True,
 )
 model.generate
+"""
+)
+
+# TTS's own stream generator driving its own GPT2InferenceModel (tiny, random) as
+# Xtts.inference_stream does through GPT.get_generator, with the same generation arguments.
+_STREAM = (
+    _tts_module("tts/layers/xtts/stream_generator.py")
+    + """
+import torch
+from transformers import GPT2Config, GPT2Model
+gpt_inference = by_path("TTS", "tts/layers/xtts/gpt_inference.py")
+module.init_stream_support()
+
+class Positions(torch.nn.Embedding):
+    def forward(self, x):
+        return super().forward(torch.arange(x.shape[1], device=x.device))
+    def get_fixed_embedding(self, index, device):
+        return super().forward(torch.tensor([index], device=device)).unsqueeze(0)
+
+config = GPT2Config(vocab_size=8, n_positions=32, n_embd=8, n_layer=1, n_head=1)
+model = gpt_inference.GPT2InferenceModel(
+    config, GPT2Model(config), Positions(32, 8), torch.nn.Embedding(8, 8),
+    torch.nn.LayerNorm(8), torch.nn.Linear(8, 8), True,
+)
+model.store_prefix_emb(torch.zeros(1, 2, 8))
+steps = model.generate_stream(
+    torch.tensor([[1, 1, 6]]), bos_token_id=6, pad_token_id=7, eos_token_id=7, max_length=8,
+    do_stream=True, do_sample=True, top_k=50, top_p=0.85, temperature=0.75, num_beams=1,
+    num_return_sequences=1, length_penalty=1.0, repetition_penalty=10.0,
+    output_attentions=False, output_hidden_states=True,
+)
+print(sum(1 for _ in steps), "steps streamed")
+"""
+)
+
+# TTS.api's TTS(model_path=..., config_path=...) builds Synthesizer(tts_checkpoint=...,
+# tts_config_path=...); the rate it saves at is set from the config right after _load_tts, so
+# _load_tts here loads the config alone (a model's weights do not move the rate).
+_OUTPUT_RATE = (
+    _tts_module("tts/configs/xtts_config.py")
+    + """
+import os, tempfile
+from TTS.config import load_config
+from TTS.utils.synthesizer import Synthesizer
+
+def config_only(self, tts_checkpoint, tts_config_path, use_cuda):
+    self.tts_config = load_config(tts_config_path)
+
+Synthesizer._load_tts = config_only
+root = tempfile.mkdtemp()
+config_path = os.path.join(root, "config.json")
+module.XttsConfig().save_json(config_path)
+made = load_config(config_path).audio["output_sample_rate"]
+stored = Synthesizer(tts_checkpoint=root, tts_config_path=config_path).output_sample_rate
+if stored != made:
+    raise SystemExit(f"TTS.tts_to_file(model_path=...): stored {stored} Hz, the model makes {made}")
 """
 )
 
@@ -188,6 +259,55 @@ PROBES: tuple[Probe, ...] = (
         snippet="from transformers import BeamSearchScorer\n",
     ),
     Probe(
+        id="import-tts-stream-generator",
+        entry="transformers-beamsearchscorer",
+        package="TTS",
+        about="TTS's XTTS stream_generator.py (loaded by path), which imports BeamSearchScorer",
+        snippet=_tts_module("tts/layers/xtts/stream_generator.py"),
+        pins={"torch": "2.5.1", "transformers": "4.57.1"},
+        no_deps=("TTS",),
+    ),
+    Probe(
+        id="gpt2-inference-generate-tts",
+        entry="transformers-generate-removed",
+        package="TTS",
+        about="the same GPT2InferenceModel.generate across TTS releases, transformers 4.52.1",
+        snippet=_GENERATE,
+        pins={"torch": "2.5.1", "transformers": "4.52.1"},
+        no_deps=("TTS",),
+    ),
+    Probe(
+        id="xtts-api-output-rate",
+        entry="tts022-api-xtts-output-rate",
+        package="TTS",
+        about="the rate TTS's Synthesizer saves an XTTS model_path's speech at, against the "
+        "config's output_sample_rate (a transformers from before LogitsWarper left; "
+        "unidecode, which TTS 0.17.0's XTTS tokenizer imports undeclared)",
+        snippet=_OUTPUT_RATE,
+        pins={"torch": "2.5.1", "torchaudio": "2.5.1", "transformers": "4.40.2"},
+        also=("setuptools<81", "unidecode"),
+    ),
+    Probe(
+        id="xtts-stream-generate-tts",
+        entry="xtts-stream-pad-token-tensor",
+        package="TTS",
+        about="TTS's stream generator on its tiny GPT2InferenceModel, transformers 4.49.0 "
+        "(the legacy-pinned cells')",
+        snippet=_STREAM,
+        pins={"torch": "2.5.1", "transformers": "4.49.0"},
+        no_deps=("TTS",),
+    ),
+    Probe(
+        id="xtts-stream-generate",
+        entry="xtts-stream-pad-token-tensor",
+        package="transformers",
+        about="TTS 0.22's stream generator on its tiny GPT2InferenceModel, streaming as "
+        "Xtts.inference_stream does",
+        snippet=_STREAM,
+        pins={"torch": "2.5.1", "TTS": "0.22.0"},
+        no_deps=("TTS",),
+    ),
+    Probe(
         id="gpt2-inference-generate",
         entry="transformers-generate-removed",
         package="transformers",
@@ -219,6 +339,24 @@ PROBES: tuple[Probe, ...] = (
         about="import transformers.masking_utils (what XTTS's stream generator reaches)",
         snippet="import transformers.masking_utils\n",
         pins={"transformers": "5.23.0"},
+    ),
+    Probe(
+        id="import-coqui-tts-on-transformers-5",
+        entry="coqui-tts-transformers-isin-mps-friendly",
+        package="coqui-tts",
+        about="import TTS (coqui-tts) with the maintained cells' transformers 5.23.0, torch 2.8",
+        snippet="import TTS\n",
+        pins={"transformers": "5.23.0", "torch": "2.8.0", "torchaudio": "2.8.0"},
+        also=("six",),
+    ),
+    Probe(
+        id="import-coqui-tts-27",
+        entry="coqui-tts-transformers-isin-mps-friendly",
+        package="transformers",
+        about="import TTS (coqui-tts 0.27.5, the last release that imports isin_mps_friendly)",
+        snippet="import TTS\n",
+        pins={"coqui-tts": "0.27.5", "torch": "2.8.0", "torchaudio": "2.8.0"},
+        also=("six",),
     ),
     Probe(
         id="import-coqui-tts",

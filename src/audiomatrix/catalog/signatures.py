@@ -117,6 +117,9 @@ class Signature(BaseModel):
     title: str
     pattern: str
     affects: dict[str, str]
+    unversioned: str | None = None
+    """Why no package's version moves the failure (hardware, memory, how a model is served):
+    the entry's explicit answer where `affects` is empty."""
     measured: list[Boundary] = []
     remedy: str
     sources: list[str]
@@ -135,7 +138,23 @@ class Signature(BaseModel):
                 SpecifierSet(spec)
             except InvalidSpecifier:
                 raise ValueError(f"{package}: {spec!r} is not a range like '>=2.6'") from None
+            if not range_clauses(spec):
+                raise ValueError(
+                    f"{package}: {spec!r} has no edge: give the releases the failure spans "
+                    "(>=, >, <=, <) and measure them"
+                )
         return value
+
+    @model_validator(mode="after")
+    def _versioned_or_why_not(self) -> Signature:
+        if self.affects and self.unversioned is not None:
+            raise ValueError("has both `affects` and `unversioned`: keep one")
+        if not self.affects and self.unversioned is None:
+            raise ValueError(
+                "affects is empty: name each package whose version moves the failure, or say "
+                "why none does with `unversioned: why`"
+            )
+        return self
 
     def matches(self, text: str) -> bool:
         return re.search(self.pattern, text) is not None

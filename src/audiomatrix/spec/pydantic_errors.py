@@ -97,7 +97,7 @@ def pydantic_error(
         return YamlFileError(file, *pos.of(loc, key=True), msg)
     if kind == "missing":
         return YamlFileError(file, *pos.of(loc[:-1], key=True), f"missing key '{loc[-1]}'")
-    if kind == "invalid_key" or err["loc"][-1] == "[key]":
+    if kind == "invalid_key" or err["loc"][-1:] == ("[key]",):
         key = err["input"]  # pydantic's loc has the key as a string; YAML may have read a number
         parent = ".".join(str(p) for p in loc[:-1])
         return YamlFileError(
@@ -111,7 +111,9 @@ def pydantic_error(
     value = err.get("input")
     if kind == "value_error":  # a model's own check points at its key, a field's at its value
         where_at = pos.of(loc, key=isinstance(value, dict))
-        return YamlFileError(file, *where_at, f"{where}: {err['ctx']['error']}")
+        # A check of the whole model (no loc) is about the mapping itself: no prefix.
+        prefix = f"{where}: " if where else ""
+        return YamlFileError(file, *where_at, f"{prefix}{err['ctx']['error']}")
     hint = type_hint(value) if kind == "string_type" else ""
     msg = f"{where}: {_describe(err)}, got {shown(value)}{hint}"
     return YamlFileError(file, *pos.of(loc), msg)

@@ -69,3 +69,23 @@ def test_the_same_table_twice_has_nothing_to_group():
     result = CliRunner().invoke(app, ["diff", str(DATA / "old.json"), str(DATA / "old.json")])
     assert result.exit_code == 0
     assert result.output == "0 changes, 0 regressions\n"
+
+
+def test_releases_that_moved_without_a_change_are_still_named():
+    old, _ = _tables()
+    rows = list(old.rows)
+    first, second = rows[0], rows[1]
+    rows[0] = first.model_copy(
+        update={"versions": {**first.versions, "transformers": "9.9.9"}, "lock_sha256": "1" * 64}
+    )
+    rows[1] = second.model_copy(update={"lock_sha256": "2" * 64})
+    moved = old.model_copy(update={"rows": rows})
+    assert diff.diff(old, moved) == []
+    was = first.versions.get("transformers") or "-"
+    assert releases.unchanged_moves(old, moved, []) == [
+        f"the lock (no package the suite measures moved): no check changed on 1 row "
+        f"({second.cell} [{second.where.kind}])",
+        f"transformers {was} -> 9.9.9: no check changed on 1 row "
+        f"({first.cell} [{first.where.kind}])",
+    ]
+    assert releases.unchanged_moves(old, old, []) == []

@@ -76,7 +76,7 @@ def test_only_the_cell_whose_lock_moved_runs_again(tmp_path):
         assert current_run(runs, _prepared(environments, cell), MODES) is not None, cell
 
     stays_tag = _prepared(environments, STAYS).tag
-    _move(environments / MOVES, "transformers", "5.25.0")
+    _move(environments / MOVES, "transformers", "5.0.0")  # a pin it has never had
     _new_sweep()
     assert current_run(runs, _prepared(environments, MOVES), MODES) is None
     unchanged = _prepared(environments, STAYS)

@@ -42,6 +42,11 @@ def diff_command(
         out.print("by what moved under them:")
     for line in releases.lines(*releases.grouped(before, after, changes)):
         out.print(line, markup=False, highlight=False)
+    quiet = releases.unchanged_moves(before, after, changes)
+    if quiet:
+        out.print("moved with no check changing:")
+    for line in quiet:
+        out.print(f"  {line}", markup=False, highlight=False)
     bad = diff.regressions(changes)
     out.print(f"{len(changes)} changes, {len(bad)} regressions")
     if bad:

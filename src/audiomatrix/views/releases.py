@@ -127,6 +127,27 @@ def grouped(
     return ordered, unknowns
 
 
+def unchanged_moves(old: Compatibility, new: Compatibility, changes: Sequence[Change]) -> list[str]:
+    """The releases that moved under rows none of whose checks changed, one line per
+    release, so a refresh that broke nothing still says what it took."""
+    changed = {(c.cell, c.where) for c in changes}
+    before = _indexed(old)
+    rows: dict[str, set[str]] = defaultdict(set)
+    for key, row in _indexed(new).items():
+        was = before.get(key)
+        if was is None or key in changed:
+            continue
+        moved = moved_versions(was, row)
+        if not moved and was.lock_sha256 != row.lock_sha256:
+            moved = ("the lock (no package the suite measures moved)",)
+        for release in moved:
+            rows[release].add(f"{row.cell} [{key[1]}]")
+    return [
+        f"{moved}: no check changed on {_count(len(found))} ({_named(sorted(found))})"
+        for moved, found in sorted(rows.items(), key=lambda item: (-len(item[1]), item[0]))
+    ]
+
+
 def _named(rows: Sequence[str]) -> str:
     shown = ", ".join(rows[:ROWS_SHOWN])
     return shown + (f" and {len(rows) - ROWS_SHOWN} more" if len(rows) > ROWS_SHOWN else "")

@@ -195,8 +195,10 @@ def _target_args(plan: LockPlan) -> list[str]:
 
 
 def _source_args(plan: LockPlan) -> list[str]:
-    """Where and as of when packages come from, and no configuration of this machine."""
-    args = ["--no-config"]
+    """Where and as of when packages come from; no configuration of this machine, and no
+    Python downloaded: the lock is for the cell's Python, and an sdist is built with the
+    interpreter found here (a download host that does not answer costs seconds of retries)."""
+    args = ["--no-config", "--no-python-downloads"]
     if plan.exclude_newer:
         args += ["--exclude-newer", plan.exclude_newer]
     if plan.index:

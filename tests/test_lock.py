@@ -78,6 +78,7 @@ def test_uv_arguments_target_the_cell_not_this_machine(small):
     ]:
         assert args[args.index(flag) + 1] == value
     assert "--no-config" in args and "--generate-hashes" in args
+    assert "--no-python-downloads" in args  # a lock is for a Python, not made with one
     assert "--emit-index-url" not in args
 
 

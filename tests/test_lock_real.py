@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from audiomatrix.cli import app as cli
 from audiomatrix.cli.app import app
+from audiomatrix.lock import sdist_metadata
 from support import (
     INTERRUPTIONS,
     add_smoke_requirement,
@@ -84,6 +85,51 @@ def test_bad_cells_do_not_stop_the_good_one(workdir):
     )
     assert unreachable["status"] == "index unreachable"
     assert (envs / CELL / "requirements.txt").is_file()
+
+
+def test_a_relock_takes_an_sdists_dependencies_from_its_first_build(workdir, monkeypatch):
+    # docopt 0.6.2 is an sdist only, whose PKG-INFO (1.1) does not say its dependencies.
+    monkeypatch.setenv("AUDIOMATRIX_CACHE", str(workdir / "cache"))
+    monkeypatch.setenv("UV_CACHE_DIR", str(workdir / "uv-first"))
+    add_smoke_requirement(workdir / "matrix.yaml", "docopt==0.6.2")
+    assert _lock(workdir, CELL).exit_code == 0
+    folder = workdir / "environments" / CELL
+    lock = (folder / "requirements.txt").read_bytes()
+    (sha256,) = sdist_metadata.hashed_pins(lock.decode())["docopt"].hashes
+    kept = workdir / "cache" / "sdist-metadata" / "files" / f"{sha256}.json"
+    assert json.loads(kept.read_text()) == {
+        "kind": "sdist",
+        "name": "docopt",
+        "version": "0.6.2",
+        "metadata": {"name": "docopt", "version": "0.6.2", "requires-dist": [],
+                     "provides-extras": []},
+    }  # fmt: skip
+    assert list((workdir / "uv-first").glob("sdists-*/**/docopt")), "uv built it"
+
+    # The same cell resolved again, with uv's own cache empty: the same bytes, nothing built.
+    shutil.rmtree(folder)
+    monkeypatch.setenv("UV_CACHE_DIR", str(workdir / "uv-again"))
+    assert _lock(workdir, CELL).exit_code == 0
+    assert (folder / "requirements.txt").read_bytes() == lock
+    assert not list((workdir / "uv-again").glob("sdists-*/**/docopt")), "uv built it again"
+
+    # An entry for other bytes of that version (here: made up, with a dependency docopt does not
+    # declare) is not borne out by the lock's one hash: the cell is resolved again without it.
+    key = sdist_metadata.resolution_key(json.loads((folder / "cell.json").read_text())["inputs"])
+    other = "0" * 64
+    hint = workdir / "cache" / "sdist-metadata" / "cells" / f"{key}.json"
+    assert json.loads(hint.read_text()) == [sha256]
+    made_up = {"name": "docopt", "version": "0.6.2", "requires-dist": ["six"],
+               "provides-extras": []}  # fmt: skip
+    kept.with_name(f"{other}.json").write_text(
+        json.dumps({"kind": "sdist", "name": "docopt", "version": "0.6.2", "metadata": made_up})
+    )
+    hint.write_text(json.dumps([other]))
+    shutil.rmtree(folder)
+    assert _lock(workdir, CELL).exit_code == 0
+    assert (folder / "requirements.txt").read_bytes() == lock
+    assert "six" not in sdist_metadata.hashed_pins(lock.decode())
+    assert json.loads(hint.read_text()) == [sha256]
 
 
 # --------------------------------------------------------------------------- interruptions

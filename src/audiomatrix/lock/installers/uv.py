@@ -5,7 +5,8 @@ so a macOS or Windows lock is made here as well as a Linux one. The lock is a
 requirements file with hashes (`uv pip compile --generate-hashes`): pip, uv, tox and a
 Dockerfile install it alike, and it names no index address, so it works for a user
 behind another mirror. Nothing of this machine's pip or uv configuration reaches uv:
-config files are ignored and UV_*/PIP_* variables are dropped.
+config files are ignored (the one uv reads is audiomatrix's own: sdist_metadata's entries) and
+UV_*/PIP_* variables are dropped.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from audiomatrix.core.files import sha256_file, sha256_json, write_atomic, write_json
+from audiomatrix.lock import sdist_metadata
 from audiomatrix.lock.installers.steps import ImageSteps, NativeSteps
 from audiomatrix.lock.resolved import resolved_cell
 from audiomatrix.lock.stage import (
@@ -176,21 +178,65 @@ def _day(stamp: str | None) -> str:
 
 def uv_compile_args(plan: LockPlan, output: str) -> list[str]:
     """The `uv pip compile` arguments for a plan, run inside the cell's folder."""
-    args = [
+    return [
         "pip", "compile", INPUT_FILE,
         "--output-file", output,
         "--generate-hashes",
-        "--no-config",
-        "--python-version", plan.cell.python,
-        "--python-platform", plan.cell.os_value.platform,
         "--custom-compile-command", f"audiomatrix lock --select {plan.cell.id}",
         "--quiet",
+        *_target_args(plan),
+        *_source_args(plan),
     ]  # fmt: skip
+
+
+def _target_args(plan: LockPlan) -> list[str]:
+    """What the resolution is for: the cell's Python and platform."""
+    return ["--python-version", plan.cell.python, "--python-platform", plan.cell.os_value.platform]
+
+
+def _source_args(plan: LockPlan) -> list[str]:
+    """Where and as of when packages come from; no configuration of this machine, and no
+    Python downloaded: the lock is for the cell's Python, and an sdist is built with the
+    interpreter found here (a download host that does not answer costs seconds of retries)."""
+    args = ["--no-config", "--no-python-downloads"]
     if plan.exclude_newer:
         args += ["--exclude-newer", plan.exclude_newer]
     if plan.index:
         args += ["--extra-index-url", plan.index]
     return args
+
+
+def _resolve(plan: LockPlan, work: Path, stopper: Stopper, uv: str) -> tuple[int, str]:
+    """uv pip compile into `work`, given the metadata known for the sdists this cell pinned
+    last time (sdist_metadata); resolved again without every entry the new lock does not bear
+    out, and without any where uv fails with them. Afterwards the sdists it newly pins are
+    learnt for next time."""
+
+    def run(args: list[str]) -> tuple[int, str]:
+        return stopper.run([uv, *args], work, UV_TIMEOUT_S)
+
+    key = sdist_metadata.resolution_key(plan.inputs)
+    entries = sdist_metadata.offered(key)
+    while True:
+        (work / LOCK_FILE).unlink(missing_ok=True)  # uv would prefer an earlier try's pins
+        args = uv_compile_args(plan, LOCK_FILE)
+        if entries:
+            toml = sdist_metadata.dependency_metadata_toml(entries.values())
+            write_atomic(work / sdist_metadata.CONFIG_FILE, toml)
+            args += ["--config-file", sdist_metadata.CONFIG_FILE]
+        code, stderr = run(args)
+        if not entries:
+            break
+        pins = sdist_metadata.hashed_pins((work / LOCK_FILE).read_text()) if code == 0 else {}
+        kept = {h: e for h, e in entries.items() if sdist_metadata.borne_out(e, h, pins)}
+        if kept == entries:
+            break
+        entries = kept if code == 0 else {}
+    if code == 0:
+        lock = (work / LOCK_FILE).read_text()
+        target, source = _target_args(plan), _source_args(plan)
+        sdist_metadata.learn(lock, key, work, run, target=target, source=source)
+    return code, stderr
 
 
 def index_problem(url: str) -> str | None:
@@ -231,7 +277,7 @@ def lock_cell(
         work = Path(scratch)
         write_atomic(work / INPUT_FILE, "\n".join(plan.requirements) + "\n")
         try:
-            code, stderr = stopper.run([uv, *uv_compile_args(plan, LOCK_FILE)], work, UV_TIMEOUT_S)
+            code, stderr = _resolve(plan, work, stopper, uv)
         except subprocess.TimeoutExpired:
             return LockResult(
                 cell.id, Status.ERROR, f"uv took over {UV_TIMEOUT_S} s; nothing changed"

@@ -41,7 +41,8 @@ from audiomatrix.core.files import cache_dir, sha256_json, write_atomic
 CONFIG_FILE = "uv.toml"
 """What the resolution reads its entries from (`--config-file`, beside `--no-config`)."""
 
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
+"""A requirement line `name==version` of a lock (or of pasted text)."""
 _HASH = re.compile(r"^\s+--hash=sha256:([0-9a-f]{64})")
 
 Run = Callable[[list[str]], tuple[int, str]]
@@ -62,7 +63,7 @@ def hashed_pins(lock: str) -> dict[str, Pin]:
     found: dict[str, Pin] = {}
     current: Pin | None = None
     for line in lock.splitlines():
-        if pin := _PIN.match(line):
+        if pin := PIN.match(line):
             current = Pin(pin.group(1), pin.group(2), ())
             found[canonicalize_name(current.name)] = current
         elif (digest := _HASH.match(line)) and current is not None:

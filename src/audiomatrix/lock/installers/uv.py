@@ -61,7 +61,7 @@ CUDA_UP_TO = False
 LOCKED_IN_CI = False
 """Its cells are locked where the matrix is edited and committed with it."""
 
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
+PIN = sdist_metadata.PIN
 """A lock's requirement line: its name and pinned version."""
 
 # uv failing on this machine (a full disk, a read-only folder): says nothing about the cell.
